@@ -1,0 +1,20 @@
+"""handnet: neural networks whose every line of math is written by hand in NumPy."""
+
+from .exceptions import ConvergenceWarning, DivergenceError, ModelFileError, NotFittedError
+from .layers import Activation, Dense, Dropout, Layer
+from .network import Sequential
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Activation",
+    "ConvergenceWarning",
+    "Dense",
+    "DivergenceError",
+    "Dropout",
+    "Layer",
+    "ModelFileError",
+    "NotFittedError",
+    "Sequential",
+    "__version__",
+]

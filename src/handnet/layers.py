@@ -1,0 +1,222 @@
+"""Layers: each one's forward pass sits next to its backward pass.
+
+A layer maps an input batch ``X`` of shape ``(n_samples, n_inputs)`` to an output
+of shape ``(n_samples, n_outputs)``. ``forward`` keeps what ``backward`` needs;
+``backward(dout)`` takes :math:`\\partial L / \\partial\\,\\text{out}` and
+
+* writes the gradients of the layer's parameters into ``layer.gradients()``
+  (overwriting them: calling ``backward`` twice gives the same gradients, it
+  never accumulates), and
+* returns :math:`\\partial L / \\partial X`, the ``dout`` of the layer below.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import DTypeLike, NDArray
+
+from .activations import get_activation
+from .initializers import Initializer, get_initializer
+
+Array = NDArray[np.floating]
+
+
+class Layer:
+    """Base class of all layers."""
+
+    #: Whether each of :meth:`parameters` is a weight that an L2 penalty applies to
+    #: (biases are never penalised).
+    penalized: tuple[bool, ...] = ()
+
+    def forward(self, X: Array, training: bool = False) -> Array:
+        raise NotImplementedError
+
+    def backward(self, dout: Array, need_input_gradient: bool = True) -> Array | None:
+        raise NotImplementedError
+
+    def parameters(self) -> list[Array]:
+        """The layer's trainable arrays (updated in place by the optimizers)."""
+        return []
+
+    def gradients(self) -> list[Array]:
+        """The gradients of the loss with respect to :meth:`parameters`, same order."""
+        return []
+
+    def bind(self, parameters: list[Array], gradients: list[Array]) -> None:
+        """Make the layer use the given arrays (e.g. views of one flat buffer)."""
+        if parameters:
+            raise TypeError(f"{type(self).__name__} has no parameters to bind")
+
+    def output_size(self, n_inputs: int) -> int:
+        """Number of output features for ``n_inputs`` input features."""
+        return n_inputs
+
+    def config(self) -> dict[str, object]:
+        """A JSON-serialisable description of the layer (for model files)."""
+        return {"type": type(self).__name__}
+
+
+class Dense(Layer):
+    r"""Fully connected (affine) layer :math:`Z = X W + b`.
+
+    Parameters
+    ----------
+    n_inputs, n_outputs : int
+        ``W`` has shape ``(n_inputs, n_outputs)`` and ``b`` shape ``(n_outputs,)``.
+    init : str or callable, default "xavier"
+        Weight initialiser (see :mod:`handnet.initializers`); biases start at 0.
+    random_state : int, Generator or None
+        Source of the initial weights.
+    dtype : float32 or float64
+
+    Notes
+    -----
+    With :math:`G = \partial L / \partial Z` of shape ``(n_samples, n_outputs)``:
+
+    .. math::
+
+        \frac{\partial L}{\partial W} = X^\top G, \qquad
+        \frac{\partial L}{\partial b} = \sum_i G_{i\cdot}, \qquad
+        \frac{\partial L}{\partial X} = G W^\top
+    """
+
+    penalized = (True, False)
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_outputs: int,
+        init: str | Initializer = "xavier",
+        random_state: int | np.random.Generator | None = None,
+        dtype: DTypeLike = np.float64,
+    ) -> None:
+        if int(n_inputs) < 1 or int(n_outputs) < 1:
+            raise ValueError(
+                f"Dense needs n_inputs >= 1 and n_outputs >= 1, got {n_inputs}, {n_outputs}"
+            )
+        self.n_inputs = int(n_inputs)
+        self.n_outputs = int(n_outputs)
+        self.init = init if isinstance(init, str) else getattr(init, "__name__", "custom")
+        rng = np.random.default_rng(random_state)
+        self.weights: Array = np.ascontiguousarray(
+            get_initializer(init)(self.n_inputs, self.n_outputs, rng, dtype)
+        )
+        self.bias: Array = np.zeros(self.n_outputs, dtype=self.weights.dtype)
+        self.grad_weights: Array = np.zeros_like(self.weights)
+        self.grad_bias: Array = np.zeros_like(self.bias)
+        self._X: Array | None = None
+
+    def forward(self, X: Array, training: bool = False) -> Array:
+        self._X = X
+        out = X @ self.weights
+        out += self.bias
+        return out
+
+    def backward(self, dout: Array, need_input_gradient: bool = True) -> Array | None:
+        if self._X is None:
+            raise RuntimeError("Dense.backward called before forward")
+        np.matmul(self._X.T, dout, out=self.grad_weights)
+        np.sum(dout, axis=0, out=self.grad_bias)
+        if not need_input_gradient:
+            return None
+        return dout @ self.weights.T
+
+    def parameters(self) -> list[Array]:
+        return [self.weights, self.bias]
+
+    def gradients(self) -> list[Array]:
+        return [self.grad_weights, self.grad_bias]
+
+    def bind(self, parameters: list[Array], gradients: list[Array]) -> None:
+        weights, bias = parameters
+        if weights.shape != self.weights.shape or bias.shape != self.bias.shape:
+            raise ValueError("bound arrays do not match the layer's shapes")
+        weights[...] = self.weights
+        bias[...] = self.bias
+        self.weights, self.bias = weights, bias
+        self.grad_weights, self.grad_bias = gradients
+
+    def output_size(self, n_inputs: int) -> int:
+        if n_inputs != self.n_inputs:
+            raise ValueError(f"Dense layer expects {self.n_inputs} inputs, got {n_inputs}")
+        return self.n_outputs
+
+    def config(self) -> dict[str, object]:
+        return {"type": "Dense", "n_inputs": self.n_inputs, "n_outputs": self.n_outputs}
+
+    def __repr__(self) -> str:
+        return f"Dense({self.n_inputs}, {self.n_outputs})"
+
+
+class Activation(Layer):
+    """An elementwise (or softmax) non-linearity, by name.
+
+    ``Activation("relu")``, ``"tanh"``, ``"sigmoid"``, ``"leaky_relu"``,
+    ``"identity"``, ``"softmax"``: forward and backward come from
+    :mod:`handnet.activations`.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._forward, self._backward = get_activation(name)
+        self._z: Array | None = None
+        self._a: Array | None = None
+
+    def forward(self, X: Array, training: bool = False) -> Array:
+        self._z = X
+        self._a = self._forward(X)
+        return self._a
+
+    def backward(self, dout: Array, need_input_gradient: bool = True) -> Array | None:
+        if self._z is None or self._a is None:
+            raise RuntimeError("Activation.backward called before forward")
+        return self._backward(dout, self._z, self._a)
+
+    def config(self) -> dict[str, object]:
+        return {"type": "Activation", "name": self.name}
+
+    def __repr__(self) -> str:
+        return f"Activation({self.name!r})"
+
+
+class Dropout(Layer):
+    r"""Inverted dropout: zero each input with probability ``rate`` while training.
+
+    Training: :math:`\text{out} = X \odot M / (1 - r)` with :math:`M_{ij} \sim
+    \text{Bernoulli}(1 - r)`, so the expected output equals the input and nothing
+    needs rescaling at prediction time. Evaluation: the identity.
+
+    Backward re-applies the *same* mask: :math:`\partial L/\partial X = G \odot M / (1-r)`
+    (a dropped unit gets no gradient).
+
+    Parameters
+    ----------
+    rate : float in [0, 1)
+        Probability of dropping a unit.
+    random_state : int, Generator or None
+        Source of the masks; a model sets its own generator here.
+    """
+
+    def __init__(self, rate: float, random_state: int | np.random.Generator | None = None) -> None:
+        if not 0.0 <= float(rate) < 1.0:
+            raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+        self.rng = np.random.default_rng(random_state)
+        self.mask: Array | None = None
+
+    def forward(self, X: Array, training: bool = False) -> Array:
+        if not training or self.rate == 0.0:
+            self.mask = None
+            return X
+        keep = self.rng.random(X.shape, dtype=np.float32) >= self.rate
+        self.mask = keep.astype(X.dtype) * X.dtype.type(1.0 / (1.0 - self.rate))
+        return X * self.mask
+
+    def backward(self, dout: Array, need_input_gradient: bool = True) -> Array | None:
+        return dout if self.mask is None else dout * self.mask
+
+    def config(self) -> dict[str, object]:
+        return {"type": "Dropout", "rate": self.rate}
+
+    def __repr__(self) -> str:
+        return f"Dropout({self.rate})"

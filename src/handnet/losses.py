@@ -1,0 +1,281 @@
+r"""Losses computed from logits, each returning the mean loss and its gradient.
+
+Every loss here takes the network's raw output (the *logits* ``z``, shape
+``(n_samples, n_outputs)``) rather than probabilities: the log of a probability
+that rounded to 0 is how hand-written nets produce ``inf`` and ``nan``. Written
+in terms of logits the losses are finite for any finite input, and the gradient
+through the output non-linearity fuses into the famous *prediction minus target*.
+
+The loss is the (optionally weighted) **mean** over samples:
+
+.. math:: L = \frac{\sum_i s_i \ell_i}{\sum_i s_i}
+
+with sample weights :math:`s_i` (all 1 by default), so a sample weight of 2 is
+the same as the sample repeated twice, and the step size of gradient descent
+does not grow with the batch size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .activations import log_softmax, sigmoid, softmax
+
+Array = NDArray[np.floating]
+
+
+def _normaliser(n_samples: int, sample_weight: Array | None) -> float:
+    """The denominator of the weighted mean: ``n_samples`` or ``sum(sample_weight)``."""
+    return float(n_samples) if sample_weight is None else float(np.sum(sample_weight))
+
+
+def _weighted_mean(per_sample: Array, sample_weight: Array | None) -> float:
+    if sample_weight is None:
+        return float(np.mean(per_sample))
+    return float(np.dot(sample_weight, per_sample) / np.sum(sample_weight))
+
+
+def _scale_rows(d: Array, n_samples: int, sample_weight: Array | None) -> Array:
+    """Divide the per-sample gradients by the normaliser, weighting each row."""
+    denominator = _normaliser(n_samples, sample_weight)
+    if sample_weight is None:
+        d *= 1.0 / denominator
+    else:
+        d *= (sample_weight / denominator).astype(d.dtype, copy=False).reshape(-1, 1)
+    return d
+
+
+# --- binary cross-entropy ----------------------------------------------------------------
+
+
+def binary_cross_entropy(
+    logits: Array, targets: Array, sample_weight: Array | None = None
+) -> tuple[float, Array]:
+    r"""Binary cross-entropy of a sigmoid output, from the logits.
+
+    For a logit :math:`z` and a target :math:`y \in \{0, 1\}` (or any value in
+    :math:`[0, 1]`), with :math:`p = \sigma(z)`:
+
+    .. math::
+
+        \ell = -y \log p - (1 - y) \log(1 - p)
+             = \max(z, 0) - y z + \log(1 + e^{-|z|})
+
+    The right-hand form never overflows (``exp`` sees only ``-|z|``) and never
+    takes ``log(0)``. Its derivative is the prediction minus the target:
+
+    .. math:: \frac{\partial \ell}{\partial z} = \sigma(z) - y
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n_samples, 1) or (n_samples,)
+    targets : ndarray of the same shape as ``logits``
+    sample_weight : ndarray of shape (n_samples,), optional
+
+    Returns
+    -------
+    loss : float
+        The weighted mean of :math:`\ell` over samples.
+    dlogits : ndarray of the shape of ``logits``
+        :math:`\partial L / \partial z`.
+    """
+    n_samples = logits.shape[0]
+    e = np.exp(-np.abs(logits))  # shared by the loss and the sigmoid
+    per_sample = np.maximum(logits, 0) - targets * logits + np.log1p(e)
+    if per_sample.ndim > 1:
+        per_sample = per_sample.sum(axis=tuple(range(1, per_sample.ndim)))
+    loss = _weighted_mean(per_sample, sample_weight)
+    probabilities = np.where(logits >= 0, 1.0, e) / (1.0 + e)
+    dlogits = _scale_rows(probabilities - targets, n_samples, sample_weight)
+    return loss, dlogits
+
+
+def binary_cross_entropy_value(
+    logits: Array, targets: Array, sample_weight: Array | None = None
+) -> float:
+    """The mean binary cross-entropy alone (no gradient): for monitoring."""
+    per_sample = np.maximum(logits, 0) - targets * logits + np.log1p(np.exp(-np.abs(logits)))
+    if per_sample.ndim > 1:
+        per_sample = per_sample.sum(axis=tuple(range(1, per_sample.ndim)))
+    return _weighted_mean(per_sample, sample_weight)
+
+
+# --- softmax cross-entropy ---------------------------------------------------------------
+
+
+def softmax_cross_entropy(
+    logits: Array, targets: Array, sample_weight: Array | None = None
+) -> tuple[float, Array]:
+    r"""Cross-entropy of a softmax output, from the logits.
+
+    For logits :math:`z \in \mathbb{R}^K` and a one-hot (or any probability)
+    target :math:`y`, with :math:`p = \mathrm{softmax}(z)`:
+
+    .. math::
+
+        \ell = -\sum_k y_k \log p_k
+             = \sum_k y_k \Big(\log\sum_j e^{z_j} - z_k\Big)
+
+    where the log-sum-exp is computed with the row maximum subtracted. Since
+    :math:`\partial \log\sum_j e^{z_j} / \partial z_k = p_k` and :math:`\sum_k y_k = 1`:
+
+    .. math:: \frac{\partial \ell}{\partial z_k} = p_k - y_k
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n_samples, n_classes)
+    targets : ndarray of shape (n_samples, n_classes)
+        One-hot rows (see :func:`handnet.datasets.one_hot`) or probabilities.
+    sample_weight : ndarray of shape (n_samples,), optional
+
+    Returns
+    -------
+    loss : float
+    dlogits : ndarray of shape (n_samples, n_classes)
+    """
+    n_samples = logits.shape[0]
+    log_p = log_softmax(logits)
+    loss = _weighted_mean(-np.sum(targets * log_p, axis=1), sample_weight)
+    dlogits = np.exp(log_p)
+    dlogits -= targets
+    return loss, _scale_rows(dlogits, n_samples, sample_weight)
+
+
+def softmax_cross_entropy_value(
+    logits: Array, targets: Array, sample_weight: Array | None = None
+) -> float:
+    """The mean softmax cross-entropy alone (no gradient): for monitoring."""
+    return _weighted_mean(-np.sum(targets * log_softmax(logits), axis=1), sample_weight)
+
+
+# --- mean squared error ------------------------------------------------------------------
+
+
+def mean_squared_error(
+    outputs: Array, targets: Array, sample_weight: Array | None = None
+) -> tuple[float, Array]:
+    r"""Half squared error, summed over outputs and averaged over samples.
+
+    .. math:: \ell = \tfrac12 \sum_k (z_k - y_k)^2, \qquad
+              \frac{\partial \ell}{\partial z_k} = z_k - y_k
+
+    The factor 1/2 (as in scikit-learn's ``MLPRegressor``) makes the gradient the
+    plain residual: *prediction minus target* again.
+
+    Parameters
+    ----------
+    outputs : ndarray of shape (n_samples, n_outputs)
+    targets : ndarray of shape (n_samples, n_outputs)
+    sample_weight : ndarray of shape (n_samples,), optional
+    """
+    n_samples = outputs.shape[0]
+    residual = outputs - targets
+    per_sample = 0.5 * np.sum(residual * residual, axis=tuple(range(1, residual.ndim)))
+    loss = _weighted_mean(per_sample, sample_weight)
+    return loss, _scale_rows(residual, n_samples, sample_weight)
+
+
+def mean_squared_error_value(
+    outputs: Array, targets: Array, sample_weight: Array | None = None
+) -> float:
+    """The mean half squared error alone (no gradient): for monitoring."""
+    residual = outputs - targets
+    per_sample = 0.5 * np.sum(residual * residual, axis=tuple(range(1, residual.ndim)))
+    return _weighted_mean(per_sample, sample_weight)
+
+
+# --- loss objects ------------------------------------------------------------------------
+
+
+class Loss:
+    """A loss with its output link, as used by the models and the training loop.
+
+    ``loss(logits, targets, sample_weight)`` returns ``(mean_loss, dlogits)``;
+    ``loss.value(...)`` only the mean loss; ``loss.link(logits)`` turns logits
+    into what the model outputs (probabilities or values).
+    """
+
+    name = "loss"
+
+    def __call__(
+        self, logits: Array, targets: Array, sample_weight: Array | None = None
+    ) -> tuple[float, Array]:
+        raise NotImplementedError
+
+    def value(self, logits: Array, targets: Array, sample_weight: Array | None = None) -> float:
+        raise NotImplementedError
+
+    def link(self, logits: Array) -> Array:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class BinaryCrossEntropy(Loss):
+    """Sigmoid + binary cross-entropy; see :func:`binary_cross_entropy`."""
+
+    name = "binary_cross_entropy"
+
+    def __call__(
+        self, logits: Array, targets: Array, sample_weight: Array | None = None
+    ) -> tuple[float, Array]:
+        return binary_cross_entropy(logits, targets, sample_weight)
+
+    def value(self, logits: Array, targets: Array, sample_weight: Array | None = None) -> float:
+        return binary_cross_entropy_value(logits, targets, sample_weight)
+
+    def link(self, logits: Array) -> Array:
+        return sigmoid(logits)
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Softmax + cross-entropy; see :func:`softmax_cross_entropy`."""
+
+    name = "softmax_cross_entropy"
+
+    def __call__(
+        self, logits: Array, targets: Array, sample_weight: Array | None = None
+    ) -> tuple[float, Array]:
+        return softmax_cross_entropy(logits, targets, sample_weight)
+
+    def value(self, logits: Array, targets: Array, sample_weight: Array | None = None) -> float:
+        return softmax_cross_entropy_value(logits, targets, sample_weight)
+
+    def link(self, logits: Array) -> Array:
+        return softmax(logits)
+
+
+class MeanSquaredError(Loss):
+    """Identity output + half squared error; see :func:`mean_squared_error`."""
+
+    name = "mean_squared_error"
+
+    def __call__(
+        self, logits: Array, targets: Array, sample_weight: Array | None = None
+    ) -> tuple[float, Array]:
+        return mean_squared_error(logits, targets, sample_weight)
+
+    def value(self, logits: Array, targets: Array, sample_weight: Array | None = None) -> float:
+        return mean_squared_error_value(logits, targets, sample_weight)
+
+    def link(self, logits: Array) -> Array:
+        return logits
+
+
+LOSSES: dict[str, type[Loss]] = {
+    "binary_cross_entropy": BinaryCrossEntropy,
+    "softmax_cross_entropy": SoftmaxCrossEntropy,
+    "mean_squared_error": MeanSquaredError,
+}
+
+
+def get_loss(loss: str | Loss) -> Loss:
+    """A :class:`Loss` from its name (or the object itself)."""
+    if isinstance(loss, Loss):
+        return loss
+    try:
+        return LOSSES[loss]()
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)}") from None

@@ -1,0 +1,157 @@
+"""A sequential network: layers applied one after the other.
+
+Backpropagation is the chain rule applied layer by layer, from the loss back to
+the input: each layer's ``backward`` turns the gradient with respect to its
+output into the gradient with respect to its input (and of its parameters).
+
+All parameters live in one contiguous vector, :attr:`Sequential.flat_parameters`,
+and all gradients in another, :attr:`Sequential.flat_gradients`; each layer's
+arrays are views into them. Penalised weights come first, biases after, so the
+weights are the slice ``flat_parameters[:n_penalized]``. One flat vector lets an
+optimizer update every parameter in a handful of NumPy calls, L-BFGS see the
+network as a function of one vector, and a model file store one array.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .layers import Dense, Dropout, Layer
+
+Array = NDArray[np.floating]
+
+
+class Sequential:
+    """A stack of layers trained as one function.
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+        Applied in order. ``Dense`` layers must agree on sizes
+        (``layers[i].n_outputs == layers[j].n_inputs`` for consecutive dense layers).
+
+    Examples
+    --------
+    >>> from handnet import Sequential, Dense, Activation
+    >>> net = Sequential([Dense(2, 8, random_state=0), Activation("tanh"), Dense(8, 1)])
+    >>> net.forward(np.zeros((5, 2))).shape
+    (5, 1)
+    """
+
+    def __init__(self, layers: Sequence[Layer]) -> None:
+        self.layers = list(layers)
+        if not self.layers:
+            raise ValueError("Sequential needs at least one layer")
+        dense = [layer for layer in self.layers if isinstance(layer, Dense)]
+        for below, above in zip(dense, dense[1:]):
+            if below.n_outputs != above.n_inputs:
+                raise ValueError(
+                    f"layer sizes do not chain: {below!r} outputs {below.n_outputs} "
+                    f"features but {above!r} expects {above.n_inputs}"
+                )
+        dtypes = {p.dtype for layer in self.layers for p in layer.parameters()}
+        if len(dtypes) > 1:
+            raise ValueError(f"all layers must share one dtype, got {sorted(map(str, dtypes))}")
+        self.dtype = dtypes.pop() if dtypes else np.dtype(np.float64)
+        self._flatten()
+
+    def _flatten(self) -> None:
+        """Move every parameter into one flat vector (weights first) and bind views."""
+        slots = [
+            (layer, index, penalized)
+            for layer in self.layers
+            for index, penalized in enumerate(layer.penalized)
+        ]
+        order = [s for s in slots if s[2]] + [s for s in slots if not s[2]]
+        sizes = [layer.parameters()[index].size for layer, index, _ in order]
+        self.n_penalized = sum(size for (_, _, pen), size in zip(order, sizes) if pen)
+        self.flat_parameters: Array = np.zeros(sum(sizes), dtype=self.dtype)
+        self.flat_gradients: Array = np.zeros(sum(sizes), dtype=self.dtype)
+        views: dict[tuple[int, int], tuple[Array, Array]] = {}
+        offset = 0
+        for (layer, index, _), size in zip(order, sizes):
+            shape = layer.parameters()[index].shape
+            views[(id(layer), index)] = (
+                self.flat_parameters[offset : offset + size].reshape(shape),
+                self.flat_gradients[offset : offset + size].reshape(shape),
+            )
+            offset += size
+        for layer in self.layers:
+            n = len(layer.penalized)
+            if n:
+                pairs = [views[(id(layer), i)] for i in range(n)]
+                layer.bind([p for p, _ in pairs], [g for _, g in pairs])
+
+    # --- the forward and backward passes -------------------------------------------------
+
+    def forward(self, X: Array, training: bool = False) -> Array:
+        """Apply every layer in turn; ``training`` switches dropout on.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_features)
+
+        Returns
+        -------
+        logits : ndarray of shape (n_samples, n_outputs)
+        """
+        for layer in self.layers:
+            X = layer.forward(X, training)
+        return X
+
+    def backward(self, dlogits: Array) -> None:
+        """Backpropagate ``dL/dlogits`` through every layer, filling the gradients.
+
+        The first layer's input gradient (with respect to the data) is not needed
+        and is not computed.
+        """
+        grad: Array | None = dlogits
+        last = len(self.layers) - 1
+        for position in range(last, -1, -1):
+            assert grad is not None
+            grad = self.layers[position].backward(grad, need_input_gradient=position > 0)
+
+    def predict(self, X: Array) -> Array:
+        """The logits in evaluation mode (no dropout)."""
+        return self.forward(X, training=False)
+
+    # --- parameters ----------------------------------------------------------------------
+
+    def parameters(self) -> list[Array]:
+        """Every trainable array, layer by layer (views of :attr:`flat_parameters`)."""
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def gradients(self) -> list[Array]:
+        """The gradient of each of :meth:`parameters`, same order."""
+        return [g for layer in self.layers for g in layer.gradients()]
+
+    @property
+    def weights(self) -> Array:
+        """The penalisable weights (no biases), as one flat view."""
+        return self.flat_parameters[: self.n_penalized]
+
+    @property
+    def weight_gradients(self) -> Array:
+        """The gradients of :attr:`weights`, as one flat view."""
+        return self.flat_gradients[: self.n_penalized]
+
+    @property
+    def n_parameters(self) -> int:
+        return int(self.flat_parameters.size)
+
+    def set_random_state(self, rng: np.random.Generator) -> None:
+        """Make every dropout layer draw its masks from ``rng``."""
+        for layer in self.layers:
+            if isinstance(layer, Dropout):
+                layer.rng = rng
+
+    def config(self) -> list[dict[str, object]]:
+        """JSON-serialisable description of the layers."""
+        return [layer.config() for layer in self.layers]
+
+    def __repr__(self) -> str:
+        inner = ",\n    ".join(repr(layer) for layer in self.layers)
+        return f"Sequential([\n    {inner},\n])"

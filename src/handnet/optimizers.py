@@ -1,0 +1,546 @@
+"""Update rules: objects with a ``step`` over (parameter, gradient) pairs.
+
+Each optimizer keeps its per-parameter state (velocities, moment estimates)
+and updates the parameters **in place**::
+
+    optimizer = Adam(learning_rate=1e-3)
+    optimizer.step([(weights, grad_weights), (bias, grad_bias)])
+
+The math of each rule is the method ``_update(param, grad, state)``, a few
+lines that can be read on their own next to the formula in the class docstring.
+The formulas and defaults are PyTorch's documented ones (``torch.optim``), so a
+step here equals a step there. Batching, shuffling and schedules live in the
+training loop, not here; :class:`LBFGS` is the exception, being a full-batch
+method that needs to evaluate the loss itself (:meth:`LBFGS.minimize`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[np.floating]
+State = dict[str, Any]
+
+
+class Optimizer:
+    """Base class: per-parameter state and the ``step`` loop.
+
+    Parameters
+    ----------
+    learning_rate : float
+        Step size :math:`\\eta`. The training loop's schedules change it between epochs.
+    """
+
+    def __init__(self, learning_rate: float) -> None:
+        learning_rate = float(learning_rate)
+        if not np.isfinite(learning_rate) or learning_rate <= 0:
+            raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
+        self.learning_rate = learning_rate
+        self.iterations = 0
+        self.state: list[State] = []
+
+    def step(self, pairs: Iterable[tuple[Array, Array]]) -> None:
+        """Update every parameter in place from its gradient (one optimisation step)."""
+        pairs = list(pairs)
+        if not self.state:
+            self.state = [self._init_state(p) for p, _ in pairs]
+        elif len(self.state) != len(pairs):
+            raise ValueError(
+                f"this optimizer was started with {len(self.state)} parameters, "
+                f"now given {len(pairs)}; call reset() to use it on another model"
+            )
+        self.iterations += 1
+        for (param, grad), state in zip(pairs, self.state):
+            self._update(param, grad, state)
+
+    def reset(self) -> None:
+        """Forget all state (as if newly constructed with the same settings)."""
+        self.iterations = 0
+        self.state = []
+
+    def _init_state(self, param: Array) -> State:
+        return {}
+
+    def _update(self, param: Array, grad: Array, state: State) -> None:
+        raise NotImplementedError
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Arrays and numbers that restore this optimizer exactly (for checkpoints)."""
+        return {
+            "iterations": self.iterations,
+            "learning_rate": self.learning_rate,
+            "state": [{k: np.array(v, copy=True) for k, v in s.items()} for s in self.state],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.iterations = int(state["iterations"])
+        self.learning_rate = float(state["learning_rate"])
+        self.state = [{k: np.array(v, copy=True) for k, v in s.items()} for s in state["state"]]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(learning_rate={self.learning_rate})"
+
+
+class SGD(Optimizer):
+    r"""Plain gradient descent: :math:`\theta \leftarrow \theta - \eta\, g`.
+
+    Full batch, one example or a mini-batch per step: the batch regime is the
+    training loop's business (``batch_size``); the rule is the same.
+    """
+
+    def __init__(self, learning_rate: float = 0.01) -> None:
+        super().__init__(learning_rate)
+
+    def _update(self, param: Array, grad: Array, state: State) -> None:
+        param -= param.dtype.type(self.learning_rate) * grad
+
+
+class Momentum(Optimizer):
+    r"""Heavy-ball momentum, PyTorch's form (``SGD(momentum=mu)``, no dampening).
+
+    .. math::
+
+        v &\leftarrow \mu\, v + g \\
+        \theta &\leftarrow \theta - \eta\, v
+
+    with :math:`v = 0` before the first step.
+    """
+
+    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9) -> None:
+        super().__init__(learning_rate)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        self.momentum = float(momentum)
+
+    def _init_state(self, param: Array) -> State:
+        return {"velocity": np.zeros_like(param)}
+
+    def _update(self, param: Array, grad: Array, state: State) -> None:
+        velocity = state["velocity"]
+        velocity *= param.dtype.type(self.momentum)
+        velocity += grad
+        param -= param.dtype.type(self.learning_rate) * velocity
+
+
+class Nesterov(Momentum):
+    r"""Nesterov momentum, PyTorch's form (``SGD(momentum=mu, nesterov=True)``).
+
+    .. math::
+
+        v &\leftarrow \mu\, v + g \\
+        \theta &\leftarrow \theta - \eta\, (g + \mu\, v)
+
+    This is the "look-ahead" gradient rewritten so that only the gradient at
+    the current parameters is needed (Sutskever et al., 2013).
+    """
+
+    def _update(self, param: Array, grad: Array, state: State) -> None:
+        velocity = state["velocity"]
+        dtype = param.dtype.type
+        velocity *= dtype(self.momentum)
+        velocity += grad
+        param -= dtype(self.learning_rate) * (grad + dtype(self.momentum) * velocity)
+
+
+class AdaGrad(Optimizer):
+    r"""AdaGrad (Duchi et al., 2011), PyTorch's defaults.
+
+    .. math::
+
+        s &\leftarrow s + g^2 \\
+        \theta &\leftarrow \theta - \eta\, \frac{g}{\sqrt{s} + \epsilon}
+    """
+
+    def __init__(self, learning_rate: float = 0.01, eps: float = 1e-10) -> None:
+        super().__init__(learning_rate)
+        self.eps = float(eps)
+
+    def _init_state(self, param: Array) -> State:
+        return {"sum_squares": np.zeros_like(param)}
+
+    def _update(self, param: Array, grad: Array, state: State) -> None:
+        sum_squares = state["sum_squares"]
+        sum_squares += grad * grad
+        dtype = param.dtype.type
+        param -= dtype(self.learning_rate) * grad / (np.sqrt(sum_squares) + dtype(self.eps))
+
+
+class RMSProp(Optimizer):
+    r"""RMSProp (Hinton, 2012), PyTorch's defaults (``alpha`` is the decay rate).
+
+    .. math::
+
+        s &\leftarrow \rho\, s + (1 - \rho)\, g^2 \\
+        \theta &\leftarrow \theta - \eta\, \frac{g}{\sqrt{s} + \epsilon}
+    """
+
+    def __init__(self, learning_rate: float = 0.01, rho: float = 0.99, eps: float = 1e-8) -> None:
+        super().__init__(learning_rate)
+        if not 0.0 <= rho < 1.0:
+            raise ValueError(f"rho must be in [0, 1), got {rho!r}")
+        self.rho = float(rho)
+        self.eps = float(eps)
+
+    def _init_state(self, param: Array) -> State:
+        return {"mean_square": np.zeros_like(param)}
+
+    def _update(self, param: Array, grad: Array, state: State) -> None:
+        mean_square = state["mean_square"]
+        dtype = param.dtype.type
+        mean_square *= dtype(self.rho)
+        mean_square += dtype(1.0 - self.rho) * grad * grad
+        param -= dtype(self.learning_rate) * grad / (np.sqrt(mean_square) + dtype(self.eps))
+
+
+class Adam(Optimizer):
+    r"""Adam (Kingma & Ba, 2015), PyTorch's form and defaults.
+
+    At step :math:`t = 1, 2, \dots`:
+
+    .. math::
+
+        m &\leftarrow \beta_1 m + (1 - \beta_1)\, g \\
+        v &\leftarrow \beta_2 v + (1 - \beta_2)\, g^2 \\
+        \hat m &= m / (1 - \beta_1^t), \quad \hat v = v / (1 - \beta_2^t) \\
+        \theta &\leftarrow \theta - \eta\, \frac{\hat m}{\sqrt{\hat v} + \epsilon}
+
+    :math:`\epsilon` is added to the bias-corrected :math:`\sqrt{\hat v}` (as in the
+    paper and PyTorch; scikit-learn adds it to the uncorrected one).
+    """
+
+    def __init__(
+        self,
+        learning_rate: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__(learning_rate)
+        for name, beta in (("beta1", beta1), ("beta2", beta2)):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {beta!r}")
+        self.beta1 = float(beta1)
+        self.beta2 = float(beta2)
+        self.eps = float(eps)
+
+    def _init_state(self, param: Array) -> State:
+        return {
+            "m": np.zeros_like(param),
+            "v": np.zeros_like(param),
+            "buffer": np.empty_like(param),
+        }
+
+    def _update(self, param: Array, grad: Array, state: State) -> None:
+        dtype = param.dtype.type
+        t = self.iterations
+        m, v, buffer = state["m"], state["v"], state["buffer"]
+        # m and v are updated in place through one scratch buffer: no temporaries
+        # the size of the parameters are allocated per step.
+        m *= dtype(self.beta1)
+        np.multiply(grad, dtype(1.0 - self.beta1), out=buffer)
+        m += buffer
+        v *= dtype(self.beta2)
+        np.multiply(grad, grad, out=buffer)
+        buffer *= dtype(1.0 - self.beta2)
+        v += buffer
+        step_size = self.learning_rate / (1.0 - self.beta1**t)
+        bias_correction2_sqrt = np.sqrt(1.0 - self.beta2**t)
+        np.sqrt(v, out=buffer)
+        buffer *= dtype(1.0 / bias_correction2_sqrt)
+        buffer += dtype(self.eps)
+        np.divide(m, buffer, out=buffer)
+        buffer *= dtype(step_size)
+        param -= buffer
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        for s in state["state"]:
+            s.pop("buffer", None)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        for s in self.state:
+            s["buffer"] = np.empty_like(s["m"])
+
+
+class AdamW(Adam):
+    r"""AdamW (Loshchilov & Hutter, 2019): Adam with decoupled weight decay.
+
+    Before the Adam step, every parameter it is given decays directly,
+    independently of the gradient (PyTorch's form and defaults):
+
+    .. math:: \theta \leftarrow \theta - \eta\, \lambda\, \theta
+
+    Unlike an L2 penalty, the decay is not rescaled by Adam's :math:`1/\sqrt{\hat v}`.
+    """
+
+    def __init__(
+        self,
+        learning_rate: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+    ) -> None:
+        super().__init__(learning_rate, beta1, beta2, eps)
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+        self.weight_decay = float(weight_decay)
+
+    def _update(self, param: Array, grad: Array, state: State) -> None:
+        param *= param.dtype.type(1.0 - self.learning_rate * self.weight_decay)
+        super()._update(param, grad, state)
+
+
+# --- L-BFGS ------------------------------------------------------------------------------
+
+Objective = Callable[[Array], tuple[float, Array]]
+
+
+class LBFGS:
+    r"""Limited-memory BFGS with a strong-Wolfe line search (full batch).
+
+    Each iteration builds a quasi-Newton direction :math:`d = -H g` from the last
+    ``memory`` pairs :math:`s_i = \theta_{i+1} - \theta_i`, :math:`y_i = g_{i+1} - g_i`
+    with the *two-loop recursion* (Nocedal & Wright, Algorithm 7.4), starting from
+    :math:`H_0 = \frac{s^\top y}{y^\top y} I`, then moves along it by a step
+    :math:`a` satisfying the strong Wolfe conditions (Algorithms 3.5-3.6):
+
+    .. math::
+
+        f(\theta + a d) &\le f(\theta) + c_1\, a\, g^\top d \quad\text{(enough decrease)}\\
+        |\nabla f(\theta + a d)^\top d| &\le c_2\, |g^\top d| \quad\text{(curvature)}
+
+    The curvature condition guarantees :math:`s^\top y > 0`, which keeps :math:`H`
+    positive definite.
+
+    Use :meth:`minimize` with a function returning ``(loss, gradient)`` of a flat
+    parameter vector; the models do this for ``optimizer="lbfgs"``.
+    """
+
+    def __init__(
+        self,
+        memory: int = 10,
+        c1: float = 1e-4,
+        c2: float = 0.9,
+        max_line_search: int = 25,
+    ) -> None:
+        if memory < 1:
+            raise ValueError(f"memory must be >= 1, got {memory!r}")
+        if not 0.0 < c1 < c2 < 1.0:
+            raise ValueError(f"need 0 < c1 < c2 < 1, got c1={c1!r}, c2={c2!r}")
+        self.memory = int(memory)
+        self.c1 = float(c1)
+        self.c2 = float(c2)
+        self.max_line_search = int(max_line_search)
+        self.learning_rate = 1.0  # the line search chooses the step; kept for a uniform API
+        self.reset()
+
+    def reset(self) -> None:
+        self.s: list[Array] = []
+        self.y: list[Array] = []
+        self.iterations = 0
+        self.n_evaluations = 0
+
+    def direction(self, grad: Array) -> Array:
+        """The two-loop recursion: :math:`-H g` from the stored pairs."""
+        q = grad.astype(np.float64, copy=True)
+        alphas = []
+        rhos = [1.0 / float(np.dot(y, s)) for s, y in zip(self.s, self.y)]
+        for s, y, rho in reversed(list(zip(self.s, self.y, rhos))):
+            alpha = rho * float(np.dot(s, q))
+            q -= alpha * y
+            alphas.append(alpha)
+        if self.s:
+            s, y = self.s[-1], self.y[-1]
+            q *= float(np.dot(s, y)) / float(np.dot(y, y))
+        for (s, y, rho), alpha in zip(zip(self.s, self.y, rhos), reversed(alphas)):
+            beta = rho * float(np.dot(y, q))
+            q += (alpha - beta) * s
+        return -q
+
+    def minimize(
+        self,
+        fun: Objective,
+        x0: Array,
+        max_iter: int = 100,
+        gtol: float = 1e-6,
+        ftol: float | None = None,
+        callback: Callable[[int, float, Array], bool | None] | None = None,
+    ) -> tuple[Array, float, Array, bool]:
+        """Minimise ``fun`` from ``x0``.
+
+        Parameters
+        ----------
+        fun : callable ``x -> (f, grad)``
+        x0 : ndarray of shape (n_parameters,)
+        max_iter : int
+            Maximum number of iterations (line searches).
+        gtol : float
+            Stop when :math:`\\lVert g\\rVert_\\infty \\le` ``gtol``.
+        ftol : float, optional
+            Stop when the relative decrease of ``f`` falls below ``ftol``
+            (default: 10 machine epsilons of the parameters' dtype).
+        callback : callable ``(iteration, f, x) -> bool``, optional
+            Called after each iteration; returning ``True`` stops.
+
+        Returns
+        -------
+        x, f, grad, converged
+        """
+        dtype = x0.dtype
+        if ftol is None:
+            ftol = 10 * float(np.finfo(dtype).eps)
+        x = np.array(x0, dtype=dtype, copy=True)
+        f, g = fun(x)
+        self.n_evaluations += 1
+        converged = False
+        for _ in range(max_iter):
+            if float(np.max(np.abs(g), initial=0.0)) <= gtol:
+                converged = True
+                break
+            d = self.direction(g).astype(dtype, copy=False)
+            slope = float(np.dot(g, d))
+            if not slope < 0:  # not a descent direction: restart from steepest descent
+                self.s, self.y = [], []
+                d = -g
+                slope = -float(np.dot(g, g))
+            first_step = 1.0 if self.s else min(1.0, 1.0 / max(float(np.sum(np.abs(g))), 1e-12))
+            step, f_new, g_new = self._line_search(fun, x, f, g, d, slope, first_step)
+            if step == 0.0:  # no step satisfied the conditions: we are as low as we can get
+                converged = True
+                break
+            s = (step * d).astype(dtype, copy=False)
+            x = x + s
+            y = g_new - g
+            if float(np.dot(s, y)) > 1e-10 * float(np.dot(y, y)):
+                self.s.append(s.astype(np.float64))
+                self.y.append(y.astype(np.float64))
+                if len(self.s) > self.memory:
+                    self.s.pop(0)
+                    self.y.pop(0)
+            decrease = f - f_new
+            f, g = f_new, g_new
+            self.iterations += 1
+            if callback is not None and callback(self.iterations, f, x):
+                break
+            if decrease <= ftol * max(abs(f), abs(f + decrease), 1.0):
+                converged = True
+                break
+        return x, f, g, converged
+
+    def _evaluate(self, fun: Objective, x: Array, d: Array, step: float) -> tuple[float, Array]:
+        self.n_evaluations += 1
+        f, g = fun(x + x.dtype.type(step) * d)
+        return f, g
+
+    def _line_search(
+        self, fun: Objective, x: Array, f0: float, g0: Array, d: Array, slope0: float, step: float
+    ) -> tuple[float, float, Array]:
+        """Strong-Wolfe line search (Nocedal & Wright, Algorithm 3.5)."""
+        c1, c2 = self.c1, self.c2
+        previous = (0.0, f0, slope0, g0)
+        for i in range(self.max_line_search):
+            f, g = self._evaluate(fun, x, d, step)
+            slope = float(np.dot(g, d))
+            if not np.isfinite(f):
+                step *= 0.5  # overshot into overflow: back off
+                continue
+            if f > f0 + c1 * step * slope0 or (i > 0 and f >= previous[1]):
+                return self._zoom(fun, x, f0, slope0, d, previous, (step, f, slope, g))
+            if abs(slope) <= -c2 * slope0:
+                return step, f, g
+            if slope >= 0:
+                return self._zoom(fun, x, f0, slope0, d, (step, f, slope, g), previous)
+            previous = (step, f, slope, g)
+            step *= 2.0
+        return previous[0], previous[1], previous[3]
+
+    def _zoom(
+        self,
+        fun: Objective,
+        x: Array,
+        f0: float,
+        slope0: float,
+        d: Array,
+        low: tuple[float, float, float, Array],
+        high: tuple[float, float, float, Array],
+    ) -> tuple[float, float, Array]:
+        """Shrink ``[low, high]`` (Algorithm 3.6) by safeguarded cubic interpolation."""
+        c1, c2 = self.c1, self.c2
+        for _ in range(self.max_line_search):
+            a_low, f_low, s_low, _ = low
+            a_high, f_high, s_high, _ = high
+            step = _cubic_minimizer(a_low, f_low, s_low, a_high, f_high, s_high)
+            width = a_high - a_low
+            lo, hi = sorted((a_low + 0.1 * width, a_high - 0.1 * width))
+            if step is None or not lo <= step <= hi:
+                step = 0.5 * (a_low + a_high)
+            if abs(width) < 1e-16 * max(1.0, abs(a_low)):
+                break
+            f, g = self._evaluate(fun, x, d, step)
+            slope = float(np.dot(g, d))
+            if not np.isfinite(f) or f > f0 + c1 * step * slope0 or f >= f_low:
+                high = (step, f, slope, g)
+            else:
+                if abs(slope) <= -c2 * slope0:
+                    return step, f, g
+                if slope * (a_high - a_low) >= 0:
+                    high = low
+                low = (step, f, slope, g)
+        return low[0], low[1], low[3]
+
+
+def _cubic_minimizer(
+    a1: float, f1: float, d1: float, a2: float, f2: float, d2: float
+) -> float | None:
+    """Minimiser of the cubic through two points with slopes (N&W eq. 3.59)."""
+    if a1 == a2:
+        return None
+    t1 = d1 + d2 - 3.0 * (f1 - f2) / (a1 - a2)
+    radicand = t1 * t1 - d1 * d2
+    if radicand < 0 or not np.isfinite(radicand):
+        return None
+    t2 = np.copysign(np.sqrt(radicand), a2 - a1)
+    denominator = d2 - d1 + 2.0 * t2
+    if denominator == 0:
+        return None
+    return float(a2 - (a2 - a1) * (d2 + t2 - t1) / denominator)
+
+
+# --- lookup ------------------------------------------------------------------------------
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    "gd": SGD,
+    "sgd": SGD,
+    "momentum": Momentum,
+    "nesterov": Nesterov,
+    "adagrad": AdaGrad,
+    "rmsprop": RMSProp,
+    "adam": Adam,
+    "adamw": AdamW,
+}
+"""Update rules by name; ``"lbfgs"`` is handled by the models (full batch only)."""
+
+
+def get_optimizer(optimizer: str | Optimizer | LBFGS, learning_rate: float) -> Optimizer | LBFGS:
+    """An optimizer from its name (with the given learning rate) or the object itself."""
+    if isinstance(optimizer, (Optimizer, LBFGS)):
+        return optimizer
+    if optimizer == "lbfgs":
+        return LBFGS()
+    try:
+        cls = OPTIMIZERS[optimizer]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown optimizer {optimizer!r}; choose one of {[*sorted(OPTIMIZERS), 'lbfgs']} "
+            "or pass an Optimizer object"
+        ) from None
+    return cls(learning_rate=learning_rate)

@@ -1,0 +1,176 @@
+"""Learning-rate schedules, stepped once per epoch.
+
+A schedule maps the initial learning rate :math:`\\eta_0` and the epoch
+:math:`t = 0, 1, \\dots` to the learning rate used during that epoch. The
+training loop asks ``schedule.learning_rate(eta0, epoch)`` at the start of each
+epoch and tells it the epoch's loss with ``schedule.observe(loss)`` at the end
+(only :class:`ReduceOnPlateau` listens).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+class Schedule:
+    """Base class; subclasses implement :meth:`learning_rate`."""
+
+    def learning_rate(self, initial: float, epoch: int) -> float:
+        raise NotImplementedError
+
+    def observe(self, loss: float) -> None:
+        """Hear the loss at the end of an epoch (most schedules ignore it)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({params})"
+
+
+class Constant(Schedule):
+    r""":math:`\eta_t = \eta_0`."""
+
+    def learning_rate(self, initial: float, epoch: int) -> float:
+        return initial
+
+
+class StepDecay(Schedule):
+    r""":math:`\eta_t = \eta_0\, \gamma^{\lfloor t / k \rfloor}`: multiply by ``gamma`` every ``step_size`` epochs."""
+
+    def __init__(self, step_size: int = 10, gamma: float = 0.1) -> None:
+        if step_size < 1:
+            raise ValueError(f"step_size must be >= 1, got {step_size!r}")
+        if not 0.0 < gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+        self.step_size = int(step_size)
+        self.gamma = float(gamma)
+
+    def learning_rate(self, initial: float, epoch: int) -> float:
+        return initial * self.gamma ** (epoch // self.step_size)
+
+
+class ExponentialDecay(Schedule):
+    r""":math:`\eta_t = \eta_0\, \gamma^{t}`."""
+
+    def __init__(self, gamma: float = 0.95) -> None:
+        if not 0.0 < gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+        self.gamma = float(gamma)
+
+    def learning_rate(self, initial: float, epoch: int) -> float:
+        return initial * self.gamma**epoch
+
+
+class CosineAnnealing(Schedule):
+    r"""Cosine annealing (Loshchilov & Hutter, 2017) without restarts.
+
+    .. math:: \eta_t = \eta_{\min} + \tfrac12 (\eta_0 - \eta_{\min})
+              \left(1 + \cos\frac{\pi \min(t, T)}{T}\right)
+
+    ``T`` (``period``) defaults to the model's ``max_iter``.
+    """
+
+    def __init__(self, period: int | None = None, min_learning_rate: float = 0.0) -> None:
+        if period is not None and period < 1:
+            raise ValueError(f"period must be >= 1, got {period!r}")
+        self.period = period
+        self.min_learning_rate = float(min_learning_rate)
+
+    def learning_rate(self, initial: float, epoch: int) -> float:
+        period = self.period or 1
+        progress = min(epoch, period) / period
+        low = self.min_learning_rate
+        return low + 0.5 * (initial - low) * (1.0 + math.cos(math.pi * progress))
+
+
+class InverseScaling(Schedule):
+    r""":math:`\eta_t = \eta_0 / (t + 1)^{p}` (scikit-learn's ``invscaling``, per epoch)."""
+
+    def __init__(self, power_t: float = 0.5) -> None:
+        if power_t < 0:
+            raise ValueError(f"power_t must be >= 0, got {power_t!r}")
+        self.power_t = float(power_t)
+
+    def learning_rate(self, initial: float, epoch: int) -> float:
+        return initial / (epoch + 1.0) ** self.power_t
+
+
+class ReduceOnPlateau(Schedule):
+    r"""Multiply the learning rate by ``factor`` when the loss stops improving.
+
+    After ``patience`` epochs in a row whose loss is not below the best so far
+    by more than ``threshold`` (relative), the scale drops:
+    :math:`\eta \leftarrow \max(\text{factor}\cdot\eta, \eta_{\min})`.
+    """
+
+    def __init__(
+        self,
+        factor: float = 0.1,
+        patience: int = 10,
+        threshold: float = 1e-4,
+        min_learning_rate: float = 0.0,
+    ) -> None:
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"factor must be in (0, 1), got {factor!r}")
+        if patience < 0:
+            raise ValueError(f"patience must be >= 0, got {patience!r}")
+        self.factor = float(factor)
+        self.patience = int(patience)
+        self.threshold = float(threshold)
+        self.min_learning_rate = float(min_learning_rate)
+        self._scale = 1.0
+        self._best = math.inf
+        self._bad_epochs = 0
+
+    def learning_rate(self, initial: float, epoch: int) -> float:
+        return max(initial * self._scale, self.min_learning_rate)
+
+    def observe(self, loss: float) -> None:
+        if loss < self._best * (1.0 - self.threshold):
+            self._best = loss
+            self._bad_epochs = 0
+            return
+        self._bad_epochs += 1
+        if self._bad_epochs > self.patience:
+            self._scale *= self.factor
+            self._bad_epochs = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"scale": self._scale, "best": self._best, "bad_epochs": self._bad_epochs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._scale = float(state["scale"])
+        self._best = float(state["best"])
+        self._bad_epochs = int(state["bad_epochs"])
+
+
+SCHEDULES: dict[str, type[Schedule]] = {
+    "constant": Constant,
+    "step": StepDecay,
+    "exponential": ExponentialDecay,
+    "cosine": CosineAnnealing,
+    "invscaling": InverseScaling,
+    "plateau": ReduceOnPlateau,
+}
+
+
+def get_schedule(schedule: str | Schedule, max_iter: int | None = None) -> Schedule:
+    """A schedule from its name (or the object); cosine's period defaults to ``max_iter``."""
+    if isinstance(schedule, Schedule):
+        result = schedule
+    else:
+        try:
+            result = SCHEDULES[schedule]()
+        except (KeyError, TypeError):
+            raise ValueError(
+                f"unknown learning-rate schedule {schedule!r}; choose one of {sorted(SCHEDULES)}"
+            ) from None
+    if isinstance(result, CosineAnnealing) and result.period is None and max_iter:
+        result = CosineAnnealing(max_iter, result.min_learning_rate)
+    return result
