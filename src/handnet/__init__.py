@@ -2,6 +2,7 @@
 
 from .exceptions import ConvergenceWarning, DivergenceError, ModelFileError, NotFittedError
 from .layers import Activation, Dense, Dropout, Layer
+from .models import LogisticRegression, MLPClassifier, MLPRegressor, SoftmaxRegression
 from .network import Sequential
 
 __version__ = "0.1.0"
@@ -13,8 +14,12 @@ __all__ = [
     "DivergenceError",
     "Dropout",
     "Layer",
+    "LogisticRegression",
+    "MLPClassifier",
+    "MLPRegressor",
     "ModelFileError",
     "NotFittedError",
     "Sequential",
+    "SoftmaxRegression",
     "__version__",
 ]
