@@ -1,0 +1,1 @@
+"""Benchmarks: each script measures handnet against its peers in the same run."""

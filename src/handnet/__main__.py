@@ -1,0 +1,7 @@
+"""``python -m handnet ...``: the same as the ``handnet`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
