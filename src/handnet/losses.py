@@ -42,8 +42,30 @@ def _scale_rows(d: Array, n_samples: int, sample_weight: Array | None) -> Array:
     if sample_weight is None:
         d *= 1.0 / denominator
     else:
-        d *= (sample_weight / denominator).astype(d.dtype, copy=False).reshape(-1, 1)
+        # One weight per row, broadcast over the remaining axes (if any: 1-D logits
+        # have none, and a (n, 1) column would broadcast them to (n, n)).
+        column = (n_samples,) + (1,) * (d.ndim - 1)
+        d *= (sample_weight / denominator).astype(d.dtype, copy=False).reshape(column)
     return d
+
+
+def _as_float_pair(logits: Array, targets: Array) -> tuple[Array, Array]:
+    """Logits as a float array and targets in the same dtype and shape.
+
+    The gradient then has the logits' dtype (float32 logits with float64 targets
+    would otherwise give a float64 gradient), and mismatched shapes, which would
+    broadcast silently (``(n, 1)`` logits against ``(n,)`` targets give an
+    ``(n, n)`` loss matrix), are refused.
+    """
+    logits = np.asarray(logits)
+    if not np.issubdtype(logits.dtype, np.floating):
+        logits = logits.astype(np.float64)
+    targets = np.asarray(targets, dtype=logits.dtype)
+    if targets.shape != logits.shape:
+        raise ValueError(
+            f"targets of shape {targets.shape} do not match logits of shape {logits.shape}"
+        )
+    return logits, targets
 
 
 # --- binary cross-entropy ----------------------------------------------------------------
@@ -80,6 +102,7 @@ def binary_cross_entropy(
     dlogits : ndarray of the shape of ``logits``
         :math:`\partial L / \partial z`.
     """
+    logits, targets = _as_float_pair(logits, targets)
     n_samples = logits.shape[0]
     e = np.exp(-np.abs(logits))  # shared by the loss and the sigmoid
     per_sample = np.maximum(logits, 0) - targets * logits + np.log1p(e)
@@ -95,6 +118,7 @@ def binary_cross_entropy_value(
     logits: Array, targets: Array, sample_weight: Array | None = None
 ) -> float:
     """The mean binary cross-entropy alone (no gradient): for monitoring."""
+    logits, targets = _as_float_pair(logits, targets)
     per_sample = np.maximum(logits, 0) - targets * logits + np.log1p(np.exp(-np.abs(logits)))
     if per_sample.ndim > 1:
         per_sample = per_sample.sum(axis=tuple(range(1, per_sample.ndim)))
@@ -134,6 +158,7 @@ def softmax_cross_entropy(
     loss : float
     dlogits : ndarray of shape (n_samples, n_classes)
     """
+    logits, targets = _as_float_pair(logits, targets)
     n_samples = logits.shape[0]
     log_p = log_softmax(logits)
     loss = _weighted_mean(-np.sum(targets * log_p, axis=1), sample_weight)
@@ -146,6 +171,7 @@ def softmax_cross_entropy_value(
     logits: Array, targets: Array, sample_weight: Array | None = None
 ) -> float:
     """The mean softmax cross-entropy alone (no gradient): for monitoring."""
+    logits, targets = _as_float_pair(logits, targets)
     return _weighted_mean(-np.sum(targets * log_softmax(logits), axis=1), sample_weight)
 
 
@@ -169,6 +195,7 @@ def mean_squared_error(
     targets : ndarray of shape (n_samples, n_outputs)
     sample_weight : ndarray of shape (n_samples,), optional
     """
+    outputs, targets = _as_float_pair(outputs, targets)
     n_samples = outputs.shape[0]
     residual = outputs - targets
     per_sample = 0.5 * np.sum(residual * residual, axis=tuple(range(1, residual.ndim)))
@@ -180,6 +207,7 @@ def mean_squared_error_value(
     outputs: Array, targets: Array, sample_weight: Array | None = None
 ) -> float:
     """The mean half squared error alone (no gradient): for monitoring."""
+    outputs, targets = _as_float_pair(outputs, targets)
     residual = outputs - targets
     per_sample = 0.5 * np.sum(residual * residual, axis=tuple(range(1, residual.ndim)))
     return _weighted_mean(per_sample, sample_weight)

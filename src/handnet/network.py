@@ -14,6 +14,7 @@ network as a function of one vector, and a model file store one array.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -46,7 +47,7 @@ class Sequential:
         if not self.layers:
             raise ValueError("Sequential needs at least one layer")
         dense = [layer for layer in self.layers if isinstance(layer, Dense)]
-        for below, above in zip(dense, dense[1:]):
+        for below, above in itertools.pairwise(dense):
             if below.n_outputs != above.n_inputs:
                 raise ValueError(
                     f"layer sizes do not chain: {below!r} outputs {below.n_outputs} "
@@ -67,12 +68,12 @@ class Sequential:
         ]
         order = [s for s in slots if s[2]] + [s for s in slots if not s[2]]
         sizes = [layer.parameters()[index].size for layer, index, _ in order]
-        self.n_penalized = sum(size for (_, _, pen), size in zip(order, sizes) if pen)
+        self.n_penalized = sum(size for (_, _, pen), size in zip(order, sizes, strict=True) if pen)
         self.flat_parameters: Array = np.zeros(sum(sizes), dtype=self.dtype)
         self.flat_gradients: Array = np.zeros(sum(sizes), dtype=self.dtype)
         views: dict[tuple[int, int], tuple[Array, Array]] = {}
         offset = 0
-        for (layer, index, _), size in zip(order, sizes):
+        for (layer, index, _), size in zip(order, sizes, strict=True):
             shape = layer.parameters()[index].shape
             views[(id(layer), index)] = (
                 self.flat_parameters[offset : offset + size].reshape(shape),

@@ -26,6 +26,14 @@ Array = NDArray[np.floating]
 State = dict[str, Any]
 
 
+def _check_eps(eps: float) -> float:
+    """``eps`` as a float, refused unless finite and >= 0 (it keeps divisions finite)."""
+    eps = float(eps)
+    if not (np.isfinite(eps) and eps >= 0.0):
+        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+    return eps
+
+
 class Optimizer:
     """Base class: per-parameter state and the ``step`` loop.
 
@@ -54,7 +62,7 @@ class Optimizer:
                 f"now given {len(pairs)}; call reset() to use it on another model"
             )
         self.iterations += 1
-        for (param, grad), state in zip(pairs, self.state):
+        for (param, grad), state in zip(pairs, self.state, strict=True):
             self._update(param, grad, state)
 
     def reset(self) -> None:
@@ -159,7 +167,7 @@ class AdaGrad(Optimizer):
 
     def __init__(self, learning_rate: float = 0.01, eps: float = 1e-10) -> None:
         super().__init__(learning_rate)
-        self.eps = float(eps)
+        self.eps = _check_eps(eps)
 
     def _init_state(self, param: Array) -> State:
         return {"sum_squares": np.zeros_like(param)}
@@ -185,7 +193,7 @@ class RMSProp(Optimizer):
         if not 0.0 <= rho < 1.0:
             raise ValueError(f"rho must be in [0, 1), got {rho!r}")
         self.rho = float(rho)
-        self.eps = float(eps)
+        self.eps = _check_eps(eps)
 
     def _init_state(self, param: Array) -> State:
         return {"mean_square": np.zeros_like(param)}
@@ -227,7 +235,7 @@ class Adam(Optimizer):
                 raise ValueError(f"{name} must be in [0, 1), got {beta!r}")
         self.beta1 = float(beta1)
         self.beta2 = float(beta2)
-        self.eps = float(eps)
+        self.eps = _check_eps(eps)
 
     def _init_state(self, param: Array) -> State:
         return {
@@ -290,7 +298,7 @@ class AdamW(Adam):
         weight_decay: float = 0.01,
     ) -> None:
         super().__init__(learning_rate, beta1, beta2, eps)
-        if weight_decay < 0:
+        if not weight_decay >= 0:  # also refuses NaN
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
         self.weight_decay = float(weight_decay)
 
@@ -336,6 +344,8 @@ class LBFGS:
             raise ValueError(f"memory must be >= 1, got {memory!r}")
         if not 0.0 < c1 < c2 < 1.0:
             raise ValueError(f"need 0 < c1 < c2 < 1, got c1={c1!r}, c2={c2!r}")
+        if max_line_search < 1:
+            raise ValueError(f"max_line_search must be >= 1, got {max_line_search!r}")
         self.memory = int(memory)
         self.c1 = float(c1)
         self.c2 = float(c2)
@@ -353,15 +363,16 @@ class LBFGS:
         """The two-loop recursion: :math:`-H g` from the stored pairs."""
         q = grad.astype(np.float64, copy=True)
         alphas = []
-        rhos = [1.0 / float(np.dot(y, s)) for s, y in zip(self.s, self.y)]
-        for s, y, rho in reversed(list(zip(self.s, self.y, rhos))):
+        rhos = [1.0 / float(np.dot(y, s)) for s, y in zip(self.s, self.y, strict=True)]
+        for s, y, rho in reversed(list(zip(self.s, self.y, rhos, strict=True))):
             alpha = rho * float(np.dot(s, q))
             q -= alpha * y
             alphas.append(alpha)
         if self.s:
             s, y = self.s[-1], self.y[-1]
             q *= float(np.dot(s, y)) / float(np.dot(y, y))
-        for (s, y, rho), alpha in zip(zip(self.s, self.y, rhos), reversed(alphas)):
+        pairs = zip(self.s, self.y, rhos, strict=True)
+        for (s, y, rho), alpha in zip(pairs, reversed(alphas), strict=True):
             beta = rho * float(np.dot(y, q))
             q += (alpha - beta) * s
         return -q

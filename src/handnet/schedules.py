@@ -41,7 +41,10 @@ class Constant(Schedule):
 
 
 class StepDecay(Schedule):
-    r""":math:`\eta_t = \eta_0\, \gamma^{\lfloor t / k \rfloor}`: multiply by ``gamma`` every ``step_size`` epochs."""
+    r""":math:`\eta_t = \eta_0\, \gamma^{\lfloor t / k \rfloor}`.
+
+    Multiplies the learning rate by ``gamma`` every ``step_size`` (:math:`k`) epochs.
+    """
 
     def __init__(self, step_size: int = 10, gamma: float = 0.1) -> None:
         if step_size < 1:
@@ -79,6 +82,8 @@ class CosineAnnealing(Schedule):
     def __init__(self, period: int | None = None, min_learning_rate: float = 0.0) -> None:
         if period is not None and period < 1:
             raise ValueError(f"period must be >= 1, got {period!r}")
+        if not min_learning_rate >= 0:
+            raise ValueError(f"min_learning_rate must be >= 0, got {min_learning_rate!r}")
         self.period = period
         self.min_learning_rate = float(min_learning_rate)
 
@@ -93,7 +98,7 @@ class InverseScaling(Schedule):
     r""":math:`\eta_t = \eta_0 / (t + 1)^{p}` (scikit-learn's ``invscaling``, per epoch)."""
 
     def __init__(self, power_t: float = 0.5) -> None:
-        if power_t < 0:
+        if not power_t >= 0:  # also refuses NaN
             raise ValueError(f"power_t must be >= 0, got {power_t!r}")
         self.power_t = float(power_t)
 
@@ -120,6 +125,10 @@ class ReduceOnPlateau(Schedule):
             raise ValueError(f"factor must be in (0, 1), got {factor!r}")
         if patience < 0:
             raise ValueError(f"patience must be >= 0, got {patience!r}")
+        if not 0.0 <= threshold < 1.0:
+            raise ValueError(f"threshold must be in [0, 1), got {threshold!r}")
+        if not min_learning_rate >= 0:
+            raise ValueError(f"min_learning_rate must be >= 0, got {min_learning_rate!r}")
         self.factor = float(factor)
         self.patience = int(patience)
         self.threshold = float(threshold)

@@ -1,0 +1,81 @@
+"""The L2 penalty: value, gradient, direction, weights only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from handnet import Activation, Dense, Sequential
+from handnet.gradcheck import gradcheck
+from handnet.penalties import add_l2, l2_penalty, l2_penalty_gradient
+
+TOL = 1e-6
+
+
+def test_value_by_hand() -> None:
+    w = np.array([1.0, -2.0, 3.0])
+    assert l2_penalty(w, 0.5) == pytest.approx(0.5 / 2 * 14.0, rel=1e-15)
+    assert l2_penalty(w, 0.0) == 0.0
+    np.testing.assert_array_equal(l2_penalty_gradient(w, 0.5), [0.5, -1.0, 1.5])
+
+
+@pytest.mark.parametrize("alpha", [1e-3, 0.3, 10.0])
+def test_gradient_matches_finite_differences(alpha: float, rng: np.random.Generator) -> None:
+    w = rng.standard_normal(17)
+    result = gradcheck(lambda v: (l2_penalty(v, alpha), l2_penalty_gradient(v, alpha)), w)
+    assert result.passed(TOL)
+
+
+@pytest.mark.parametrize("alpha", [1e-3, 0.3])
+def test_add_l2_value_and_gradient(alpha: float, rng: np.random.Generator) -> None:
+    w = rng.standard_normal(9)
+    base = rng.standard_normal(9)
+
+    def fun(v: np.ndarray) -> tuple[float, np.ndarray]:
+        grads = np.zeros_like(v)
+        return add_l2(v, grads, alpha), grads
+
+    assert gradcheck(fun, w).passed(TOL)
+    grads = base.copy()
+    value = add_l2(w, grads, alpha)
+    assert value == pytest.approx(alpha / 2 * np.sum(w**2), rel=1e-14)
+    np.testing.assert_allclose(grads, base + alpha * w, rtol=1e-14)  # added, in place
+
+
+def test_gradient_step_shrinks_weights(rng: np.random.Generator) -> None:
+    """The gradient points away from 0 (same sign as w): a descent step moves towards 0."""
+    w = rng.standard_normal(50)
+    g = l2_penalty_gradient(w, 0.1)
+    assert np.all(np.sign(g) == np.sign(w))
+    stepped = w - 0.5 * g
+    assert np.all(np.abs(stepped) < np.abs(w))
+    assert l2_penalty(stepped, 0.1) < l2_penalty(w, 0.1)
+
+
+def test_zero_alpha_leaves_gradients_alone(rng: np.random.Generator) -> None:
+    w, g = rng.standard_normal(5), rng.standard_normal(5)
+    g0 = g.copy()
+    assert add_l2(w, g, 0.0) == 0.0
+    np.testing.assert_array_equal(g, g0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_preserved(dtype: type, rng: np.random.Generator) -> None:
+    w = rng.standard_normal(5).astype(dtype)
+    g = np.zeros(5, dtype=dtype)
+    add_l2(w, g, 0.1)
+    assert g.dtype == dtype
+    assert l2_penalty_gradient(w, 0.1).dtype == dtype
+
+
+def test_only_weights_of_a_network_are_penalised() -> None:
+    network = Sequential([Dense(3, 4, random_state=0), Activation("tanh"), Dense(4, 2)])
+    network.flat_parameters[...] = 1.0  # biases too
+    network.flat_gradients[...] = 0.0
+    value = add_l2(network.weights, network.weight_gradients, 2.0)
+    n_weights = 3 * 4 + 4 * 2
+    assert value == pytest.approx(0.5 * 2.0 * n_weights)  # the 6 biases count for nothing
+    for layer in network.layers:
+        if isinstance(layer, Dense):
+            np.testing.assert_array_equal(layer.grad_weights, 2.0)
+            np.testing.assert_array_equal(layer.grad_bias, 0.0)
