@@ -116,7 +116,7 @@ class Dense(Layer):
         if self._X is None:
             raise RuntimeError("Dense.backward called before forward")
         np.matmul(self._X.T, dout, out=self.grad_weights)
-        np.sum(dout, axis=0, out=self.grad_bias)
+        dout.sum(axis=0, out=self.grad_bias)
         if not need_input_gradient:
             return None
         return dout @ self.weights.T

@@ -31,8 +31,16 @@ def _normaliser(n_samples: int, sample_weight: Array | None) -> float:
 
 
 def _weighted_mean(per_sample: Array, sample_weight: Array | None) -> float:
+    """Weighted mean over the first axis of per-sample (or per-element) losses.
+
+    Extra axes (e.g. one loss per output) are summed within each sample.
+    """
     if sample_weight is None:
-        return float(np.mean(per_sample))
+        # ndarray.sum, not np.mean: this runs once per training step, and np.mean's
+        # Python-level wrapper costs more than the sum itself on small batches.
+        return float(per_sample.sum()) / per_sample.shape[0]
+    if per_sample.ndim > 1:
+        per_sample = per_sample.sum(axis=tuple(range(1, per_sample.ndim)))
     return float(np.dot(sample_weight, per_sample) / np.sum(sample_weight))
 
 
@@ -58,7 +66,7 @@ def _as_float_pair(logits: Array, targets: Array) -> tuple[Array, Array]:
     ``(n, n)`` loss matrix), are refused.
     """
     logits = np.asarray(logits)
-    if not np.issubdtype(logits.dtype, np.floating):
+    if logits.dtype.kind != "f":
         logits = logits.astype(np.float64)
     targets = np.asarray(targets, dtype=logits.dtype)
     if targets.shape != logits.shape:
@@ -104,14 +112,17 @@ def binary_cross_entropy(
     """
     logits, targets = _as_float_pair(logits, targets)
     n_samples = logits.shape[0]
-    e = np.exp(-np.abs(logits))  # shared by the loss and the sigmoid
-    per_sample = np.maximum(logits, 0) - targets * logits + np.log1p(e)
-    if per_sample.ndim > 1:
-        per_sample = per_sample.sum(axis=tuple(range(1, per_sample.ndim)))
-    loss = _weighted_mean(per_sample, sample_weight)
-    probabilities = np.where(logits >= 0, 1.0, e) / (1.0 + e)
-    dlogits = _scale_rows(probabilities - targets, n_samples, sample_weight)
-    return loss, dlogits
+    e = np.exp(-np.abs(logits))  # in (0, 1]: shared by the loss and the sigmoid
+    terms = np.log1p(e)
+    terms += np.maximum(logits, 0)
+    terms -= targets * logits
+    loss = _weighted_mean(terms, sample_weight)
+    # sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) for z < 0, with e = exp(-|z|)
+    dlogits = np.where(logits >= 0, 1.0, e)
+    e += 1.0
+    dlogits /= e
+    dlogits -= targets
+    return loss, _scale_rows(dlogits, n_samples, sample_weight)
 
 
 def binary_cross_entropy_value(
@@ -119,10 +130,10 @@ def binary_cross_entropy_value(
 ) -> float:
     """The mean binary cross-entropy alone (no gradient): for monitoring."""
     logits, targets = _as_float_pair(logits, targets)
-    per_sample = np.maximum(logits, 0) - targets * logits + np.log1p(np.exp(-np.abs(logits)))
-    if per_sample.ndim > 1:
-        per_sample = per_sample.sum(axis=tuple(range(1, per_sample.ndim)))
-    return _weighted_mean(per_sample, sample_weight)
+    terms = np.log1p(np.exp(-np.abs(logits)))
+    terms += np.maximum(logits, 0)
+    terms -= targets * logits
+    return _weighted_mean(terms, sample_weight)
 
 
 # --- softmax cross-entropy ---------------------------------------------------------------
@@ -161,7 +172,7 @@ def softmax_cross_entropy(
     logits, targets = _as_float_pair(logits, targets)
     n_samples = logits.shape[0]
     log_p = log_softmax(logits)
-    loss = _weighted_mean(-np.sum(targets * log_p, axis=1), sample_weight)
+    loss = -_weighted_mean(targets * log_p, sample_weight)
     dlogits = np.exp(log_p)
     dlogits -= targets
     return loss, _scale_rows(dlogits, n_samples, sample_weight)
@@ -172,7 +183,7 @@ def softmax_cross_entropy_value(
 ) -> float:
     """The mean softmax cross-entropy alone (no gradient): for monitoring."""
     logits, targets = _as_float_pair(logits, targets)
-    return _weighted_mean(-np.sum(targets * log_softmax(logits), axis=1), sample_weight)
+    return -_weighted_mean(targets * log_softmax(logits), sample_weight)
 
 
 # --- mean squared error ------------------------------------------------------------------
@@ -198,8 +209,7 @@ def mean_squared_error(
     outputs, targets = _as_float_pair(outputs, targets)
     n_samples = outputs.shape[0]
     residual = outputs - targets
-    per_sample = 0.5 * np.sum(residual * residual, axis=tuple(range(1, residual.ndim)))
-    loss = _weighted_mean(per_sample, sample_weight)
+    loss = 0.5 * _weighted_mean(residual * residual, sample_weight)
     return loss, _scale_rows(residual, n_samples, sample_weight)
 
 
@@ -209,8 +219,7 @@ def mean_squared_error_value(
     """The mean half squared error alone (no gradient): for monitoring."""
     outputs, targets = _as_float_pair(outputs, targets)
     residual = outputs - targets
-    per_sample = 0.5 * np.sum(residual * residual, axis=tuple(range(1, residual.ndim)))
-    return _weighted_mean(per_sample, sample_weight)
+    return 0.5 * _weighted_mean(residual * residual, sample_weight)
 
 
 # --- loss objects ------------------------------------------------------------------------
