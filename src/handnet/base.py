@@ -1,22 +1,143 @@
 """The estimator contract (scikit-learn's), without depending on scikit-learn.
 
-handnet's core needs NumPy alone, so its models cannot inherit from
-``sklearn.base.BaseEstimator``. Instead this small mixin implements the same
-contract (what ``sklearn.base.clone``, ``GridSearchCV`` and the estimator checks
-rely on): the constructor only stores its arguments, ``get_params`` reads them
-back from the signature, ``set_params`` writes them, and ``__sklearn_tags__``
-describes the model. scikit-learn, when installed, is imported only inside
-``__sklearn_tags__``, which only scikit-learn itself calls.
+Design choice
+-------------
+handnet's core needs NumPy alone: scikit-learn is an optional extra
+(``pip install handnet[sklearn]``). So its models cannot inherit from
+``sklearn.base.BaseEstimator``, and nothing here imports scikit-learn at import
+time. Instead this module holds a light base class of our own whose behaviour
+matches scikit-learn's contract, which is all that ``sklearn.base.clone``,
+``Pipeline``, ``GridSearchCV``, ``cross_val_score`` and the estimator checks
+(``sklearn.utils.estimator_checks``) rely on:
+
+* the constructor only stores its arguments, unchanged;
+* ``get_params`` reads them back from the constructor's signature and
+  ``set_params`` writes them (``name__inner`` for nested objects), so ``clone``
+  works;
+* fitted state lives in attributes whose names end with ``_``
+  (``n_features_in_``, ``feature_names_in_``, ``classes_``, ...);
+* prediction before ``fit`` raises :class:`~handnet.exceptions.NotFittedError`;
+* ``__sklearn_tags__`` describes the model (classifier or regressor,
+  binary-only, multi-output, ...). It is the one place that imports
+  scikit-learn, inside the method, which only scikit-learn itself calls.
+
+The alternative, inheriting from scikit-learn's classes when it happens to be
+installed, would make a model's class hierarchy (and pickles) depend on the
+environment; a small class of our own keeps one behaviour everywhere.
+
+Exceptions and warnings that scikit-learn's tools catch by *its* classes
+(``NotFittedError``, ``DataConversionWarning``) are raised through
+:func:`sklearn_compatible`: when scikit-learn has already been imported by the
+user's program, the raised object is an instance of a subclass of both the
+handnet class and scikit-learn's class of the same name, so
+``except sklearn.exceptions.NotFittedError`` and
+``except handnet.NotFittedError`` both catch it. When scikit-learn has not been
+imported it is the plain handnet class; scikit-learn is never imported for it.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
-from typing import Any
+import sys
+from collections.abc import Callable
+from types import MethodType
+from typing import Any, TypeVar
 
 import numpy as np
 
 from .exceptions import NotFittedError
+
+E = TypeVar("E", bound=BaseException)
+
+_SKLEARN_TWINS: dict[type[BaseException], type[BaseException]] = {}
+
+
+def _rebuild_compatible(
+    cls: type[BaseException], args: tuple[Any, ...]
+) -> BaseException:
+    """Unpickle an exception made by :func:`sklearn_compatible` (in this process's terms)."""
+    return sklearn_compatible(cls)(*args)
+
+
+def sklearn_compatible(cls: type[E]) -> type[E]:
+    """``cls``, or its twin that also subclasses scikit-learn's class of the same name.
+
+    The twin is used only when ``sklearn.exceptions`` is already in
+    ``sys.modules`` (the program imported scikit-learn); this function never
+    imports it. The twin keeps ``cls``'s name and module, so messages and
+    tracebacks read the same, and it pickles by rebuilding through this function
+    (a process without scikit-learn gets the plain handnet class).
+
+    Parameters
+    ----------
+    cls : exception or warning class
+        A handnet class such as :class:`~handnet.exceptions.NotFittedError`.
+
+    Returns
+    -------
+    type
+        A subclass of ``cls`` (possibly ``cls`` itself).
+    """
+    module = sys.modules.get("sklearn.exceptions")
+    sklearn_cls = getattr(module, cls.__name__, None) if module is not None else None
+    if not isinstance(sklearn_cls, type) or issubclass(cls, sklearn_cls):
+        return cls
+    twin = _SKLEARN_TWINS.get(cls)
+    if twin is None or not issubclass(twin, sklearn_cls):
+
+        def __reduce__(self: BaseException) -> tuple[Any, ...]:
+            return (_rebuild_compatible, (cls, self.args), self.__dict__ or None)
+
+        twin = type(
+            cls.__name__,
+            (cls, sklearn_cls),
+            {
+                "__module__": cls.__module__,
+                "__qualname__": cls.__qualname__,
+                "__doc__": cls.__doc__,
+                "__reduce__": __reduce__,
+            },
+        )
+        _SKLEARN_TWINS[cls] = twin
+    return twin  # type: ignore[return-value]
+
+
+class available_if:  # lower case: a decorator, named like scikit-learn's
+    """A method that exists only when ``check(instance)`` holds.
+
+    scikit-learn (and its estimator checks) ask ``hasattr(model, "partial_fit")``
+    to learn what a model can do; with L-BFGS, which only trains on the full
+    batch, the answer must be no. Same idea as ``sklearn.utils.metaestimators.available_if``.
+
+    Parameters
+    ----------
+    check : callable ``check(instance) -> bool``
+        Returns ``True`` when the method is available, or raises an
+        ``AttributeError`` whose message says why it is not.
+    """
+
+    def __init__(self, check: Callable[[Any], bool]) -> None:
+        self.check = check
+
+    def __call__(self, method: Callable[..., Any]) -> Any:
+        return _ConditionalMethod(method, self.check)
+
+
+class _ConditionalMethod:
+    def __init__(self, method: Callable[..., Any], check: Callable[[Any], bool]) -> None:
+        self.method = method
+        self.check = check
+        functools.update_wrapper(self, method)  # type: ignore[arg-type]
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self.method  # the plain function, for documentation tools
+        if not self.check(instance):
+            raise AttributeError(
+                f"This {type(instance).__name__!r} has no attribute {self.method.__name__!r}"
+            )
+        return MethodType(self.method, instance)
 
 
 class BaseEstimator:
@@ -76,14 +197,45 @@ class BaseEstimator:
                 changed.append(f"{name}={value!r}")
         return f"{type(self).__name__}({', '.join(changed)})"
 
-    def __sklearn_tags__(self) -> Any:  # pragma: no cover - exercised with scikit-learn
-        from sklearn.utils import Tags, TargetTags
+    # What the model is, in scikit-learn's terms; subclasses override. The names
+    # are those scikit-learn < 1.6 read as attributes (``_estimator_type``).
+    _estimator_type: str | None = None
+    _binary_only = False  # a classifier that accepts exactly two classes
+    _multi_output = False  # a regressor that accepts y of shape (n_samples, n_outputs)
 
-        return Tags(estimator_type=None, target_tags=TargetTags(required=True))
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's description of this estimator (scikit-learn >= 1.6).
+
+        Imports scikit-learn, so only scikit-learn's own machinery calls it
+        (``sklearn.utils.get_tags``); handnet never does.
+        """
+        from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags
+
+        kind = self._estimator_type
+        tags = Tags(
+            estimator_type=kind,
+            target_tags=TargetTags(
+                required=kind is not None,
+                multi_output=self._multi_output,
+                single_output=True,
+            ),
+            # Dense, finite, numeric 2D features only (NaN/inf and sparse input are
+            # rejected with a message); results are reproducible given random_state.
+            input_tags=InputTags(two_d_array=True, sparse=False, allow_nan=False),
+            non_deterministic=False,
+            requires_fit=True,
+        )
+        if kind == "classifier":
+            tags.classifier_tags = ClassifierTags(
+                multi_class=not self._binary_only, multi_label=False
+            )
+        elif kind == "regressor":
+            tags.regressor_tags = RegressorTags()
+        return tags
 
     def _check_is_fitted(self) -> None:
         if not getattr(self, "_fitted", False):
-            raise NotFittedError(
+            raise sklearn_compatible(NotFittedError)(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                 "appropriate arguments before using this estimator."
             )

@@ -18,25 +18,46 @@ MLPRegressor           hidden_layer_sizes  identity                half squared 
 
 from __future__ import annotations
 
+import copy
 import numbers
+import os
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .base import BaseEstimator, accuracy, r2_score
+from .base import BaseEstimator, accuracy, available_if, r2_score
+from .exceptions import ConvergenceWarning
 from .layers import Activation, Dense, Dropout, Layer
 from .losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy
 from .network import Sequential
 from .optimizers import LBFGS, Optimizer, get_optimizer
 from .schedules import Schedule, get_schedule
 from .training import History, Trainer
-from .validation import check_features, check_positive, check_sample_weight, check_target
+from .validation import (
+    check_feature_names,
+    check_features,
+    check_positive,
+    check_sample_weight,
+    check_target,
+    get_feature_names,
+)
 
 Array = NDArray[np.floating]
 
 _HIDDEN_ACTIVATIONS = ("relu", "tanh", "sigmoid", "logistic", "leaky_relu", "identity")
+
+
+def _has_stochastic_optimizer(model: Any) -> bool:
+    """``partial_fit`` exists only for optimizers that take steps on batches."""
+    if isinstance(model.optimizer, LBFGS) or model.optimizer == "lbfgs":
+        raise AttributeError(
+            "partial_fit needs a stochastic optimizer (e.g. optimizer='sgd' or 'adam'); "
+            "L-BFGS trains on the full batch only"
+        )
+    return True
 
 
 class _NetworkEstimator(BaseEstimator):
@@ -90,13 +111,10 @@ class _NetworkEstimator(BaseEstimator):
         if not isinstance(self.optimizer, (Optimizer, LBFGS)):
             check_positive(self.learning_rate, "learning_rate")
         if self.batch_size is not None and self.batch_size != "auto":
+            # Larger than n_samples is allowed: all rows make one batch (as with
+            # "auto"), so small cross-validation folds and partial_fit's short last
+            # chunk of a stream train instead of failing.
             check_positive(self.batch_size, "batch_size", integer=True)
-            if self.batch_size > n_samples:
-                raise ValueError(
-                    f"batch_size={self.batch_size} is larger than the number of training "
-                    f"samples ({n_samples}); use batch_size=None for full-batch training "
-                    f"or a value <= {n_samples}"
-                )
         if self.early_stopping:
             fraction = self.validation_fraction
             if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real):
@@ -115,25 +133,34 @@ class _NetworkEstimator(BaseEstimator):
             raise ValueError(f"dropout must be a number in [0, 1), got {rate!r}")
 
     def _validate_X(self, X: Any, reset: bool) -> Array:
-        """Check features; at fit time remember their number (and names)."""
-        names = getattr(X, "columns", None)
+        """Check features against those seen at fit time (``reset=False``).
+
+        With ``reset=True`` (a fresh fit) only the data is checked; ``_fit``
+        records ``n_features_in_`` and ``feature_names_in_`` once the targets
+        have passed too, so a fit that fails validation leaves the model as it was.
+        """
         if reset:
-            array = check_features(X, min_samples=1)
-            self.n_features_in_ = array.shape[1]
-            if names is not None and all(isinstance(n, str) for n in names):
-                self.feature_names_in_ = np.asarray(list(names), dtype=object)
-            elif hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
-            return array
+            get_feature_names(X)  # mixed str / non-str column names are an error
+            return check_features(X, min_samples=1)
         self._check_is_fitted()
-        fitted_names = getattr(self, "feature_names_in_", None)
-        if fitted_names is not None and names is not None:
-            if list(names) != list(fitted_names):
-                raise ValueError(
-                    "The feature names should match those that were passed during fit: "
-                    f"got {list(names)}, expected {list(fitted_names)}"
-                )
-        return check_features(X, dtype=self._dtype, n_features=self.n_features_in_)
+        name = type(self).__name__
+        check_feature_names(getattr(self, "feature_names_in_", None), X, name)
+        return check_features(
+            X, dtype=self._dtype, n_features=self.n_features_in_, estimator_name=name
+        )
+
+    def _record_features(self, X: Any, n_features: int) -> None:
+        """Set ``n_features_in_``, and ``feature_names_in_`` for string-named columns."""
+        self.n_features_in_ = n_features
+        names = get_feature_names(X)
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Whether ``fit`` or ``partial_fit`` has run (``sklearn...check_is_fitted`` asks)."""
+        return bool(getattr(self, "_fitted", False))
 
     # --- building --------------------------------------------------------------------
 
@@ -156,7 +183,11 @@ class _NetworkEstimator(BaseEstimator):
         return Sequential(layers)
 
     def _make_trainer(self, network: Sequential, loss: Loss, callbacks: Sequence[Any]) -> Trainer:
-        optimizer = get_optimizer(self.optimizer, self.learning_rate)
+        # A user's optimizer or schedule object is trained as a copy: fitting must not
+        # change the estimator's parameters (a schedule rewrites the optimizer's
+        # learning_rate, ReduceOnPlateau keeps a scale), or a second fit would start
+        # from the first one's decayed learning rate.
+        optimizer = get_optimizer(copy.deepcopy(self.optimizer), self.learning_rate)
         if isinstance(optimizer, (Optimizer, LBFGS)) and not isinstance(self.optimizer, str):
             optimizer.reset()  # a user's object starts fresh for a fresh fit
         if isinstance(optimizer, LBFGS) and self._dropout_rate() > 0:
@@ -167,7 +198,7 @@ class _NetworkEstimator(BaseEstimator):
             optimizer,
             self._rng,
             batch_size=None,  # set per fit from the data size
-            schedule=get_schedule(self.schedule, self.max_iter),
+            schedule=get_schedule(copy.deepcopy(self.schedule), self.max_iter),
             l2=self.alpha,
             clip_norm=self.clip_norm,
             tol=self.tol,
@@ -181,7 +212,7 @@ class _NetworkEstimator(BaseEstimator):
             return None
         if self.batch_size == "auto":
             return min(200, n_samples)
-        return None if self.batch_size is None else int(self.batch_size)
+        return None if self.batch_size is None else min(int(self.batch_size), n_samples)
 
     # --- targets (subclasses) --------------------------------------------------------
 
@@ -197,8 +228,14 @@ class _NetworkEstimator(BaseEstimator):
     def _class_sample_weight(self, y: Any) -> Array | None:
         return None
 
-    def _score_for_validation(self, X: Array, y: Any) -> float:
+    def _score_for_validation(self, X: Array, y: Any, sample_weight: Array | None) -> float:
         raise NotImplementedError
+
+    def _check_y(self, y: Any, n_samples: int) -> NDArray[Any]:
+        """``y`` as an array, checked once (a classifier's column vector flattened)."""
+        return check_target(
+            y, n_samples, numeric=not self._is_classifier, allow_2d=self._multi_output
+        )
 
     # --- fitting ---------------------------------------------------------------------
 
@@ -210,6 +247,9 @@ class _NetworkEstimator(BaseEstimator):
         *,
         validation_data: tuple[Any, Any] | None = None,
         callbacks: Sequence[Callable[[Trainer], bool | None]] = (),
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int | None = None,
+        resume: str | os.PathLike[str] | bool | None = None,
     ) -> _NetworkEstimator:
         """Train on ``X``, ``y``.
 
@@ -224,12 +264,37 @@ class _NetworkEstimator(BaseEstimator):
             stopping rule uses it and the best epoch's weights are kept.
         callbacks : sequence of callables ``callback(trainer) -> bool``
             Called after every epoch; returning ``True`` stops training.
+        checkpoint : path, optional
+            A model file (see :mod:`handnet.io`) to keep the run's progress in:
+            written atomically every ``checkpoint_every`` epochs, when training
+            ends, and when Ctrl-C stops it. ``handnet.load`` reads it like any
+            model file.
+        checkpoint_every : int, optional
+            Epochs between checkpoints (default: only at the end and on Ctrl-C).
+        resume : path or bool, optional
+            Continue the run saved in this file (a checkpoint, or a model
+            saved after an interrupted fit) instead of starting afresh; the
+            result is bit for bit the one of an uninterrupted run. ``True``
+            resumes from ``checkpoint`` if that file exists and starts afresh
+            otherwise, so the same call serves the first run and every restart.
+            The hyperparameters must be those of the run (``max_iter`` may
+            grow), and the data the same (checked by a fingerprint).
 
         Returns
         -------
         self
         """
-        return self._fit(X, y, sample_weight, validation_data, callbacks, incremental=False)
+        return self._fit(
+            X,
+            y,
+            sample_weight,
+            validation_data,
+            callbacks,
+            incremental=False,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+        )
 
     def _fit(
         self,
@@ -240,27 +305,41 @@ class _NetworkEstimator(BaseEstimator):
         callbacks: Sequence[Callable[[Trainer], bool | None]],
         incremental: bool,
         classes: Any = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        checkpoint_every: int | None = None,
+        resume: str | os.PathLike[str] | bool | None = None,
     ) -> _NetworkEstimator:
-        first_call = not (incremental or self.warm_start) or not getattr(self, "_fitted", False)
-        X_checked = check_features(X, dtype=None if first_call else self._dtype, min_samples=1)
+        from .io import CheckpointRun  # here, not at the top: handnet.io imports this module
+
+        # Checks the checkpoint arguments and reads (and checks) a run to resume
+        # before anything is trained; a resumed run starts like a fresh fit.
+        run = CheckpointRun.start(self, checkpoint, checkpoint_every, resume)
+        first_call = (
+            run.resuming
+            or not (incremental or self.warm_start)
+            or not getattr(self, "_fitted", False)
+        )
+        X_checked = self._validate_X(X, reset=first_call)
         n_samples = X_checked.shape[0]
         self._validate_hyperparameters(n_samples)
         if first_call:
-            self._validate_X(X, reset=True)
             self._dtype = X_checked.dtype
             self._rng = np.random.default_rng(self.random_state)
-        else:
-            X_checked = self._validate_X(X, reset=False)
         dtype = self._dtype
         if incremental and classes is not None and first_call:
             self._declare_classes(classes)
-        Y = self._encode_targets(y, n_samples, dtype, reset=first_call and not incremental)
+        # A fresh fit learns the targets' classes / outputs from y; a classifier's first
+        # partial_fit has them from ``classes`` instead.
+        reset_targets = first_call and not (incremental and self._is_classifier)
+        y = self._check_y(y, n_samples)
+        Y = self._encode_targets(y, n_samples, dtype, reset=reset_targets)
         weights = check_sample_weight(sample_weight, n_samples, dtype)
         class_weights = self._class_sample_weight(y)
         if class_weights is not None:
             weights = class_weights if weights is None else weights * class_weights
 
         validation = None
+        w_val = None
         X_train, Y_train, w_train = X_checked, Y, weights
         if validation_data is not None or (self.early_stopping and not incremental):
             if validation_data is not None:
@@ -269,15 +348,26 @@ class _NetworkEstimator(BaseEstimator):
                 )
                 y_val = validation_data[1]
             else:
-                train_index, val_index = self._validation_split(y, n_samples)
+                train_index, val_index = run.validation_split(self._validation_split)(y, n_samples)
                 X_train, Y_train = X_checked[train_index], Y[train_index]
                 w_train = None if weights is None else weights[train_index]
                 X_val = X_checked[val_index]
-                y_val = np.asarray(y)[val_index]
+                y_val = y[val_index]
+                # The held-out score is weighted like the loss (sample and class weights);
+                # held-out rows that all weigh 0 are scored unweighted instead.
+                w_val = None if weights is None else weights[val_index]
+                if w_val is not None and not np.any(w_val > 0):
+                    w_val = None
+                if w_train is not None and not np.any(w_train > 0):
+                    raise ValueError(
+                        "every training sample left after the early-stopping split has "
+                        "sample weight 0; lower validation_fraction or check sample_weight"
+                    )
             X_validation, y_validation = X_val, y_val
-            validation = (X_validation, y_validation, None)
+            validation = (X_validation, y_validation, w_val)
 
         if first_call:
+            self._record_features(X, X_checked.shape[1])
             self.network_ = self._build_network(X_checked.shape[1], self._n_outputs(), dtype)
             self.network_.set_random_state(self._rng)
             self.loss_curve_: list[float] = []
@@ -286,16 +376,19 @@ class _NetworkEstimator(BaseEstimator):
         if first_call or not incremental:
             self._trainer = self._make_trainer(self.network_, self._loss(), callbacks)
         trainer = self._trainer
+        trainer.loss = _DatasetWeightedLoss.wrap(self._loss(), w_train)
         trainer.callbacks = list(callbacks)
         if self.verbose:
             trainer.callbacks.append(_print_progress)
         trainer.batch_size = self._resolve_batch_size(len(X_train))
+        validation_arrays = (None, None, None) if validation is None else validation
+        run.attach(self, trainer, (X_checked, Y, weights, *validation_arrays), len(X_train))
         score_fn = None
         if validation is not None:
-            Xv, yv = validation[0], validation[1]
+            Xv, yv, wv = validation
 
             def score_fn() -> float:
-                return self._score_for_validation(Xv, yv)
+                return self._score_for_validation(Xv, yv, wv)
 
             if self.validation_scores_ is None:
                 self.validation_scores_ = []
@@ -303,14 +396,21 @@ class _NetworkEstimator(BaseEstimator):
         self._fitted = True  # the network exists: scoring during training needs it
         start_epoch = trainer.epoch
         start_scores = len(trainer.history.validation_score)
+        max_iter = 1 if incremental else run.remaining_epochs(self, trainer)
         try:
-            trainer.fit(
-                X_train,
-                Y_train,
-                w_train,
-                max_iter=1 if incremental else self.max_iter,
-                validation=None if score_fn is None else (Xv, yv, score_fn),
-            )
+            with warnings.catch_warnings():
+                if incremental:
+                    # partial_fit is one pass by design: not meeting tol in it is no
+                    # failure to converge (scikit-learn's partial_fit does not warn).
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                if max_iter > 0:  # 0: a resumed run that had already finished
+                    trainer.fit(
+                        X_train,
+                        Y_train,
+                        w_train,
+                        max_iter=max_iter,
+                        validation=None if score_fn is None else (Xv, yv, score_fn),
+                    )
         finally:
             history = trainer.history
             self.history_: History = history
@@ -320,15 +420,19 @@ class _NetworkEstimator(BaseEstimator):
                 self.validation_scores_.extend(history.validation_score[start_scores:])
                 if self.validation_scores_:
                     self.best_validation_score_ = max(self.validation_scores_)
-            self.n_iter_ = trainer.epoch - start_epoch if not incremental else trainer.epoch
+            # Epochs of this fit (a fresh trainer starts at 0; a resumed one counts
+            # the epochs before the interruption too), or all of partial_fit's.
+            self.n_iter_ = trainer.epoch
             self.t_ += (trainer.epoch - start_epoch) * len(X_train)
             if self.loss_curve_:
                 self.best_loss_ = min(self.loss_curve_)
         return self
 
-    def _validation_split(self, y: Any, n_samples: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    def _validation_split(
+        self, y: Any, n_samples: int
+    ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
         """A random (stratified for classifiers) split for early stopping."""
-        n_validation = max(1, int(round(self.validation_fraction * n_samples)))
+        n_validation = max(1, round(self.validation_fraction * n_samples))
         if n_samples - n_validation < 1:
             raise ValueError(
                 f"validation_fraction={self.validation_fraction} leaves no training samples "
@@ -340,7 +444,7 @@ class _NetworkEstimator(BaseEstimator):
             val_parts = []
             for label in np.unique(labels):
                 members = np.flatnonzero(labels == label)
-                take = int(round(len(members) * n_validation / n_samples))
+                take = round(len(members) * n_validation / n_samples)
                 val_parts.append(rng.permutation(members)[:take])
             val_index = np.sort(np.concatenate(val_parts)) if val_parts else np.array([], int)
             if len(val_index) == 0:
@@ -357,7 +461,11 @@ class _NetworkEstimator(BaseEstimator):
     # --- predicting ------------------------------------------------------------------
 
     def _forward(self, X: Any) -> Array:
-        X_checked = self._validate_X(X, reset=False)
+        """The network's outputs (logits) on user data, checked against the fit."""
+        return self._forward_checked(self._validate_X(X, reset=False))
+
+    def _forward_checked(self, X_checked: Array) -> Array:
+        """The outputs on an already validated array (e.g. early stopping's held-out rows)."""
         with np.errstate(over="ignore"):
             return self.network_.predict(X_checked)
 
@@ -367,6 +475,7 @@ class _ClassifierMixin(_NetworkEstimator):
     """Label encoding, probabilities and accuracy for the classifiers."""
 
     _is_classifier = True
+    _estimator_type = "classifier"
     class_weight: dict[Any, float] | str | None
     _binary_output = True  # two classes -> one sigmoid logit (False: two softmax logits)
 
@@ -394,7 +503,15 @@ class _ClassifierMixin(_NetworkEstimator):
                     "classes must be passed on the first call to partial_fit "
                     "(all labels that will ever appear)"
                 )
-            self.classes_ = self._check_classes(np.unique(labels))
+            try:
+                classes = np.unique(labels)
+            except TypeError:  # e.g. strings and numbers, which do not sort together
+                kinds = sorted({type(v).__name__ for v in labels.ravel()})
+                raise ValueError(
+                    f"Mix of label input types (string and number): y holds {kinds}; "
+                    "use labels of one type"
+                ) from None
+            self.classes_ = self._check_classes(classes)
         index = np.searchsorted(self.classes_, labels)
         index = np.clip(index, 0, len(self.classes_) - 1)
         unseen = self.classes_[index] != labels
@@ -447,17 +564,34 @@ class _ClassifierMixin(_NetworkEstimator):
         return per_class[index].astype(self._dtype)
 
     def decision_function(self, X: Any) -> Array:
-        """The logits: shape (n_samples,) for two classes, (n_samples, n_classes) otherwise."""
+        """Confidence scores, as scikit-learn's ``SGDClassifier`` returns them.
+
+        Two classes: shape (n_samples,), positive for ``classes_[1]`` (the logit
+        of the sigmoid output, or the difference of the two softmax logits).
+        More classes: the logits, shape (n_samples, n_classes).
+        """
         logits = self._forward(X)
-        return logits.ravel() if logits.shape[1] == 1 else logits
+        if logits.shape[1] == 1:
+            return logits.ravel()
+        if logits.shape[1] == 2:
+            return logits[:, 1] - logits[:, 0]
+        return logits
 
     def predict_proba(self, X: Any) -> Array:
-        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
+        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order.
+
+        A sigmoid or softmax is never exactly 0: a probability that underflows is
+        reported as the smallest positive normal number, so that
+        ``log(predict_proba)`` stays finite like :meth:`predict_log_proba`.
+        """
         logits = self._forward(X)
-        probabilities = self._loss().link(logits)
-        if probabilities.shape[1] == 1:
-            return np.hstack([1.0 - probabilities, probabilities])
-        return probabilities
+        link = self._loss().link
+        if logits.shape[1] == 1:
+            # sigmoid(-z) rather than 1 - sigmoid(z): no cancellation for confident rows.
+            probabilities = np.hstack([link(-logits), link(logits)])
+        else:
+            probabilities = link(logits)
+        return np.maximum(probabilities, np.finfo(probabilities.dtype).tiny)
 
     def predict_log_proba(self, X: Any) -> Array:
         """Log of :meth:`predict_proba`, computed from the logits (no ``log(0)``)."""
@@ -470,7 +604,9 @@ class _ClassifierMixin(_NetworkEstimator):
 
     def predict(self, X: Any) -> NDArray[Any]:
         """The most probable class label for each sample."""
-        logits = self._forward(X)
+        return self._labels(self._forward(X))
+
+    def _labels(self, logits: Array) -> NDArray[Any]:
         index = (logits[:, 0] > 0).astype(np.intp) if logits.shape[1] == 1 else logits.argmax(1)
         return self.classes_[index]
 
@@ -478,32 +614,88 @@ class _ClassifierMixin(_NetworkEstimator):
         """Mean accuracy on ``X``, ``y``."""
         return accuracy(np.asarray(y), self.predict(X), sample_weight)
 
-    def _score_for_validation(self, X: Array, y: Any) -> float:
-        return self.score(X, y)
+    def _score_for_validation(self, X: Array, y: Any, sample_weight: Array | None) -> float:
+        return accuracy(np.asarray(y), self._labels(self._forward_checked(X)), sample_weight)
 
+    @available_if(_has_stochastic_optimizer)
     def partial_fit(
         self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None
     ) -> _ClassifierMixin:
         """One epoch over ``X``, ``y``, continuing from the current state.
 
         ``classes`` (every label that will ever appear) is required on the first
-        call, as in scikit-learn's ``SGDClassifier``.
+        call, as in scikit-learn's ``SGDClassifier``. Only with a stochastic
+        optimizer: with L-BFGS the model has no ``partial_fit`` attribute.
+
+        Returns
+        -------
+        self
         """
-        if isinstance(self.optimizer, LBFGS) or self.optimizer == "lbfgs":
-            raise ValueError("partial_fit needs a stochastic optimizer; L-BFGS is full-batch only")
         if not getattr(self, "_fitted", False) and classes is None:
             raise ValueError(
                 "classes must be passed on the first call to partial_fit "
                 "(all labels that will ever appear)"
             )
-        if getattr(self, "_fitted", False) and classes is not None:
-            if not np.array_equal(np.unique(np.asarray(classes)), self.classes_):
-                raise ValueError(
-                    f"classes={np.unique(classes).tolist()} differs from the classes of the "
-                    f"first call to partial_fit, {self.classes_.tolist()}"
-                )
+        if (
+            getattr(self, "_fitted", False)
+            and classes is not None
+            and not np.array_equal(np.unique(np.asarray(classes)), self.classes_)
+        ):
+            raise ValueError(
+                f"classes={np.unique(classes).tolist()} differs from the classes of the "
+                f"first call to partial_fit, {self.classes_.tolist()}"
+            )
         self._fit(X, y, sample_weight, None, (), incremental=True, classes=classes)
         return self
+
+
+class _DatasetWeightedLoss(Loss):
+    r"""Weighted mini-batches that estimate the whole data set's weighted mean loss.
+
+    The objective is :math:`\sum_i s_i \ell_i / \sum_i s_i` over *all* training
+    rows. A loss normalised by each batch's own weight sum would cancel the
+    weights of one-row batches (SGD, ``batch_size=1``: :math:`s_i\ell_i/s_i`) and
+    divide by zero on a batch whose weights are all 0. Here the gradient on a
+    batch :math:`B` is that of :math:`\sum_{i\in B} s_i \ell_i / (|B|\,\bar s)`
+    with :math:`\bar s` the mean weight over the data set: an unbiased estimate
+    of the full gradient, and exactly it for a full batch. The value returned is
+    the batch's weighted mean loss (0 for an all-zero batch), which is what the
+    training loop averages into the epoch's loss.
+    """
+
+    def __init__(self, inner: Loss, sample_weight: Array) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.n_samples = len(sample_weight)
+        self.mean_weight = float(np.mean(sample_weight, dtype=np.float64))
+
+    @classmethod
+    def wrap(cls, inner: Loss, sample_weight: Array | None) -> Loss:
+        """``inner`` itself when there are no weights, else the wrapper."""
+        return inner if sample_weight is None else cls(inner, sample_weight)
+
+    def __call__(
+        self, logits: Array, targets: Array, sample_weight: Array | None = None
+    ) -> tuple[float, Array]:
+        if sample_weight is None or len(sample_weight) == self.n_samples:
+            return self.inner(logits, targets, sample_weight)  # the full batch: exact
+        batch_weight = float(np.sum(sample_weight, dtype=np.float64))
+        if batch_weight <= 0.0:
+            _, dlogits = self.inner(logits, targets, None)
+            dlogits[...] = 0.0
+            return 0.0, dlogits
+        loss, dlogits = self.inner(logits, targets, sample_weight)
+        dlogits *= dlogits.dtype.type(batch_weight / (len(sample_weight) * self.mean_weight))
+        return loss, dlogits
+
+    def value(self, logits: Array, targets: Array, sample_weight: Array | None = None) -> float:
+        return self.inner.value(logits, targets, sample_weight)
+
+    def link(self, logits: Array) -> Array:
+        return self.inner.link(logits)
+
+    def __repr__(self) -> str:
+        return repr(self.inner)
 
 
 def _print_progress(trainer: Trainer) -> None:
@@ -532,7 +724,8 @@ class LogisticRegression(_ClassifierMixin):
         is one gradient-descent iteration.
     batch_size : int or None, default None
         ``None``: full-batch GD; ``1``: SGD, one example per step, reshuffled
-        every epoch; ``k``: mini-batches.
+        every epoch; ``k``: mini-batches of ``k`` rows (one batch of all rows
+        when there are no more than ``k``).
     alpha : float, default 0.0
         L2 strength on the weights.
     optimizer : str or Optimizer, default "gd"
@@ -602,11 +795,14 @@ class LogisticRegression(_ClassifierMixin):
         self.warm_start = warm_start
         self.verbose = verbose
 
+    _binary_only = True  # scikit-learn's tag: classifier_tags.multi_class = False
+
     def _check_n_classes(self) -> None:
         if len(self.classes_) != 2:
             raise ValueError(
-                f"LogisticRegression is a binary classifier but y has {len(self.classes_)} "
-                "classes; use SoftmaxRegression or MLPClassifier for more than two"
+                "Only binary classification is supported. LogisticRegression is a binary "
+                f"classifier but y has {len(self.classes_)} classes; use SoftmaxRegression "
+                "or MLPClassifier for more than two"
             )
 
     @property
@@ -697,7 +893,7 @@ class _MLPMixin(_NetworkEstimator):
         if isinstance(sizes, numbers.Integral):
             return (int(sizes),)
         try:
-            return tuple(sizes)
+            return tuple(sizes)  # type: ignore[arg-type]  # checked at run time here
         except TypeError:
             raise TypeError(
                 f"hidden_layer_sizes must be an int or a sequence of ints, got {sizes!r}"
@@ -798,6 +994,9 @@ class MLPRegressor(_MLPMixin, _NetworkEstimator):
     Parameters are those of :class:`MLPClassifier` (without ``class_weight``).
     """
 
+    _estimator_type = "regressor"
+    _multi_output = True
+
     def __init__(
         self,
         hidden_layer_sizes: Sequence[int] | int = (100,),
@@ -865,12 +1064,19 @@ class MLPRegressor(_MLPMixin, _NetworkEstimator):
         """Coefficient of determination R² on ``X``, ``y``."""
         return r2_score(np.asarray(y), self.predict(X), sample_weight)
 
-    def _score_for_validation(self, X: Array, y: Any) -> float:
-        return self.score(X, y)
+    def _score_for_validation(self, X: Array, y: Any, sample_weight: Array | None) -> float:
+        return r2_score(np.asarray(y), self._forward_checked(X), sample_weight)
 
+    @available_if(_has_stochastic_optimizer)
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
-        """One epoch over ``X``, ``y``, continuing from the current state."""
-        if isinstance(self.optimizer, LBFGS) or self.optimizer == "lbfgs":
-            raise ValueError("partial_fit needs a stochastic optimizer; L-BFGS is full-batch only")
+        """One epoch over ``X``, ``y``, continuing from the current state.
+
+        Only with a stochastic optimizer: with L-BFGS the model has no
+        ``partial_fit`` attribute.
+
+        Returns
+        -------
+        self
+        """
         self._fit(X, y, sample_weight, None, (), incremental=True)
         return self
