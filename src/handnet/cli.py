@@ -1,18 +1,48 @@
 """The ``handnet`` command line.
 
-``handnet demo`` runs the seed's experiment (``--model logistic``, the default),
-softmax regression on a softmax teacher (``--model softmax``) or a multi-layer
-network on spirals (``--model mlp``). Argument parsing is argparse's; the
-experiments live in :mod:`handnet.demo`.
+======================  ==================================================================
+``handnet demo``        the seed's experiment and its variants (:mod:`handnet.demo`)
+``handnet train``       train a classifier on a CSV, NPZ or IDX file and save it
+``handnet predict``     a saved model's predictions (and probabilities) for a data file
+``handnet evaluate``    accuracy, log loss, confusion matrix, per-class precision/recall/F1
+``handnet info``        a saved model's architecture, parameters, hyperparameters, history
+``handnet gradcheck``   backpropagation against finite differences, per layer
+======================  ==================================================================
+
+Argument parsing is argparse's. Errors a user can cause (a missing file, an
+unknown column, non-numeric data, a file that is not a model) are printed as one
+line, ``handnet COMMAND: error: ...``, with exit status 1 (2 for a command line
+that cannot work, as argparse does); a traceback means a bug in handnet.
+
+Training progress is a training callback (:class:`TrainingProgress`): a tqdm bar
+when stderr is a terminal and tqdm is installed (``pip install "handnet[progress]"``),
+a plain log line now and then otherwise, nothing with ``--quiet``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
+import math
+import os
 import sys
-from collections.abc import Sequence
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import IO, Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 from . import __version__
+
+
+class UsageError(ValueError):
+    """A command line that cannot work (conflicting or missing options): exit status 2."""
+
+
+# --- argument types ----------------------------------------------------------------------
 
 
 def _positive_int(text: str) -> int:
@@ -35,6 +65,42 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text}")
+    return value
+
+
+def _batch_size(text: str) -> int | None:
+    if text.strip().lower() in ("full", "all", "none"):
+        return None
+    return _positive_int(text)
+
+
+def _delimiter(text: str) -> str:
+    named = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "space": " "}
+    value = named.get(text.lower(), text)
+    if len(value) != 1:
+        raise argparse.ArgumentTypeError(
+            f"expected one character (or tab, comma, semicolon, space), got {text!r}"
+        )
+    return value
+
+
 def _hidden_sizes(text: str) -> tuple[int, ...]:
     try:
         sizes = tuple(int(part) for part in text.split(",") if part.strip())
@@ -47,16 +113,45 @@ def _hidden_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _add_demo(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+_FORMATTER = argparse.RawDescriptionHelpFormatter
+_OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "lbfgs")
+_Subparsers = argparse._SubParsersAction  # argparse's own (private) type for add_subparsers
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser, labels_help: str) -> None:
+    parser.add_argument("data", metavar="DATA",
+                        help="a CSV file with a header row, an .npz with arrays X (and y), "
+                        "or an IDX file of images (MNIST's format, optionally gzipped)")
+    parser.add_argument("--target", metavar="COLUMN",
+                        help="CSV: the name of the column holding the labels")
+    parser.add_argument("--labels", metavar="FILE", help=labels_help)
+    parser.add_argument("--delimiter", metavar="CHAR", type=_delimiter,
+                        help="CSV: the field separator, one character or tab/comma/semicolon/"
+                        "space (default: guessed from the header among , ; tab |)")
+
+
+# --- demo --------------------------------------------------------------------------------
+
+
+def _add_demo(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
     demo = subparsers.add_parser(
         "demo",
         help="run the seed's experiment (logistic regression by GD) or a variant",
+        formatter_class=_FORMATTER,
         description=(
-            "The seed's experiment: 1000 x 4 Gaussian inputs labelled by the teacher "
-            "w = [0.3, 0.6, -0.7, -1.3], b = 0.2; logistic regression trained by full-batch "
-            "gradient descent (learning rate 0.01, 5001 iterations), printing the loss and the "
-            "accuracy on 200 fresh test examples every 100 iterations, then w and b. "
+            "The seed's experiment: 1000 x 4 Gaussian inputs labelled by the teacher\n"
+            "w = [0.3, 0.6, -0.7, -1.3], b = 0.2; logistic regression trained by full-batch\n"
+            "gradient descent (learning rate 0.01, 5001 iterations), printing the loss and the\n"
+            "accuracy on 200 fresh test examples every 100 iterations, then w and b.\n"
             "--model softmax and --model mlp run the seed's other variants."
+        ),
+        epilog=(
+            "examples:\n"
+            "  handnet demo                          the seed, as written\n"
+            "  handnet demo --explain                one training step, every array shown\n"
+            "  handnet demo --plot seed.png          curves and learned vs teacher weights\n"
+            "  handnet demo --model mlp --animate spirals.gif\n"
+            "                                        the decision boundary forming on spirals"
         ),
     )
     demo.add_argument(
@@ -85,17 +180,48 @@ def _add_demo(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -
                       help="print the loss every N iterations (default 100)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output)")
     demo.add_argument("--quiet", action="store_true", help="print only the final summary")
+    demo.add_argument("--plot", metavar="FILE.png",
+                      help="write the loss and accuracy curves (and the learned weights next "
+                      "to the teacher's, or the mlp's decision boundary) to a PNG")
+    demo.add_argument("--animate", metavar="FILE.gif",
+                      help="mlp only: write a GIF of the decision boundary while it learns")
+    demo.add_argument("--frames", type=_positive_int, default=40,
+                      help="--animate: about how many frames (default 40)")
+    demo.add_argument("--explain", action="store_true",
+                      help="logistic only: walk through ONE training step, printing each "
+                      "array's shape and first values, then stop")
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from . import demo
 
+    if args.explain:
+        if args.model != "logistic":
+            raise UsageError(
+                "--explain walks through the seed's model: use it with --model logistic"
+            )
+        labels = {"argmax": "round", "sample": "bernoulli"}.get(args.labels, args.labels)
+        demo.explain_step(
+            seed=args.seed,
+            n_samples=args.n_samples or 1000,
+            learning_rate=args.learning_rate or 0.01,
+            labels=labels or "round",
+        )
+        return 0
+    if args.animate and args.model != "mlp":
+        raise UsageError(
+            "--animate draws a 2-D decision boundary: use it with --model mlp (spirals)"
+        )
+    for path in (args.plot, args.animate):
+        _check_output_path(path)
+    if args.plot or args.animate:
+        _require_matplotlib()
     # --quiet keeps the final summary but drops the per-iteration lines.
     every = 0 if args.quiet else args.print_every
     if args.model == "logistic":
         optimizer = args.optimizer or "gd"
         if optimizer not in ("gd", "sgd"):
-            raise ValueError(f"--optimizer for the logistic demo is gd or sgd, got {optimizer!r}")
+            raise UsageError(f"--optimizer for the logistic demo is gd or sgd, got {optimizer!r}")
         labels = {"argmax": "round", "sample": "bernoulli"}.get(args.labels, args.labels)
         demo.run_logistic(
             optimizer=optimizer,
@@ -105,6 +231,7 @@ def _run_demo(args: argparse.Namespace) -> int:
             n_samples=args.n_samples or 1000,
             seed=args.seed,
             print_every=(100 if optimizer == "gd" else 1) if every is None else every,
+            plot=args.plot,
         )
     elif args.model == "softmax":
         demo.run_softmax(
@@ -114,6 +241,7 @@ def _run_demo(args: argparse.Namespace) -> int:
             n_samples=args.n_samples or 5000,
             seed=args.seed,
             print_every=100 if every is None else every,
+            plot=args.plot,
         )
     else:
         demo.run_mlp(
@@ -124,34 +252,920 @@ def _run_demo(args: argparse.Namespace) -> int:
             n_samples=args.n_samples or 600,
             seed=args.seed,
             print_every=50 if every is None else every,
+            plot=args.plot,
+            animate=args.animate,
+            frames=args.frames,
         )
     return 0
 
 
+# --- progress ----------------------------------------------------------------------------
+
+
+def _seconds(value: float) -> str:
+    if value < 1:
+        return f"{value:.2f} s"
+    if value < 60:
+        return f"{value:.1f} s"
+    minutes, seconds = divmod(round(value), 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def _terminal_size(stream: IO[str]) -> tuple[int, int]:
+    """Columns and rows of the terminal behind ``stream``, 0 when unknown."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (AttributeError, OSError, ValueError):
+        return 0, 0
+    return size.columns, size.lines
+
+
+class TrainingProgress:
+    """A training callback that reports each epoch: a progress bar, log lines or nothing.
+
+    Pass it to ``fit(..., callbacks=[progress])``; it is called as
+    ``progress(trainer)`` after every epoch and reads ``trainer.epoch``,
+    ``trainer.history.loss`` and ``trainer.history.validation_score``. Call
+    :meth:`close` when training ends.
+
+    Parameters
+    ----------
+    total : int
+        The number of epochs asked for (training may stop earlier).
+    mode : {"auto", "bar", "log", "none"}
+        ``"auto"``: a tqdm bar when ``stream`` is a terminal, log lines
+        otherwise. ``"bar"`` falls back to log lines when tqdm is not installed.
+    stream : file, default sys.stderr
+        Where to report (stderr keeps stdout free for results).
+    lines : int, default 20
+        In log mode, at most about this many lines over the whole run: the first
+        and the last epoch always, in between every ``total // lines`` epochs
+        but no more than one line per ``interval`` seconds.
+    interval : float, default 1.0
+    score_name : str
+        What the validation score is.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        mode: str = "auto",
+        stream: IO[str] | None = None,
+        lines: int = 20,
+        interval: float = 1.0,
+        score_name: str = "validation accuracy",
+    ) -> None:
+        self.total = max(int(total), 1)
+        self.stream = stream if stream is not None else sys.stderr
+        self.score_name = score_name
+        self.every = max(1, self.total // max(lines, 1))
+        self.interval = float(interval)
+        self.start = time.perf_counter()
+        self.last_line = -math.inf
+        self.last_epoch: tuple[int, float, float | None] | None = None
+        self.printed_epoch = 0
+        self.bar: Any = None
+        if mode == "auto":
+            is_terminal = bool(getattr(self.stream, "isatty", lambda: False)())
+            mode = "bar" if is_terminal else "log"
+        if mode == "bar":
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                mode = "log"  # tqdm is an optional extra: plain lines still say enough
+            else:
+                # Follow the terminal's size, unless it reports none (a fresh pty, some
+                # CI runners): tqdm would then draw nothing at all.
+                columns, rows = _terminal_size(self.stream)
+                self.bar = tqdm(total=self.total, file=self.stream, unit="epoch", leave=True,
+                                desc="training", dynamic_ncols=columns > 0,
+                                ncols=None if columns > 0 else 80,
+                                nrows=None if rows > 0 else 24)
+        if mode not in ("bar", "log", "none"):
+            raise ValueError(f"progress mode must be auto, bar, log or none, got {mode!r}")
+        self.mode = mode
+
+    def __call__(self, trainer: Any) -> None:
+        epoch = int(trainer.epoch)
+        history = trainer.history
+        loss = history.loss[-1] if history.loss else float("nan")
+        score = history.validation_score[-1] if history.validation_score else None
+        if self.bar is not None:
+            postfix = {"loss": f"{loss:.4g}"}
+            if score is not None:
+                postfix["val"] = f"{score:.4f}"
+            self.bar.set_postfix(postfix, refresh=False)
+            self.bar.update(epoch - self.bar.n)  # tqdm's ETA is the "time left"
+            return
+        if self.mode != "log":
+            return
+        self.last_epoch = (epoch, loss, score)
+        now = time.perf_counter()
+        due = epoch % self.every == 0 and now - self.last_line >= self.interval
+        if epoch == 1 or epoch >= self.total or due:
+            self._log(epoch, loss, score, now)
+
+    def _log(self, epoch: int, loss: float, score: float | None, now: float) -> None:
+        self.last_line = now
+        self.printed_epoch = epoch
+        elapsed = now - self.start
+        line = f"epoch {epoch}/{self.total}: loss {loss:.6g}"
+        if score is not None:
+            line += f", {self.score_name} {score:.4f}"
+        line += f" ({_seconds(elapsed)}"
+        if epoch < self.total:
+            line += f", about {_seconds(elapsed / epoch * (self.total - epoch))} left"
+        print(line + ")", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """Finish the bar, or log the last epoch if training stopped between lines."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        elif self.mode == "log" and self.last_epoch and self.last_epoch[0] != self.printed_epoch:
+            self._log(*self.last_epoch, time.perf_counter())
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _require_matplotlib() -> None:
+    """Fail before training, not after it, when --plot cannot be honoured."""
+    from .plot import _matplotlib
+
+    _matplotlib()
+
+
+def _check_output_path(path: str | None) -> None:
+    """Refuse an output path whose folder does not exist, before any work is done."""
+    if not path:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(2, "the folder to write into does not exist", path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(21, "is a directory; give a file name", path)
+
+
+def _check_input_path(path: str, what: str) -> None:
+    if not os.path.exists(path):
+        raise FileNotFoundError(2, f"no such {what}", path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(21, f"is a directory, not a {what}", path)
+
+
+def _model_files() -> Any:
+    """handnet.io, where ``save`` and ``load`` live (imported only when a model file is used)."""
+    return importlib.import_module(".io", __package__)
+
+
+def _save_model(model: Any, path: str) -> None:
+    _model_files().save(model, path)
+
+
+def _load_model(path: str) -> Any:
+    _check_input_path(path, "model file")
+    return _model_files().load(path)
+
+
+def _load_estimator(path: str, command: str) -> Any:
+    model = _load_model(path)
+    if not hasattr(model, "predict") or not hasattr(model, "n_features_in_"):
+        raise ValueError(
+            f"{path} holds a {type(model).__name__}, not a trained model; "
+            f"'handnet {command}' needs a file saved by 'handnet train' or handnet.save(model)"
+        )
+    return model
+
+
+def _is_classifier(model: Any) -> bool:
+    return hasattr(model, "classes_") and hasattr(model, "predict_proba")
+
+
+def fold_standardization(network: Any, mean: NDArray[Any], scale: NDArray[Any]) -> None:
+    r"""Fold input standardisation into the first dense layer, in place.
+
+    A network trained on :math:`x' = (x - \mu) / s` starts with
+    :math:`z = x' W + b`. Substituting,
+
+    .. math:: z = x\,\big(W / s\big) + \big(b - (\mu / s)\,W\big)
+
+    so the layer with :math:`W' = \operatorname{diag}(1/s)\,W` and
+    :math:`b' = b - (\mu/s) W` computes the same function of the *raw* inputs.
+    The saved model then needs no preprocessing step at all: ``predict`` on raw
+    data gives the standardised model's predictions (to rounding).
+    """
+    from .layers import Dense
+
+    first = network.layers[0]
+    if not isinstance(first, Dense):
+        raise TypeError("the first layer must be Dense to fold standardisation into it")
+    inverse = (1.0 / np.asarray(scale, dtype=np.float64)).astype(first.weights.dtype)
+    shift = (np.asarray(mean, dtype=np.float64) * inverse).astype(first.weights.dtype)
+    new_bias = first.bias - shift @ first.weights
+    # In-place writes: the layer's arrays are views of the network's flat vector.
+    first.weights *= inverse[:, None]
+    first.bias[...] = new_bias
+
+
+def _short_list(values: Sequence[Any], limit: int = 10) -> str:
+    shown = ", ".join(str(v) for v in values[:limit])
+    return f"[{shown}{', ...' if len(values) > limit else ''}]"
+
+
+def _describe_model(model: Any) -> str:
+    """``MLPClassifier 2-32-16-1 (relu)``: the class and the layer widths."""
+    from .layers import Activation, Dense, Dropout
+
+    layers = model.network_.layers
+    dense = [layer for layer in layers if isinstance(layer, Dense)]
+    widths = [str(dense[0].n_inputs)] + [str(layer.n_outputs) for layer in dense]
+    activations = sorted({layer.name for layer in layers if isinstance(layer, Activation)})
+    dropout = [layer.rate for layer in layers if isinstance(layer, Dropout)]
+    text = f"{type(model).__name__} {'-'.join(widths)}"
+    if activations:
+        text += f" ({', '.join(activations)}"
+        text += f", dropout {dropout[0]:g})" if dropout else ")"
+    return text
+
+
+def _classification_numbers(
+    model: Any, X: NDArray[Any], y: NDArray[Any]
+) -> tuple[float, float]:
+    """Accuracy and log loss of a classifier on ``X``, ``y``."""
+    from .metrics import log_loss
+
+    accuracy = float(np.mean(model.predict(X) == y))
+    return accuracy, log_loss(y, model.predict_log_proba(X), model.classes_)
+
+
+# --- train -------------------------------------------------------------------------------
+
+
+def _add_train(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
+    train = subparsers.add_parser(
+        "train",
+        help="train a classifier on a CSV, NPZ or IDX file",
+        formatter_class=_FORMATTER,
+        description=(
+            "Train a classifier on your data and (with --save) keep it in a model file.\n"
+            "A fraction of the rows (--validation-fraction) is held out, stratified by class;\n"
+            "the epoch with the best validation accuracy is kept. At the end a summary\n"
+            "gives the accuracy and loss on both parts, the time taken and the model file."
+        ),
+        epilog=(
+            "examples:\n"
+            "  handnet train data.csv --target label --standardize --save model.npz\n"
+            "  handnet train data.csv --target species --model mlp --hidden 32,16 --epochs 300\n"
+            "  handnet train data.npz --model softmax --optimizer gd --learning-rate 0.5\n"
+            "  handnet train train-images.idx3-ubyte --labels train-labels.idx1-ubyte \\\n"
+            "      --model mlp --hidden 128,64 --epochs 10 --save mnist.npz\n"
+            "\n"
+            "--standardize scales each feature to zero mean and unit variance (statistics of\n"
+            "the training rows); the scaling is then folded into the first layer's weights,\n"
+            "so the saved model takes raw data and 'handnet predict' needs no extra step."
+        ),
+    )
+    _add_data_arguments(train, "IDX: the file of labels that goes with the images")
+    train.add_argument("--model", choices=("logistic", "softmax", "mlp"), default=None,
+                       help="logistic (2 classes), softmax (any number of classes) or mlp "
+                       "(hidden layers); default: mlp if --hidden, --activation or --dropout "
+                       "is given, else logistic for 2 classes and softmax for more")
+    train.add_argument("--hidden", type=_hidden_sizes, default=None, metavar="SIZES",
+                       help="mlp: hidden layer widths, e.g. 128,64 (default 64)")
+    train.add_argument("--activation", choices=("relu", "tanh", "sigmoid", "leaky_relu"),
+                       default=None, help="mlp: hidden activation (default relu)")
+    train.add_argument("--dropout", type=_fraction, default=None, metavar="RATE",
+                       help="mlp: dropout rate after each hidden layer (default 0)")
+    train.add_argument("--optimizer", choices=_OPTIMIZERS, default="adam",
+                       help="update rule (default adam; gd/sgd are plain gradient descent, "
+                       "lbfgs is full batch)")
+    train.add_argument("--learning-rate", type=_positive_float, default=0.01, metavar="LR",
+                       help="step size (default 0.01)")
+    train.add_argument("--epochs", type=_positive_int, default=100,
+                       help="passes over the training rows (default 100; L-BFGS: iterations)")
+    train.add_argument("--batch-size", type=_batch_size, default=200, metavar="N",
+                       help="rows per step (default 200, at most all of them); 'full' for "
+                       "full-batch gradient descent, 1 for one example per step")
+    train.add_argument("--l2", type=_nonnegative_float, default=None, metavar="ALPHA",
+                       help="L2 penalty on the weights (default 0; mlp 1e-4)")
+    train.add_argument("--validation-fraction", type=_fraction, default=0.1, metavar="F",
+                       help="share of rows held out for validation (default 0.1; 0: none)")
+    train.add_argument("--patience", type=_positive_int, default=None, metavar="N",
+                       help="stop early once the validation accuracy (or, without "
+                       "validation, the loss) has not improved for N epochs")
+    train.add_argument("--standardize", action="store_true",
+                       help="scale features to zero mean, unit variance (saved with the model)")
+    train.add_argument("--seed", type=int, default=0,
+                       help="random seed: split, initial weights, shuffling (default 0)")
+    train.add_argument("--save", metavar="MODEL", help="write the trained model to this file")
+    train.add_argument("--plot", metavar="FILE.png",
+                       help="write the loss and accuracy curves (and, for 2 features, the "
+                       "decision boundary) to a PNG")
+    train.add_argument("--progress", choices=("auto", "bar", "log", "none"), default="auto",
+                       help="progress report on stderr: a bar on a terminal, log lines "
+                       "otherwise (auto, the default)")
+    train.add_argument("--quiet", action="store_true",
+                       help="no progress report and no notes (the summary is still printed)")
+
+
+def _make_model(args: argparse.Namespace, kind: str, batch_size: int | None) -> Any:
+    from .models import LogisticRegression, MLPClassifier, SoftmaxRegression
+
+    common: dict[str, Any] = {
+        "optimizer": args.optimizer,
+        "learning_rate": args.learning_rate,
+        "max_iter": args.epochs,
+        "batch_size": batch_size,
+        "random_state": args.seed,
+        # tol=None runs every epoch asked for; --patience turns the stopping rule on.
+        "tol": 1e-4 if args.patience else None,
+        "n_iter_no_change": args.patience or 10,
+    }
+    if kind == "mlp":
+        return MLPClassifier(
+            hidden_layer_sizes=args.hidden or (64,), activation=args.activation or "relu",
+            dropout=args.dropout or 0.0, alpha=1e-4 if args.l2 is None else args.l2, **common,
+        )
+    alpha = 0.0 if args.l2 is None else args.l2
+    if kind == "logistic":
+        return LogisticRegression(alpha=alpha, **common)
+    return SoftmaxRegression(alpha=alpha, **common)
+
+
+def _run_train(args: argparse.Namespace, out: IO[str]) -> int:
+    from .data_files import load_dataset
+    from .datasets import Standardizer, train_test_split
+
+    mlp_flags = [flag for flag, value in (("--hidden", args.hidden),
+                                          ("--activation", args.activation),
+                                          ("--dropout", args.dropout)) if value is not None]
+    if mlp_flags and args.model not in (None, "mlp"):
+        raise UsageError(f"{mlp_flags[0]} is for --model mlp, not --model {args.model}")
+    # Problems with the output paths show up now, not after a long training.
+    _check_output_path(args.save)
+    _check_output_path(args.plot)
+    if args.plot:
+        _require_matplotlib()
+
+    data = load_dataset(args.data, target=args.target, labels=args.labels,
+                        delimiter=args.delimiter, need_labels=True)
+    assert data.y is not None
+    classes = np.unique(data.y)
+    if len(classes) < 2:
+        raise ValueError(
+            f"{data.source}: the labels hold a single class ({classes.tolist()}); "
+            "a classifier needs examples of at least two"
+        )
+    # Without --model: an mlp if its flags were given, else the linear model that fits.
+    kind = args.model or ("mlp" if mlp_flags else "logistic" if len(classes) == 2 else "softmax")
+    if kind == "logistic" and len(classes) != 2:
+        raise UsageError(
+            f"--model logistic is for two classes, but the labels hold {len(classes)}; "
+            "use --model softmax or --model mlp"
+        )
+
+    # Hold out a stratified validation set before anything is learned from the data.
+    if args.validation_fraction > 0:
+        X_train, X_val, y_train, y_val = train_test_split(
+            data.X, data.y, test_size=args.validation_fraction, stratify=True,
+            random_state=args.seed,
+        )
+    else:
+        X_train, y_train, X_val, y_val = data.X, data.y, None, None
+    scaler = None
+    X_fit, X_val_fit = X_train, X_val
+    if args.standardize:
+        scaler = Standardizer().fit(X_train)  # training rows only: no peeking at validation
+        X_fit = scaler.transform(X_train)
+        X_val_fit = None if X_val is None else scaler.transform(X_val)
+
+    n_train = X_fit.shape[0]
+    batch_size = None if args.batch_size is None else min(args.batch_size, n_train)
+    model = _make_model(args, kind, batch_size)
+    validation = None if X_val_fit is None or y_val is None else (X_val_fit, y_val)
+
+    curves = None
+    callbacks: list[Callable[[Any], None]] = []
+    if args.plot:
+        from .metrics import log_loss
+        from .plot import TrainingCurves
+
+        curves = TrainingCurves()
+        # Training accuracy on at most 2000 rows: the curve's shape costs little.
+        sample = np.random.default_rng([args.seed, 3]).permutation(n_train)[:2000]
+        X_sample, y_sample = X_fit[sample], y_train[sample]
+
+        def record(trainer: Any) -> None:
+            assert curves is not None
+            curves.add("training accuracy", trainer.epoch, model.score(X_sample, y_sample))
+            if validation is not None:
+                loss = log_loss(validation[1], model.predict_log_proba(validation[0]),
+                                model.classes_)
+                curves.add("validation loss", trainer.epoch, loss)
+
+        callbacks.append(record)
+    progress = TrainingProgress(args.epochs, mode="none" if args.quiet else args.progress)
+    callbacks.append(progress)
+
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.fit(X_fit, y_train, validation_data=validation, callbacks=callbacks)
+        finally:
+            progress.close()
+    seconds = time.perf_counter() - start
+    if not args.quiet:
+        for warning in caught:  # e.g. a ConvergenceWarning, as one readable line
+            print(f"note: {' '.join(str(warning.message).split())}", file=sys.stderr)
+
+    if scaler is not None:
+        fold_standardization(model.network_, scaler.mean_, scaler.scale_)
+
+    # From here on the model takes raw inputs: every number below is what the saved
+    # model will give.
+    train_accuracy, train_loss = _classification_numbers(model, X_train, y_train)
+    write = out.write
+    n_val = 0 if X_val is None else X_val.shape[0]
+    write(
+        f"handnet train: {_describe_model(model)} on {data.source}: {n_train} training and "
+        f"{n_val} validation rows, {data.n_features} features, {len(classes)} classes "
+        f"{_short_list(classes.tolist())}\n"
+    )
+    lbfgs = args.optimizer == "lbfgs"
+    if lbfgs:  # a line search picks each step: no learning rate, no batches
+        unit, settings = "iterations", "lbfgs, full batch"
+        stopped = " (converged)" if model.n_iter_ < args.epochs else ""
+    else:
+        batch = "full batch" if model.batch_size is None else f"batch size {model.batch_size}"
+        unit = "epochs"
+        settings = f"{args.optimizer}, learning rate {args.learning_rate:g}, {batch}"
+        stopped = " (stopped early)" if model.n_iter_ < args.epochs else ""
+    write(
+        f"trained {model.n_iter_} {unit}{stopped} in {_seconds(seconds)}: {settings}"
+        + (", inputs standardised" if scaler is not None else "") + "\n"
+    )
+    write(f"training:   accuracy {train_accuracy:.4f}   log loss {train_loss:.4f}\n")
+    if X_val is not None and y_val is not None:
+        val_accuracy, val_loss = _classification_numbers(model, X_val, y_val)
+        scores = model.validation_scores_ or []
+        kept = (f"best epoch {int(np.argmax(scores)) + 1} of {len(scores)} kept" if scores
+                else "the last iteration kept")
+        write(f"validation: accuracy {val_accuracy:.4f}   log loss {val_loss:.4f}   ({kept})\n")
+    if args.plot and curves is not None:
+        from .plot import save_figure, training_figure
+
+        curves.extend("training loss", model.loss_curve_)
+        curves.extend("validation accuracy", model.validation_scores_ or [])
+        figure = training_figure(
+            curves, model=model, X=data.X if data.n_features == 2 else None, y=data.y,
+            title=f"{_describe_model(model)} on {os.path.basename(data.source)}",
+            feature_names=data.feature_names,
+        )
+        write(f"plot written to {save_figure(figure, args.plot)}\n")
+    if data.feature_names is not None:
+        # scikit-learn's attribute, set last (the model warns when it is then given a
+        # plain array): predict and evaluate read a CSV's columns by these names.
+        model.feature_names_in_ = np.asarray(data.feature_names, dtype=object)
+    if args.save:
+        _save_model(model, args.save)
+        write(f"model saved to {args.save}\n")
+    else:
+        write("model not saved (use --save MODEL to keep it)\n")
+    return 0
+
+
+# --- predict and evaluate ----------------------------------------------------------------
+
+
+def _read_for_model(model: Any, args: argparse.Namespace, need_labels: bool) -> Any:
+    """Read DATA the way ``model`` was trained: its CSV columns by name when it knows them."""
+    from .data_files import csv_header, detect_format, load_dataset, read_csv
+
+    names = getattr(model, "feature_names_in_", None)
+    kind = detect_format(args.data)
+    target = args.target
+    if kind == "csv" and names is not None:
+        names = [str(name) for name in names]
+        if target is None and need_labels:
+            # The label column is the one column that is not a feature.
+            extra = [c for c in csv_header(args.data, args.delimiter) if c not in names]
+            if len(extra) != 1:
+                raise UsageError(
+                    f"{args.data}: name the label column with --target "
+                    f"(columns that are not features: {extra or 'none'})"
+                )
+            target = extra[0]
+        return read_csv(args.data, target=target, delimiter=args.delimiter, features=names)
+    data = load_dataset(args.data, target=target, labels=args.labels, delimiter=args.delimiter,
+                        need_labels=need_labels)
+    n_expected = int(model.n_features_in_)
+    if data.n_features != n_expected:
+        hint = ""
+        if kind == "csv" and target is None and data.n_features == n_expected + 1:
+            hint = "; name the label column to leave out with --target"
+        raise ValueError(
+            f"{data.source} has {data.n_features} feature columns, but the model was trained "
+            f"on {n_expected}{hint}"
+        )
+    return data
+
+
+@contextlib.contextmanager
+def _columns_checked() -> Iterator[None]:
+    """Silence the model's "X does not have valid feature names" warning.
+
+    The CLI has already picked the CSV's columns by the model's feature names, so
+    the arrays it passes are in the right order; the warning is for Python users
+    who pass a bare array to a model fitted on named columns.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        yield
+
+
+def _add_predict(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
+    predict = subparsers.add_parser(
+        "predict",
+        help="predict the class of every row of a data file with a saved model",
+        formatter_class=_FORMATTER,
+        description=(
+            "Write one prediction per row of DATA as CSV (a 'prediction' column, and with\n"
+            "--proba one 'proba_<class>' column per class) to --output or to stdout.\n"
+            "A CSV is read by the column names the model was trained on: other columns\n"
+            "(such as the labels) are ignored."
+        ),
+        epilog="example:\n  handnet predict model.npz new.csv --proba --output predictions.csv",
+    )
+    predict.add_argument("model", metavar="MODEL", help="a model file (handnet train --save)")
+    _add_data_arguments(predict, "not needed for prediction (accepted and ignored)")
+    predict.add_argument("--proba", action="store_true",
+                         help="also write each class's probability")
+    predict.add_argument("--output", metavar="FILE", help="write the CSV here (default stdout)")
+
+
+def _run_predict(args: argparse.Namespace, out: IO[str]) -> int:
+    from .data_files import write_predictions
+
+    _check_output_path(args.output)
+    model = _load_estimator(args.model, "predict")
+    args.labels = None  # predictions need no labels, even when given
+    data = _read_for_model(model, args, need_labels=False)
+    probabilities = None
+    classes = None
+    with _columns_checked():
+        predictions = np.asarray(model.predict(data.X))
+        if args.proba:
+            if not _is_classifier(model):
+                raise UsageError(
+                    f"--proba needs a classifier; {args.model} holds a {type(model).__name__}"
+                )
+            probabilities = model.predict_proba(data.X)
+            classes = list(model.classes_.tolist())
+    if args.output:
+        with open(args.output, "w", newline="", encoding="utf-8") as stream:
+            write_predictions(stream, predictions, probabilities, classes)
+        print(f"{len(predictions)} predictions written to {args.output}", file=sys.stderr)
+    else:
+        write_predictions(out, predictions, probabilities, classes)
+    return 0
+
+
+def _add_evaluate(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="accuracy, log loss, confusion matrix and per-class scores on labelled data",
+        formatter_class=_FORMATTER,
+        description=(
+            "Score a saved classifier on labelled data: accuracy, log loss (mean\n"
+            "cross-entropy), the confusion matrix (rows: true class, columns: predicted)\n"
+            "and each class's precision, recall, F1 and support. For a CSV, --target names\n"
+            "the label column; it may be left out when it is the only column that is not\n"
+            "one of the model's features."
+        ),
+        epilog="example:\n  handnet evaluate model.npz test.csv --target label",
+    )
+    evaluate.add_argument("model", metavar="MODEL", help="a model file (handnet train --save)")
+    _add_data_arguments(evaluate, "IDX: the file of labels that goes with the images")
+
+
+def _run_evaluate(args: argparse.Namespace, out: IO[str]) -> int:
+    from .metrics import classification_report
+
+    model = _load_estimator(args.model, "evaluate")
+    data = _read_for_model(model, args, need_labels=True)
+    assert data.y is not None
+    with _columns_checked():
+        predictions = np.asarray(model.predict(data.X))
+        if not _is_classifier(model):
+            # A regressor (e.g. an MLPRegressor saved from Python): the regression numbers.
+            residual = predictions.reshape(len(data.y), -1) - data.y.reshape(len(data.y), -1)
+            out.write(f"examples: {len(data.y)}\nR^2: {model.score(data.X, data.y):.4f}\n"
+                      f"mean squared error: {float(np.mean(residual**2)):.6g}\n")
+            return 0
+        log_proba = model.predict_log_proba(data.X)
+    known = set(model.classes_.tolist())
+    given = set(np.unique(data.y).tolist())
+    if not given & known:
+        # Most likely the wrong label column (or file): every row would count as wrong.
+        raise ValueError(
+            f"{data.source}: its labels {_short_list(sorted(given, key=str))} have nothing in "
+            f"common with the model's classes {_short_list(model.classes_.tolist())}"
+        )
+    report = classification_report(data.y, predictions, list(model.classes_.tolist()), log_proba)
+    out.write(f"handnet evaluate: {_describe_model(model)} on {data.source}\n")
+    out.write(report.to_text() + "\n")
+    unseen = [label for label in report.labels if label not in known]
+    if unseen:
+        out.write(f"note: labels the model never saw in training (always wrong): {unseen}\n")
+    return 0
+
+
+# --- info --------------------------------------------------------------------------------
+
+
+def _add_info(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
+    info = subparsers.add_parser(
+        "info",
+        help="show a saved model: architecture, parameter count, hyperparameters, history",
+        formatter_class=_FORMATTER,
+        description="Describe a model file without using any data.",
+        epilog="example:\n  handnet info model.npz",
+    )
+    info.add_argument("model", metavar="MODEL", help="a model file")
+
+
+def _layer_lines(network: Any) -> list[str]:
+    lines = []
+    for index, layer in enumerate(network.layers):
+        count = sum(int(p.size) for p in layer.parameters())
+        shapes = " + ".join(f"{tuple(p.shape)}" for p in layer.parameters())
+        line = f"  {index:>2}  {layer!r:<28} {count:>10,} parameters"
+        lines.append(line + (f"  {shapes}" if shapes else ""))
+    return lines
+
+
+def _run_info(args: argparse.Namespace, out: IO[str]) -> int:
+    from .network import Sequential
+
+    model = _load_model(args.model)
+    write = out.write
+    network = model if isinstance(model, Sequential) else getattr(model, "network_", None)
+    write(f"file: {args.model} ({os.path.getsize(args.model):,} bytes)\n")
+    write(f"model: {type(model).__name__}\n")
+    if network is None:
+        write("not fitted: no network\n")
+        return 0
+    write(f"architecture ({len(network.layers)} layers, dtype {network.dtype}):\n")
+    write("\n".join(_layer_lines(network)) + "\n")
+    write(f"parameters: {network.n_parameters:,} "
+          f"({network.n_penalized:,} weights, {network.n_parameters - network.n_penalized:,} "
+          "biases)\n")
+    if isinstance(model, Sequential):
+        return 0
+    write(f"inputs: {model.n_features_in_} features")
+    names = getattr(model, "feature_names_in_", None)
+    write(f" {_short_list([str(n) for n in names])}\n" if names is not None else "\n")
+    if hasattr(model, "classes_"):
+        write(f"classes: {len(model.classes_)} {_short_list(model.classes_.tolist())}\n")
+    write("hyperparameters:\n")
+    for name, value in sorted(model.get_params(deep=False).items()):
+        write(f"  {name} = {value!r}\n")
+    losses = list(getattr(model, "loss_curve_", None) or [])
+    write("training history:\n")
+    if not losses:
+        write("  (not recorded in this file)\n")
+        return 0
+    write(f"  epochs: {getattr(model, 'n_iter_', len(losses))}\n")
+    write(f"  loss: first {losses[0]:.6g}, last {losses[-1]:.6g}, lowest {min(losses):.6g} "
+          f"(epoch {int(np.argmin(losses)) + 1})\n")
+    scores = list(getattr(model, "validation_scores_", None) or [])
+    if scores:
+        best = int(np.argmax(scores)) + 1
+        write(f"  validation score: last {scores[-1]:.4f}, best {max(scores):.4f} "
+              f"(epoch {best}; training with validation data keeps that epoch's parameters)\n")
+    return 0
+
+
+# --- gradcheck ---------------------------------------------------------------------------
+
+
+def _add_gradcheck(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
+    check = subparsers.add_parser(
+        "gradcheck",
+        help="check backpropagation against finite differences, layer by layer",
+        formatter_class=_FORMATTER,
+        description=(
+            "Compare the gradients backpropagation computes with central finite\n"
+            "differences, (J(theta + eps) - J(theta - eps)) / 2 eps, one parameter at a time,\n"
+            "on random data, in float64; print the worst relative error of each layer.\n"
+            "Without MODEL a small network is built (--features, --hidden, --classes,\n"
+            "--activation); with MODEL the saved model's network and loss are checked.\n"
+            "Exit status 0 when every error is within --tolerance, 1 otherwise."
+        ),
+        epilog=(
+            "examples:\n"
+            "  handnet gradcheck\n"
+            "  handnet gradcheck --hidden 16,8 --activation relu --classes 2 --l2 0.01\n"
+            "  handnet gradcheck model.npz"
+        ),
+    )
+    check.add_argument("model", metavar="MODEL", nargs="?", help="a model file (optional)")
+    check.add_argument("--features", type=_positive_int, default=4, help="inputs (default 4)")
+    check.add_argument("--hidden", type=_hidden_sizes, default=(8, 8), metavar="SIZES",
+                       help="hidden layer widths (default 8,8)")
+    check.add_argument("--classes", type=_positive_int, default=3,
+                       help="2 gives one sigmoid output, more a softmax (default 3)")
+    check.add_argument("--activation", choices=("tanh", "sigmoid", "relu", "leaky_relu"),
+                       default="tanh", help="hidden activation (default tanh)")
+    check.add_argument("--dropout", type=_fraction, default=0.0, metavar="RATE",
+                       help="dropout after each hidden layer (checked with one fixed mask)")
+    check.add_argument("--samples", type=_positive_int, default=16,
+                       help="random examples (default 16)")
+    check.add_argument("--l2", type=_nonnegative_float, default=None, metavar="ALPHA",
+                       help="L2 strength (default 0.01; for MODEL, its own alpha)")
+    check.add_argument("--tolerance", type=_positive_float, default=1e-6,
+                       help="largest relative error that passes (default 1e-6)")
+    check.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+
+
+def _float64_copy(network: Any) -> Any:
+    """The same network in float64 (finite differences in float32 are too noisy)."""
+    from .layers import Activation, Dense, Dropout, Layer
+    from .network import Sequential
+
+    layers: list[Layer] = []
+    for layer in network.layers:
+        if isinstance(layer, Dense):
+            copy = Dense(layer.n_inputs, layer.n_outputs, init="zeros", dtype=np.float64)
+            copy.weights[...] = layer.weights
+            copy.bias[...] = layer.bias
+            layers.append(copy)
+        elif isinstance(layer, Activation):
+            layers.append(Activation(layer.name))
+        elif isinstance(layer, Dropout):
+            layers.append(Dropout(layer.rate, random_state=0))
+        else:
+            raise ValueError(f"gradcheck cannot copy a {type(layer).__name__} layer")
+    return Sequential(layers)
+
+
+def _run_gradcheck(args: argparse.Namespace, out: IO[str]) -> int:
+    from .gradcheck import check_network
+    from .layers import Activation, Dense, Dropout, Layer
+    from .losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy
+    from .network import Sequential
+
+    rng = np.random.default_rng(args.seed)
+    loss: Loss
+    if args.model:
+        model = _load_model(args.model)
+        source = model if isinstance(model, Sequential) else getattr(model, "network_", None)
+        if source is None:
+            raise ValueError(f"{args.model} holds an unfitted {type(model).__name__}: no network")
+        # A copy: the loaded model is left alone, and the check runs in float64.
+        network = _float64_copy(source)
+        dense = [layer for layer in network.layers if isinstance(layer, Dense)]
+        n_outputs = dense[-1].n_outputs
+        if isinstance(model, Sequential):
+            loss = SoftmaxCrossEntropy() if n_outputs > 1 else BinaryCrossEntropy()
+            l2 = 0.0 if args.l2 is None else args.l2
+        else:
+            loss = model._loss()
+            l2 = float(model.alpha) if args.l2 is None else args.l2
+        n_features = dense[0].n_inputs
+        title = f"{type(model).__name__} from {args.model}"
+    else:
+        n_outputs = 1 if args.classes <= 2 else args.classes
+        layers: list[Layer] = []
+        width = args.features
+        for size in args.hidden:
+            layers.append(Dense(width, size, init="xavier", random_state=rng))
+            layers.append(Activation(args.activation))
+            if args.dropout:
+                layers.append(Dropout(args.dropout, random_state=rng))
+            width = size
+        layers.append(Dense(width, n_outputs, init="xavier", random_state=rng))
+        network = Sequential(layers)
+        # Random biases, so that a wrong bias gradient cannot hide behind zeros.
+        for layer in network.layers:
+            if isinstance(layer, Dense):
+                layer.bias[...] = 0.1 * rng.standard_normal(layer.bias.shape)
+        loss = BinaryCrossEntropy() if n_outputs == 1 else SoftmaxCrossEntropy()
+        l2 = 0.01 if args.l2 is None else args.l2
+        n_features = args.features
+        title = "a random network"
+
+    X = rng.standard_normal((args.samples, n_features))
+    if isinstance(loss, MeanSquaredError):
+        Y = rng.standard_normal((args.samples, n_outputs))
+    elif n_outputs == 1:
+        Y = rng.integers(0, 2, (args.samples, 1)).astype(np.float64)
+    else:
+        Y = np.eye(n_outputs)[rng.integers(0, n_outputs, args.samples)]
+
+    errors = check_network(network, loss, X, Y, l2=l2)
+    out.write(
+        f"handnet gradcheck: {title}, {type(loss).__name__}, L2 {l2:g}, "
+        f"{args.samples} random examples, float64, central differences\n"
+    )
+    out.write(f"{'layer':<32} {'worst relative error':>22}\n")
+    worst_by_layer: dict[str, float] = {}
+    for key, error in errors.items():
+        index = int(key.split(".", 1)[0])
+        name = f"{index}: {network.layers[index]!r}"
+        worst_by_layer[name] = max(worst_by_layer.get(name, 0.0), error)
+    for name, error in worst_by_layer.items():
+        verdict = "ok" if error <= args.tolerance else "FAILED"
+        out.write(f"{name:<32} {error:>22.3e}  {verdict}\n")
+    worst = max(errors.values(), default=0.0)
+    passed = worst <= args.tolerance
+    out.write(
+        f"{'passed' if passed else 'FAILED'}: worst relative error {worst:.3e} "
+        f"(tolerance {args.tolerance:g})\n"
+    )
+    return 0 if passed else 1
+
+
+# --- the parser and main -----------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``handnet`` argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
         prog="handnet",
+        formatter_class=_FORMATTER,
         description="Neural networks whose every line of math is written by hand in NumPy.",
+        epilog=(
+            "examples:\n"
+            "  handnet demo\n"
+            "  handnet train data.csv --target label --standardize --save model.npz\n"
+            "  handnet evaluate model.npz data.csv\n"
+            "  handnet predict model.npz new.csv --output predictions.csv\n"
+            "\n"
+            "Run 'handnet COMMAND --help' for a command's options."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"handnet {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     _add_demo(subparsers)
+    _add_train(subparsers)
+    _add_predict(subparsers)
+    _add_evaluate(subparsers)
+    _add_info(subparsers)
+    _add_gradcheck(subparsers)
     return parser
 
 
+def _error_text(error: BaseException) -> str:
+    """One line for an error: ``path: reason`` for file errors, the message otherwise."""
+    if isinstance(error, OSError) and error.filename is not None:
+        reason = error.strerror or str(error)
+        return f"{error.filename}: {reason}"
+    text = str(error).strip() or type(error).__name__
+    return " ".join(text.split())  # never more than one line
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``handnet`` console script."""
+    """Entry point of the ``handnet`` console script; returns the exit status."""
+    from .exceptions import DivergenceError
+    from .plot import MissingDependencyError
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    commands: dict[str, Callable[[argparse.Namespace, IO[str]], int]] = {
+        "train": _run_train,
+        "predict": _run_predict,
+        "evaluate": _run_evaluate,
+        "info": _run_info,
+        "gradcheck": _run_gradcheck,
+    }
     try:
         if args.command == "demo":
             return _run_demo(args)
-    except (ValueError, OSError) as error:
-        print(f"handnet {args.command}: error: {error}", file=sys.stderr)
+        return commands[args.command](args, sys.stdout)
+    except UsageError as error:
+        print(f"handnet {args.command}: error: {_error_text(error)}", file=sys.stderr)
         return 2
-    parser.error(f"unknown command {args.command!r}")
-    return 2  # pragma: no cover
+    except BrokenPipeError:
+        # The reader went away (``handnet predict ... | head``): stop quietly, as Unix
+        # tools do, and keep Python from complaining when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except (ValueError, OSError, DivergenceError, MissingDependencyError) as error:
+        # ValueError covers DataFileError and ModelFileError; DivergenceError is a
+        # FloatingPointError. Anything else is a bug and keeps its traceback.
+        print(f"handnet {args.command}: error: {_error_text(error)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"handnet {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

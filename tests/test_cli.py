@@ -1,0 +1,639 @@
+"""The ``handnet`` command line, driven through subprocesses on files the tests write.
+
+Every command runs as ``python -m handnet ...`` in a child process, the way a user
+runs it: the tests check exit codes, what is printed, and what is written (model
+files, prediction CSVs, PNGs). Model files need :mod:`handnet.io`; tests that save
+or load one are skipped while it is missing.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import re
+import select
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from handnet.cli import TrainingProgress, fold_standardization, main
+from handnet.data_files import (
+    DataFileError,
+    detect_format,
+    load_dataset,
+    read_csv,
+    read_npz,
+    write_predictions,
+)
+from handnet.datasets import make_moons, make_spirals, save_idx
+from handnet.metrics import classification_report, confusion_matrix, log_loss
+from handnet.models import MLPClassifier, SoftmaxRegression
+
+ROOT = Path(__file__).resolve().parents[1]
+# Single-threaded BLAS in the children too (conftest does it in-process): small matrices,
+# and threads only add contention on a loaded machine.
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+try:
+    import handnet.io  # noqa: F401  (model files: handnet.save / handnet.load)
+except ImportError:
+    HAVE_MODEL_FILES = False
+else:
+    HAVE_MODEL_FILES = True
+needs_model_files = pytest.mark.skipif(
+    not HAVE_MODEL_FILES, reason="handnet.io (model files) is not available yet"
+)
+
+
+def run(
+    *args: str, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``python -m handnet ARGS`` in a child process, stdout and stderr captured."""
+    env = dict(os.environ, PYTHONIOENCODING="utf-8", COLUMNS="100", **ONE_THREAD)
+    return subprocess.run(
+        [sys.executable, "-m", "handnet", *args],
+        capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env,
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The single ``handnet ...: error: ...`` line a user error must produce."""
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert re.match(r"handnet \w+: error: ", lines[0]), lines[0]
+    return lines[0]
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk, checking the signature on the way."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG file"
+    assert data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+# --- data the tests write ----------------------------------------------------------------
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[Any]], delimiter: str = ",") -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream, delimiter=delimiter)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A moons CSV with string labels, a 3-class NPZ and an IDX image/label pair."""
+    folder = tmp_path_factory.mktemp("cli")
+    X, y = make_moons(300, noise=0.15, random_state=0)
+    # The second feature is on another scale and offset: --standardize matters.
+    names = np.array(["left", "right"])
+    rows = [[f"{a:.6f}", f"{100 * b + 50:.4f}", names[label]]
+            for (a, b), label in zip(X, y, strict=True)]
+    moons = write_csv(folder / "moons.csv", ["x1", "x2", "label"], rows)
+
+    X3, y3 = make_spirals(300, n_classes=3, noise=0.1, turns=0.3, random_state=1)
+    spirals = folder / "spirals.npz"
+    np.savez(spirals, X=X3, y=y3)
+
+    # 8x8 "images" of three classes: a bright row, a bright column or a bright diagonal.
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 60, size=(150, 8, 8)).astype(np.uint8)
+    labels = np.repeat(np.arange(3, dtype=np.uint8), 50)
+    for image, label in zip(images, labels, strict=True):
+        k = int(rng.integers(1, 7))
+        if label == 0:
+            image[k, :] = 250
+        elif label == 1:
+            image[:, k] = 250
+        else:
+            np.fill_diagonal(image, 250)
+    save_idx(folder / "images.idx", images)
+    save_idx(folder / "labels.idx", labels)
+    return {
+        "folder": folder,
+        "moons": moons,
+        "spirals": spirals,
+        "images": folder / "images.idx",
+        "labels": folder / "labels.idx",
+    }
+
+
+# --- help --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        (None, ["demo", "train", "predict", "evaluate", "info", "gradcheck"]),
+        ("demo", ["--plot", "--animate", "--explain", "--seed"]),
+        ("train", ["--target", "--model", "--hidden", "--optimizer", "--learning-rate",
+                   "--epochs", "--batch-size", "--validation-fraction", "--seed", "--save",
+                   "--standardize", "--quiet", "--plot", "--labels"]),
+        ("predict", ["--proba", "--output"]),
+        ("evaluate", ["--target", "--labels"]),
+        ("info", ["MODEL"]),
+        ("gradcheck", ["--tolerance", "--hidden"]),
+    ],
+)
+def test_help_reads_well(
+    command: str | None, expected: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--help"] if command else ["--help"])
+    assert stop.value.code == 0
+    text = capsys.readouterr().out
+    for word in expected:
+        assert word in text
+    assert "example" in text  # every page shows how it is used
+
+
+def test_help_through_the_console_entry_point() -> None:
+    result = run("--help")
+    assert result.returncode == 0 and "train" in result.stdout
+
+
+# --- train, predict, evaluate, info on a CSV ---------------------------------------------
+
+
+@needs_model_files
+def test_csv_train_predict_evaluate_info(files: dict[str, Path], tmp_path: Path) -> None:
+    model_file = tmp_path / "moons.npz"
+    plot = tmp_path / "moons.png"
+    result = run(
+        "train", str(files["moons"]), "--target", "label", "--model", "mlp", "--hidden", "16",
+        "--standardize", "--epochs", "150", "--learning-rate", "0.02", "--seed", "3",
+        "--save", str(model_file), "--plot", str(plot), "--progress", "log",
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "MLPClassifier 2-16-1 (relu)" in out
+    assert "270 training and 30 validation rows, 2 features, 2 classes [left, right]" in out
+    assert re.search(r"trained 150 epochs in [\d.]+ s: adam", out)
+    train_accuracy = float(re.search(r"training:\s+accuracy ([\d.]+)\s+log loss ([\d.]+)", out)[1])
+    assert train_accuracy > 0.9
+    assert re.search(r"validation: accuracy [\d.]+\s+log loss [\d.]+", out)
+    assert f"model saved to {model_file}" in out
+    assert model_file.exists()
+    # The progress log goes to stderr, stdout keeps the summary.
+    assert "epoch 1/150" in result.stderr and "epoch 150/150" in result.stderr
+    assert png_size(plot) == (1500, 400)  # loss, accuracy, decision boundary
+
+    # The standardisation travels inside the model: it predicts raw rows.
+    import handnet.io as model_files
+
+    model = model_files.load(model_file)
+    data = read_csv(files["moons"], target="label")
+    with pytest.warns(UserWarning, match="feature names"):
+        accuracy = model.score(data.X, data.y)  # a bare array: the model names its columns
+    assert accuracy == pytest.approx(train_accuracy, abs=0.05)
+    assert list(model.feature_names_in_) == ["x1", "x2"]
+
+    predictions = tmp_path / "predictions.csv"
+    result = run("predict", str(model_file), str(files["moons"]), "--proba",
+                 "--output", str(predictions))
+    assert result.returncode == 0, result.stderr
+    assert "300 predictions written" in result.stderr
+    with open(predictions, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert len(rows) == 300 and list(rows[0]) == ["prediction", "proba_left", "proba_right"]
+    proba = np.array([[float(r["proba_left"]), float(r["proba_right"])] for r in rows])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
+    predicted = np.array([r["prediction"] for r in rows])
+    assert np.all(predicted == np.where(proba[:, 1] > 0.5, "right", "left"))
+    file_accuracy = float(np.mean(predicted == data.y))
+
+    # To stdout, the same predictions.
+    result = run("predict", str(model_file), str(files["moons"]))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "prediction"
+    assert result.stdout.splitlines()[1:] == list(predicted)
+
+    # evaluate finds the label column on its own (the one column that is not a feature).
+    result = run("evaluate", str(model_file), str(files["moons"]))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"accuracy: {file_accuracy:.4f}" in out
+    assert "confusion matrix (rows: true class, columns: predicted class)" in out
+    matrix = [[int(v) for v in re.search(rf"^\s*{name}\s+(\d+)\s+(\d+)$", out, re.M).groups()]
+              for name in ("left", "right")]
+    assert sum(map(sum, matrix)) == 300
+    assert matrix[0][0] + matrix[1][1] == round(300 * file_accuracy)
+    for word in ("precision", "recall", "f1", "support", "log loss", "macro avg"):
+        assert word in out
+
+    result = run("info", str(model_file))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "model: MLPClassifier" in out
+    assert "Dense(2, 16)" in out and "Dense(16, 1)" in out
+    assert "parameters: 65 (48 weights, 17 biases)" in out
+    assert "hidden_layer_sizes = (16,)" in out and "learning_rate = 0.02" in out
+    assert "classes: 2 [left, right]" in out and "inputs: 2 features [x1, x2]" in out
+
+    result = run("gradcheck", str(model_file))
+    assert result.returncode == 0, result.stderr
+    assert "passed" in result.stdout and "0: Dense(2, 16)" in result.stdout
+
+
+@needs_model_files
+def test_npz_softmax_and_idx_mlp(files: dict[str, Path], tmp_path: Path) -> None:
+    model_file = tmp_path / "spirals.npz"
+    result = run("train", str(files["spirals"]), "--model", "softmax", "--epochs", "50",
+                 "--quiet", "--save", str(model_file), "--validation-fraction", "0")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # --quiet: no progress at all
+    assert "SoftmaxRegression 2-3" in result.stdout and "3 classes [0, 1, 2]" in result.stdout
+    assert "validation:" not in result.stdout
+    result = run("evaluate", str(model_file), str(files["spirals"]))
+    assert result.returncode == 0, result.stderr
+    assert "examples: 300" in result.stdout
+
+    model_file = tmp_path / "digits.npz"
+    result = run("train", str(files["images"]), "--labels", str(files["labels"]), "--hidden",
+                 "16", "--epochs", "40", "--quiet", "--save", str(model_file))
+    assert result.returncode == 0, result.stderr
+    assert "MLPClassifier 64-16-3" in result.stdout  # --hidden alone picks the mlp
+    result = run("evaluate", str(model_file), str(files["images"]), "--labels",
+                 str(files["labels"]))
+    assert result.returncode == 0, result.stderr
+    accuracy = float(re.search(r"accuracy: ([\d.]+)", result.stdout)[1])
+    assert accuracy > 0.9
+    result = run("predict", str(model_file), str(files["images"]))
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 151
+
+
+@needs_model_files
+def test_columns_are_read_by_name_and_labels_must_match(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    import handnet
+
+    data = read_csv(files["moons"], target="label")
+    model = MLPClassifier((8,), max_iter=40, tol=None, random_state=0)
+    model.fit(data.X, data.y)
+    model.feature_names_in_ = np.asarray(["x1", "x2"], dtype=object)  # as handnet train does
+    model_file = tmp_path / "named.npz"
+    handnet.save(model, model_file)
+    # Another column order, an id column, the labels first: read by name all the same.
+    shuffled = write_csv(tmp_path / "shuffled.csv", ["label", "id", "x2", "x1"],
+                         [[label, i, b, a] for i, ((a, b), label)
+                          in enumerate(zip(data.X.tolist(), data.y.tolist(), strict=True))])
+    result = run("predict", str(model_file), str(shuffled))
+    assert result.returncode == 0, result.stderr
+    with pytest.warns(UserWarning, match="feature names"):
+        expected = model.predict(data.X)
+    assert result.stdout.split()[1:] == expected.tolist()
+    line = one_line_error(run("evaluate", str(model_file), str(shuffled)))
+    assert "name the label column with --target" in line  # two columns are not features
+    result = run("evaluate", str(model_file), str(shuffled), "--target", "label")
+    assert result.returncode == 0 and "examples: 300" in result.stdout
+    # Labels from another problem altogether: an error, not a table of zeros.
+    line = one_line_error(run("evaluate", str(model_file), str(shuffled), "--target", "id"))
+    assert "have nothing in common with the model's classes [left, right]" in line
+    missing = write_csv(tmp_path / "missing.csv", ["x1", "label"], [[0.5, "left"]])
+    line = one_line_error(run("predict", str(model_file), str(missing)))
+    assert "no feature column 'x2'" in line
+
+
+def test_lbfgs_summary(files: dict[str, Path]) -> None:
+    result = run("train", str(files["moons"]), "--target", "label", "--optimizer", "lbfgs",
+                 "--standardize", "--quiet")
+    assert result.returncode == 0, result.stderr
+    pattern = r"trained \d+ iterations (\(converged\) )?in .*: lbfgs, full batch"
+    assert re.search(pattern, result.stdout)
+    assert "(the last iteration kept)" in result.stdout
+
+
+def test_train_without_saving_logistic_default(files: dict[str, Path]) -> None:
+    result = run("train", str(files["moons"]), "--target", "label", "--epochs", "20",
+                 "--progress", "none")
+    assert result.returncode == 0, result.stderr
+    assert "LogisticRegression 2-1" in result.stdout  # two classes, no mlp flags
+    assert "model not saved" in result.stdout
+    assert result.stderr == ""
+
+
+# --- progress ----------------------------------------------------------------------------
+
+
+class _Trainer:
+    def __init__(self) -> None:
+        self.epoch = 0
+        self.history = type("History", (), {"loss": [], "validation_score": []})()
+
+
+def test_progress_log_lines_and_none() -> None:
+    stream = io.StringIO()
+    progress = TrainingProgress(100, mode="auto", stream=stream, interval=0.0)
+    trainer = _Trainer()
+    for epoch in range(1, 101):
+        trainer.epoch = epoch
+        trainer.history.loss.append(1.0 / epoch)
+        trainer.history.validation_score.append(0.5 + epoch / 400)
+        progress(trainer)
+    progress.close()
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("epoch 1/100: loss 1, validation accuracy 0.5025 (")
+    assert "left)" in lines[0] and lines[-1].startswith("epoch 100/100: loss 0.01,")
+    assert len(lines) == 21  # epoch 1, then every 5th
+    silent = io.StringIO()
+    quiet = TrainingProgress(10, mode="none", stream=silent)
+    quiet(trainer)
+    quiet.close()
+    assert silent.getvalue() == ""
+
+
+def test_progress_log_ends_with_the_last_epoch_when_stopped_early() -> None:
+    stream = io.StringIO()
+    progress = TrainingProgress(1000, mode="log", stream=stream, interval=1e9)
+    trainer = _Trainer()
+    for epoch in range(1, 8):
+        trainer.epoch = epoch
+        trainer.history.loss.append(0.1)
+        progress(trainer)
+    progress.close()
+    lines = stream.getvalue().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/1000", "epoch 7/1000"]
+
+
+def test_progress_bar_on_a_terminal(files: dict[str, Path]) -> None:
+    pytest.importorskip("tqdm")
+    pty = pytest.importorskip("pty")
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "handnet", "train", str(files["moons"]), "--target", "label",
+         "--epochs", "30"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
+        env=dict(os.environ, **ONE_THREAD),
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        ready, _, _ = select.select([master], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    stdout, _ = process.communicate(timeout=60)
+    os.close(master)
+    terminal = b"".join(chunks).decode("utf-8", "replace")
+    assert process.returncode == 0, terminal
+    assert "training: 100%" in terminal and "30/30" in terminal and "epoch" in terminal
+    assert "loss=" in terminal and "val=" in terminal
+    assert "epoch 1/30" not in terminal  # a bar, not log lines
+    assert b"trained 30 epochs" in stdout
+
+
+# --- errors a user can cause -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bad_files(files: dict[str, Path]) -> dict[str, Path]:
+    folder = files["folder"]
+    text = write_csv(folder / "text.csv", ["a", "color", "y"],
+                     [[1, 2, 0], [2, "red", 1], [3, 4, 0]])
+    ragged = folder / "ragged.csv"
+    ragged.write_text("a,b,y\n1,2,0\n3,4\n", encoding="utf-8")
+    junk = folder / "junk.npz"
+    junk.write_bytes(b"PK\x03\x04 this is not really a zip archive")
+    return {"text": text, "ragged": ragged, "junk": junk}
+
+
+@pytest.mark.parametrize(
+    ("case", "expected_code", "pattern"),
+    [
+        ("missing data", 1, r"nope\.csv: no such file"),
+        ("unknown column", 1, r"no target column 'species'; the columns are: x1, x2, label"),
+        ("no target", 1, r"name its label column with --target \(the columns are: x1, x2, label\)"),
+        ("non-numeric", 1, r"text\.csv, line 3, column 'color': 'red' is not a number"),
+        ("ragged", 1, r"ragged\.csv, line 3: 2 fields, but the header has 3"),
+        ("corrupt npz", 1, r"junk\.npz: cannot read the \.npz archive"),
+        ("missing model", 1, r"nope\.npz: no such model file"),
+        ("three classes for logistic", 2, r"--model logistic is for two classes"),
+        ("folder to save into is missing", 1, r"no/such/dir/m\.npz: the folder to write into"),
+        ("bad learning rate", 2, r"--learning-rate: expected a positive number"),
+        ("mlp flag on a linear model", 2, r"--hidden is for --model mlp"),
+    ],
+)
+def test_user_errors_are_one_line(
+    case: str, expected_code: int, pattern: str, files: dict[str, Path],
+    bad_files: dict[str, Path], tmp_path: Path,
+) -> None:
+    moons, folder = str(files["moons"]), files["folder"]
+    args = {
+        "missing data": ["train", str(folder / "nope.csv"), "--target", "y"],
+        "unknown column": ["train", moons, "--target", "species"],
+        "no target": ["train", moons],
+        "non-numeric": ["train", str(bad_files["text"]), "--target", "y"],
+        "ragged": ["train", str(bad_files["ragged"]), "--target", "y"],
+        "corrupt npz": ["train", str(bad_files["junk"])],
+        "missing model": ["predict", str(folder / "nope.npz"), moons],
+        "three classes for logistic": ["train", str(files["spirals"]), "--model", "logistic"],
+        "folder to save into is missing": ["train", moons, "--target", "label",
+                                           "--save", "no/such/dir/m.npz"],
+        "bad learning rate": ["train", moons, "--target", "label", "--learning-rate", "-1"],
+        "mlp flag on a linear model": ["train", moons, "--target", "label", "--model",
+                                       "softmax", "--hidden", "8"],
+    }[case]
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == expected_code, result.stderr
+    if case == "bad learning rate":  # argparse's own message, after its usage line
+        assert re.search(pattern, result.stderr) and "Traceback" not in result.stderr
+        return
+    assert re.search(pattern, one_line_error(result)), result.stderr
+
+
+@needs_model_files
+def test_a_file_that_is_not_a_model(files: dict[str, Path]) -> None:
+    for not_a_model in (files["moons"], files["spirals"]):
+        commands = (["info", str(not_a_model)],
+                    ["predict", str(not_a_model), str(files["moons"])])
+        for command in commands:
+            line = one_line_error(run(*command))
+            assert str(not_a_model) in line
+
+
+# --- gradcheck and demo --explain ----------------------------------------------------------
+
+
+def test_gradcheck_builds_a_network_and_reports_each_layer() -> None:
+    result = run("gradcheck", "--hidden", "6,5", "--classes", "2", "--dropout", "0.3")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for layer in ("0: Dense(4, 6)", "3: Dense(6, 5)", "6: Dense(5, 1)"):
+        assert re.search(rf"{re.escape(layer)}\s+\d\.\d+e-\d+\s+ok", out), out
+    assert "BinaryCrossEntropy" in out and out.strip().splitlines()[-1].startswith("passed")
+    failed = run("gradcheck", "--tolerance", "1e-30")
+    assert failed.returncode == 1 and "FAILED" in failed.stdout
+
+
+def test_demo_explain_walks_through_the_demos_first_step() -> None:
+    explained = run("demo", "--explain", "--seed", "4")
+    assert explained.returncode == 0, explained.stderr
+    text = explained.stdout
+    for step in ("Step 1 - prepare", "Step 2 - forward", "Step 3 - loss", "Step 4 - optimize",
+                 "Step 5 - predict"):
+        assert step in text
+    assert "shape (1000, 4)" in text and "shape (4, 1)" in text and "shape (1000, 1)" in text
+    loss = re.search(r"L = mean over the 1000 examples = ([\d.]+)", text)[1]
+    demo = run("demo", "--seed", "4", "--iterations", "1")
+    assert f"loss after iteration 0: {loss}" in demo.stdout
+    # The updated w is the demo's w after one iteration.
+    w_explained = re.search(r"w <- w - 0.01 \* dL/dw\s+shape \(4, 1\): (.*)", text)[1]
+    values = [float(v) for v in re.findall(r"-?\d+\.\d+", w_explained)]
+    w_demo = [float(v) for v in re.search(r"^w: \[(.*)\]", demo.stdout, re.M)[1].split()]
+    np.testing.assert_allclose(values, w_demo, atol=1e-4)
+    assert run("demo", "--explain", "--model", "mlp").returncode == 2
+
+
+# --- the README's "train on your CSV" example, run as written ------------------------------
+
+
+def readme_example() -> str:
+    """The shell snippet between the markers in README.md (or docs/cli.md without them)."""
+    start, end = "<!-- csv-example-start -->", "<!-- csv-example-end -->"
+    for source in (ROOT / "README.md", ROOT / "docs" / "cli.md"):
+        if source.exists():
+            text = source.read_text(encoding="utf-8")
+            if start in text and end in text:
+                block = text.split(start, 1)[1].split(end, 1)[0]
+                code = re.search(r"```(?:bash|sh|console)?\n(.*?)```", block, re.S)
+                assert code, f"no code block between the markers in {source}"
+                return code.group(1)
+    raise AssertionError("no csv example between markers in README.md or docs/cli.md")
+
+
+@needs_model_files
+def test_readme_csv_example_runs_as_written(tmp_path: Path) -> None:
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("bash is needed to run the README's shell example")
+    X, y = make_moons(200, noise=0.1, random_state=5)
+    write_csv(tmp_path / "data.csv", ["x1", "x2", "label"],
+              [[f"{a:.5f}", f"{b:.5f}", ["no", "yes"][k]] for (a, b), k in zip(X, y, strict=True)])
+    script = textwrap.dedent(
+        f"""\
+        set -euo pipefail
+        # The command as installed may not be on PATH in a test run: same interpreter instead.
+        handnet() {{ "{sys.executable}" -m handnet "$@"; }}
+        """
+    ) + readme_example()
+    result = subprocess.run([bash, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120, env=dict(os.environ, **ONE_THREAD))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (tmp_path / "model.npz").exists()
+    assert (tmp_path / "predictions.csv").read_text().startswith("prediction,")
+
+
+# --- pieces, in process ------------------------------------------------------------------
+
+
+def test_folding_the_standardisation_keeps_the_function(rng: np.random.Generator) -> None:
+    X = rng.normal(loc=[5.0, -300.0, 0.0], scale=[0.01, 50.0, 3.0], size=(200, 3))
+    y = (X[:, 0] - 5 + 0.01 * X[:, 1] > -3).astype(int)
+    mean, scale = X.mean(axis=0), X.std(axis=0)
+    model = MLPClassifier((5,), max_iter=5, random_state=0, tol=None).fit((X - mean) / scale, y)
+    before = model.predict_proba((X - mean) / scale)
+    fold_standardization(model.network_, mean, scale)
+    np.testing.assert_allclose(model.predict_proba(X), before, rtol=1e-9, atol=1e-12)
+
+
+def test_read_csv_variants(tmp_path: Path) -> None:
+    semicolons = tmp_path / "semi.csv"
+    semicolons.write_bytes('\ufeffa;"b c";y\n1.5;2;cat\n\n3; 4e1 ;dog\n'.encode())
+    data = read_csv(semicolons, target="y")
+    assert data.feature_names == ["a", "b c"]  # BOM dropped, quotes honoured
+    assert data.X.tolist() == [[1.5, 2.0], [3.0, 40.0]]
+    assert data.y.tolist() == ["cat", "dog"]
+    gz = tmp_path / "data.csv.gz"
+    with gzip.open(gz, "wt") as stream:
+        stream.write("f1,f2,t\n0.5,1,1\n1.5,2,0\n")
+    assert detect_format(gz) == "csv"
+    data = load_dataset(gz, target="t")
+    assert data.y.dtype == np.int64 and data.X.shape == (2, 2)
+    # A target column can be picked with features by name (other columns ignored).
+    data = read_csv(gz, features=["f2"])
+    assert data.X.ravel().tolist() == [1.0, 2.0] and data.y is None
+    empty_cell = write_csv(tmp_path / "empty.csv", ["a", "y"], [[1, 0], ["", 1]])
+    with pytest.raises(DataFileError, match=r"line 3, column 'a': empty cell"):
+        read_csv(empty_cell, target="y")
+    nan_cell = write_csv(tmp_path / "nan.csv", ["a", "y"], [[1, 0], ["nan", 1]])
+    with pytest.raises(DataFileError, match=r"'nan' is not a finite number"):
+        read_csv(nan_cell, target="y")
+
+
+def test_read_csv_semicolon_decimal_is_rejected_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "semi.csv"
+    path.write_text("a;b;y\n1,5;2;0\n3;4;1\n", encoding="utf-8")
+    with pytest.raises(DataFileError, match=r"line 2, column 'a': '1,5' is not a number"):
+        read_csv(path, target="y")
+
+
+def test_npz_reading_refuses_pickles(tmp_path: Path) -> None:
+    path = tmp_path / "objects.npz"
+    np.savez(path, X=np.array([{"a": 1}, None], dtype=object), y=np.array([0, 1]))
+    with pytest.raises(DataFileError, match=r"cannot read the \.npz archive"):
+        read_npz(path)
+    named = tmp_path / "named.npz"
+    np.savez(named, features=np.zeros((2, 2)))
+    with pytest.raises(DataFileError, match=r"no array named 'X' .*\['features'\]"):
+        read_npz(named)
+    images = tmp_path / "images.npz"
+    np.savez(images, X=np.full((3, 2, 2), 255, dtype=np.uint8), y=np.array([0.0, 1.0, 1.0]))
+    data = read_npz(images)
+    assert data.X.shape == (3, 4) and data.X.max() == 1.0 and data.y.dtype == np.int64
+
+
+def test_write_predictions_round_trips_probabilities() -> None:
+    buffer = io.StringIO()
+    proba = np.array([[0.1, 0.9], [1 / 3, 2 / 3]])
+    write_predictions(buffer, np.array(["b", "b"]), proba, ["a", "b"])
+    rows = list(csv.reader(io.StringIO(buffer.getvalue())))
+    assert rows[0] == ["prediction", "proba_a", "proba_b"]
+    assert [float(v) for v in rows[2][1:]] == proba[1].tolist()
+
+
+def test_metrics_match_scikit_learn(rng: np.random.Generator) -> None:
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    X = rng.standard_normal((120, 3))
+    y = np.array(["a", "b", "c"])[np.argmax(X @ rng.standard_normal((3, 3)), axis=1)]
+    model = SoftmaxRegression(max_iter=30, tol=None).fit(X[:60], y[:60])
+    predicted, log_proba = model.predict(X), model.predict_log_proba(X)
+    labels = ["a", "b", "c"]
+    np.testing.assert_array_equal(
+        confusion_matrix(y, predicted, labels),
+        sklearn_metrics.confusion_matrix(y, predicted, labels=labels),
+    )
+    assert log_loss(y, log_proba, model.classes_) == pytest.approx(
+        sklearn_metrics.log_loss(y, np.exp(log_proba), labels=model.classes_), rel=1e-10
+    )
+    report = classification_report(y, predicted, labels, log_proba)
+    precision, recall, f1, support = sklearn_metrics.precision_recall_fscore_support(
+        y, predicted, labels=labels, zero_division=0
+    )
+    np.testing.assert_allclose(report.precision, precision)
+    np.testing.assert_allclose(report.recall, recall)
+    np.testing.assert_allclose(report.f1, f1)
+    np.testing.assert_array_equal(report.support, support)
+    assert report.accuracy == pytest.approx(sklearn_metrics.accuracy_score(y, predicted))
+    # A class never predicted: precision 0, not a division by zero.
+    report = classification_report(["a", "b"], ["a", "a"], ["a", "b"])
+    assert report.precision.tolist() == [0.5, 0.0] and report.f1[1] == 0.0

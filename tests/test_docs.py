@@ -1,0 +1,140 @@
+"""The docs say what the code does: the tutorial runs and prints what it shows, every
+function the docs name exists, links and anchors resolve, the committed pictures are there."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+OWN_DOCS = ("math.md", "tutorial.md", "cli.md")  # written with this test; others have theirs
+
+
+def python_blocks(path: Path) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), re.S)
+
+
+def expected_output(block: str) -> list[str]:
+    """The ``# ...`` comment lines right after each top-level ``print(...)`` statement."""
+    expected: list[str] = []
+    after_print = False
+    for line in block.splitlines():
+        if line.startswith("print(") or (after_print and line.startswith(" ")):
+            after_print = True  # a print call, possibly continued on indented lines
+            continue
+        if after_print and line.startswith("# "):
+            expected.append(line[2:])
+            continue
+        after_print = False
+    return expected
+
+
+def test_tutorial_runs_and_prints_what_it_says() -> None:
+    namespace: dict[str, object] = {}
+    blocks = python_blocks(DOCS / "tutorial.md")
+    assert len(blocks) >= 8
+    checked = 0
+    for number, block in enumerate(blocks):
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output):
+            exec(compile(block, f"tutorial.md block {number}", "exec"), namespace)
+        expected = expected_output(block)
+        if expected:
+            assert output.getvalue().splitlines() == expected, f"block {number}"
+            checked += 1
+    assert checked >= 8
+
+
+def _references(text: str) -> set[str]:
+    """Dotted names ``handnet.module.name`` quoted in backticks."""
+    found = set()
+    for quoted in re.findall(r"`([^`\n]+)`", text):
+        for name in re.findall(r"\bhandnet(?:\.[A-Za-z_][A-Za-z0-9_]*)+", quoted):
+            found.add(name)
+    return found
+
+
+def _resolve(dotted: str) -> object:
+    parts = dotted.split(".")
+    for split in range(len(parts), 0, -1):
+        try:
+            target: object = importlib.import_module(".".join(parts[:split]))
+        except ImportError:
+            continue
+        for attribute in parts[split:]:
+            target = getattr(target, attribute)
+        return target
+    raise ImportError(dotted)
+
+
+@pytest.mark.parametrize("name", OWN_DOCS)
+def test_every_function_the_docs_name_exists(name: str) -> None:
+    references = _references((DOCS / name).read_text(encoding="utf-8"))
+    assert references, f"{name} names no handnet function"
+    missing = []
+    for dotted in sorted(references):
+        try:
+            _resolve(dotted)
+        except (ImportError, AttributeError):
+            missing.append(dotted)
+    assert not missing, f"{name} names what does not exist: {missing}"
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("name", OWN_DOCS)
+def test_links_and_anchors_resolve(name: str) -> None:
+    text = (DOCS / name).read_text(encoding="utf-8")
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if target.startswith(("http://", "https://")):
+            continue
+        file_part, _, anchor = target.partition("#")
+        path = (DOCS / file_part) if file_part else DOCS / name
+        assert path.exists(), f"{name}: broken link {target}"
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", path.read_text(encoding="utf-8"), re.M)
+            assert anchor in {_slug(h) for h in headings}, f"{name}: no anchor {target}"
+
+
+def test_math_covers_every_topic_next_to_its_code() -> None:
+    text = (DOCS / "math.md").read_text(encoding="utf-8")
+    sections = re.split(r"^## ", text, flags=re.M)[1:]
+    topics = {
+        "gradient descent and sgd": "handnet.optimizers.SGD",
+        "binary cross-entropy": "handnet.losses.binary_cross_entropy",
+        "softmax cross-entropy": "handnet.losses.softmax_cross_entropy",
+        "dense layer": "handnet.layers.Dense.backward",
+        "each activation": "handnet.activations.relu_backward",
+        "l2 penalty": "handnet.penalties.add_l2",
+        "dropout": "handnet.layers.Dropout.backward",
+        "momentum": "handnet.optimizers.Momentum",
+        "adam": "handnet.optimizers.Adam",
+        "l-bfgs": "handnet.optimizers.LBFGS",
+    }
+    for topic, code in topics.items():
+        section = next((s for s in sections if topic in s.splitlines()[0].lower()), None)
+        assert section is not None, f"no section on {topic}"
+        assert f"`{code}" in section, f"the {topic} section does not name {code}"
+
+
+def test_committed_figures_are_pngs_of_the_expected_size() -> None:
+    sizes = {"seed.png": (1500, 400), "spirals.png": (1000, 400)}
+    for name, size in sizes.items():
+        data = (DOCS / "images" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) == size
+
+
+def test_cli_doc_holds_the_csv_example() -> None:
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    block = text.split("<!-- csv-example-start -->", 1)[1].split("<!-- csv-example-end -->", 1)[0]
+    assert "handnet train data.csv --target label" in block

@@ -1,0 +1,158 @@
+"""Pictures: each plot is a valid PNG of the expected size, the GIF has several frames."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from handnet import plot
+from handnet.datasets import make_moons
+from handnet.models import LogisticRegression, MLPClassifier
+
+PANEL = (int(plot.PANEL_WIDTH * plot.DPI), int(plot.PANEL_HEIGHT * plot.DPI))
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk, checking the signature on the way."""
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG file"
+    assert data[12:16] == b"IHDR"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    # Single-threaded BLAS in the child too, as conftest does in-process.
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "handnet", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=120, env=env)
+
+
+@pytest.fixture(scope="module")
+def moons() -> tuple[np.ndarray, np.ndarray]:
+    return make_moons(200, noise=0.2, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(moons: tuple[np.ndarray, np.ndarray]) -> MLPClassifier:
+    X, y = moons
+    return MLPClassifier((8,), max_iter=30, random_state=0, tol=None).fit(
+        X, y, validation_data=(X[:50], y[:50])
+    )
+
+
+def test_training_figure_sizes(
+    tmp_path: Path, fitted: MLPClassifier, moons: tuple[np.ndarray, np.ndarray]
+) -> None:
+    X, y = moons
+    curves = plot.TrainingCurves.from_model(fitted)
+    assert len(curves.series["training loss"][1]) == 30
+    assert curves.last("validation accuracy") == fitted.validation_scores_[-1]
+    for extra, panels in (({}, 2), ({"model": fitted, "X": X, "y": y}, 3),
+                          ({"model": fitted, "X": X, "y": y,
+                            "weights": ([1.0, 2.0], [0.5, 1.0], ["a", "b"])}, 4)):
+        figure = plot.training_figure(curves, title="test", **extra)  # type: ignore[arg-type]
+        path = plot.save_figure(figure, tmp_path / f"{panels}.png")
+        assert png_size(Path(path)) == (panels * PANEL[0], PANEL[1])
+
+
+def test_decision_boundary_of_any_classifier(
+    tmp_path: Path, moons: tuple[np.ndarray, np.ndarray]
+) -> None:
+    X, y = moons
+    labels = np.array(["blue", "red"])[y]  # string classes
+    figure, axes = plot.new_figure(2)
+    ours = LogisticRegression(max_iter=50, tol=None).fit(X, labels)
+    plot.plot_decision_boundary(ours, X, labels, ax=axes[0], resolution=50, title="handnet")
+    sklearn_tree = pytest.importorskip("sklearn.tree")
+    theirs = sklearn_tree.DecisionTreeClassifier(max_depth=4, random_state=0).fit(X, labels)
+    plot.plot_decision_boundary(theirs, X, labels, ax=axes[1], resolution=50,
+                                feature_names=["x", "y"])
+    assert axes[1].get_xlabel() == "x"
+    path = tmp_path / "boundaries.png"
+    plot.save_figure(figure, path)
+    assert png_size(path) == (2 * PANEL[0], PANEL[1])
+    with pytest.raises(ValueError, match="2-D data"):
+        plot.plot_decision_boundary(ours, np.zeros((3, 3)))
+
+
+def test_weights_and_curves_alone(tmp_path: Path) -> None:
+    ax = plot.plot_weights([1.0, -2.0, 0.5], [0.3, -0.6, 0.2])
+    assert len(ax.patches) == 9  # teacher, learned, rescaled
+    curves = plot.TrainingCurves()
+    curves.add("training loss", 1, 0.5)
+    ax_loss, ax_accuracy = plot.plot_curves(curves, *plot.new_figure(2)[1])
+    assert ax_loss is not None and ax_loss.get_yscale() == "log"
+    assert ax_accuracy is not None and "no accuracy recorded" in ax_accuracy.texts[0].get_text()
+    with pytest.raises(ValueError, match="3 values"):
+        plot.plot_weights([1.0, 2.0, 3.0], [1.0])
+    path = plot.save_figure(ax.figure, tmp_path / "weights.svg")  # other formats by extension
+    assert Path(path).read_text().lstrip().startswith("<?xml")
+
+
+def test_animation_writes_a_gif_with_frames(
+    tmp_path: Path, fitted: MLPClassifier, moons: tuple[np.ndarray, np.ndarray]
+) -> None:
+    from PIL import Image
+
+    X, y = moons
+    animation = plot.BoundaryAnimation(tmp_path / "b.gif", X, y, classes=[0, 1], resolution=40,
+                                       size=2.0)
+    for title in ("one", "two", "three"):
+        animation.add_frame(fitted, title)
+    with Image.open(animation.close()) as gif:
+        assert gif.format == "GIF" and gif.n_frames == 3 and gif.size == (200, 200)
+
+
+def test_no_matplotlib_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(plot.MissingDependencyError, match=r'pip install "handnet\[plot\]"'):
+        plot.new_figure(1)
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "from handnet.cli import main\n"
+        "sys.exit(main(['demo', '--iterations', '5', '--plot', 'x.png']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        'handnet demo: error: pictures need matplotlib: pip install "handnet[plot]" '
+        "(or pip install matplotlib)"
+    )
+
+
+def test_demo_plot_and_output_unchanged(tmp_path: Path) -> None:
+    plain = run("demo", "--iterations", "300", "--seed", "2", cwd=tmp_path)
+    pictured = run("demo", "--iterations", "300", "--seed", "2", "--plot", "seed.png",
+                   cwd=tmp_path)
+    assert pictured.returncode == 0, pictured.stderr
+    assert png_size(tmp_path / "seed.png") == (3 * PANEL[0], PANEL[1])  # curves + weights
+
+    def numbers(text: str) -> list[str]:
+        return [line for line in text.splitlines() if not line.startswith(("training time",
+                                                                           "plot written"))]
+
+    # Recording the curves must not change a single printed number.
+    assert numbers(pictured.stdout) == numbers(plain.stdout)
+    assert "plot written to seed.png" in pictured.stdout
+
+
+def test_demo_mlp_plot_and_animation(tmp_path: Path) -> None:
+    from PIL import Image
+
+    result = run("demo", "--model", "mlp", "--iterations", "12", "--frames", "4", "--quiet",
+                 "--plot", "spirals.png", "--animate", "spirals.gif", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert png_size(tmp_path / "spirals.png") == (3 * PANEL[0], PANEL[1])
+    with Image.open(tmp_path / "spirals.gif") as gif:
+        assert gif.n_frames >= 4 and gif.size == (400, 400)
+    assert "animation written to spirals.gif" in result.stdout
+    wrong = run("demo", "--animate", "x.gif", cwd=tmp_path)
+    assert wrong.returncode == 2 and "--model mlp" in wrong.stderr
