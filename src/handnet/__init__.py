@@ -1,6 +1,7 @@
 """handnet: neural networks whose every line of math is written by hand in NumPy."""
 
 from .exceptions import ConvergenceWarning, DivergenceError, ModelFileError, NotFittedError
+from .io import load, save
 from .layers import Activation, Dense, Dropout, Layer
 from .models import LogisticRegression, MLPClassifier, MLPRegressor, SoftmaxRegression
 from .network import Sequential
@@ -22,4 +23,6 @@ __all__ = [
     "Sequential",
     "SoftmaxRegression",
     "__version__",
+    "load",
+    "save",
 ]

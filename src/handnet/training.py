@@ -18,18 +18,35 @@ The batch regime is set by ``batch_size``:
 Rows are drawn by indexing (``X[order[i:i+k]]``, gathered into a buffer reused
 all epoch); the caller's arrays are never shuffled or written to. All randomness
 comes from the ``numpy.random.Generator`` the trainer is given.
+
+Safety nets
+-----------
+* **Ctrl-C**: the first interrupt stops training at the next step boundary
+  (the model keeps every completed step and its history; a configured
+  checkpoint is written); a second one raises ``KeyboardInterrupt`` at once.
+* **Divergence**: a non-finite loss or parameter stops training with a
+  :class:`~handnet.exceptions.DivergenceError` and the last finite parameters.
+* **Checkpoints**: :meth:`Trainer.state_dict` holds everything besides the
+  network's parameters that decides the rest of the run (optimizer and
+  schedule state, the generator's state, the epoch, the history, the
+  early-stopping counters, and where an interrupted epoch stopped), so a run
+  restored with :meth:`Trainer.load_state_dict` continues bit for bit as if
+  it had never stopped. The ``checkpoint`` hook is called every
+  ``checkpoint_every`` epochs, at the end and on an interrupt;
+  :mod:`handnet.io` writes the files.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import signal
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,9 +54,9 @@ from numpy.typing import NDArray
 from .exceptions import ConvergenceWarning, DivergenceError
 from .losses import Loss
 from .network import Sequential
-from .optimizers import LBFGS, Optimizer
+from .optimizers import LBFGS, OPTIMIZERS, Optimizer
 from .penalties import add_l2
-from .schedules import Constant, Schedule
+from .schedules import SCHEDULES, Constant, Schedule
 
 Array = NDArray[np.floating]
 
@@ -53,10 +70,35 @@ class History:
     learning_rate: list[float] = field(default_factory=list)
 
 
+@dataclass
+class EpochProgress:
+    """Where an epoch stopped when training was interrupted inside it.
+
+    Attributes
+    ----------
+    order : ndarray of shape (n_samples,) or None
+        The epoch's row order (``None``: rows in their natural order).
+    position : int
+        The first row (in ``order``) of the next batch.
+    total, weight_total : float
+        The running weighted sum of batch losses and of batch weights, from
+        which the epoch's mean loss is computed when it ends.
+    """
+
+    order: NDArray[np.intp] | None
+    position: int = 0
+    total: float = 0.0
+    weight_total: float = 0.0
+
+
 class Callback(Protocol):
     """Called by :class:`Trainer` at the end of every epoch; return ``True`` to stop."""
 
     def __call__(self, trainer: Trainer) -> bool | None: ...
+
+
+CheckpointHook = Callable[["Trainer"], "str | None"]
+"""Saves a checkpoint of the trainer's run; returns a line for the user (or ``None``)."""
 
 
 def iterate_minibatches(
@@ -130,6 +172,249 @@ class _InterruptGuard:
             signal.signal(signal.SIGINT, self._previous)
 
 
+# --- what a checkpoint may hold ----------------------------------------------------------
+
+#: Bit generators whose state a checkpoint may restore (NumPy's own, nothing else).
+BIT_GENERATORS: dict[str, Callable[[], np.random.BitGenerator]] = {
+    "PCG64": np.random.PCG64,
+    "PCG64DXSM": np.random.PCG64DXSM,
+    "MT19937": np.random.MT19937,
+    "Philox": np.random.Philox,
+    "SFC64": np.random.SFC64,
+}
+
+#: Optimizer classes by class name (the update rules of :mod:`handnet.optimizers`).
+OPTIMIZER_TYPES: dict[str, type[Optimizer] | type[LBFGS]] = {
+    **{cls.__name__: cls for cls in OPTIMIZERS.values()},
+    "LBFGS": LBFGS,
+}
+
+#: Schedule classes by class name.
+SCHEDULE_TYPES: dict[str, type[Schedule]] = {cls.__name__: cls for cls in SCHEDULES.values()}
+
+_STATE_KEYS = {
+    "epoch",
+    "converged",
+    "interrupted",
+    "finished",
+    "initial_learning_rate",
+    "history",
+    "stopping",
+    "rng",
+    "optimizer",
+    "schedule",
+    "progress",
+}
+
+
+def _fail(where: str, problem: str) -> NoReturn:
+    field_name = f" field {where!r}" if where else ""
+    raise ValueError(f"trainer state{field_name} {problem}")
+
+
+def _check_keys(value: Any, where: str, expected: set[str]) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        _fail(where, f"must be a mapping, got {type(value).__name__}")
+    keys = set(value)
+    if keys != expected:
+        missing, extra = sorted(expected - keys), sorted(map(str, keys - expected))
+        _fail(where, f"has missing keys {missing} and unexpected keys {extra}")
+    return value
+
+
+def _check_int(value: Any, where: str, low: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        _fail(where, f"must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _check_float(value: Any, where: str, finite: bool = True, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        _fail(where, f"must be a number, got {value!r}")
+    number = float(value)
+    if finite and not math.isfinite(number):
+        _fail(where, f"must be finite, got {number!r}")
+    if positive and not number > 0:
+        _fail(where, f"must be positive, got {number!r}")
+    return number
+
+
+def _check_bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        _fail(where, f"must be true or false, got {value!r}")
+    return bool(value)
+
+
+def _check_vector(value: Any, where: str, size: int, dtype: np.dtype[Any]) -> Array:
+    if not isinstance(value, np.ndarray):
+        _fail(where, f"must be an array, got {type(value).__name__}")
+    if value.shape != (size,) or value.dtype != dtype:
+        got = f"{value.shape} {value.dtype}"
+        _fail(where, f"must have shape ({size},) and dtype {dtype}, got {got}")
+    if not np.isfinite(value).all():
+        _fail(where, "holds NaN or infinite values")
+    return value
+
+
+def _check_float_list(value: Any, where: str) -> list[float]:
+    if not isinstance(value, list):
+        _fail(where, f"must be a list, got {type(value).__name__}")
+    return [_check_float(v, f"{where}[{i}]", finite=False) for i, v in enumerate(value)]
+
+
+def check_rng_state(state: Any, where: str = "rng") -> np.random.Generator:
+    """A new generator in ``state`` (a ``bit_generator.state`` dict), or ``ValueError``.
+
+    Only NumPy's own bit generators (:data:`BIT_GENERATORS`) are accepted; their
+    ``state`` setters check the contents.
+    """
+    if not isinstance(state, Mapping):
+        _fail(where, f"must be a mapping, got {type(state).__name__}")
+    name = state.get("bit_generator")
+    if not isinstance(name, str) or name not in BIT_GENERATORS:
+        _fail(where, f"names an unknown bit generator {name!r}; known: {sorted(BIT_GENERATORS)}")
+    bit_generator = BIT_GENERATORS[name]()
+    try:
+        bit_generator.state = dict(state)
+    except (ValueError, TypeError, KeyError, OverflowError, IndexError) as error:
+        _fail(where, f"is not a valid {name} state ({error})")
+    return np.random.Generator(bit_generator)
+
+
+def _expected_optimizer_keys(cls: type[Optimizer]) -> set[str]:
+    # The per-parameter state an update rule keeps is whatever its _init_state
+    # creates (minus Adam's scratch buffer, which state_dict leaves out).
+    probe = cls.__new__(cls)
+    return set(probe._init_state(np.zeros(1))) - {"buffer"}
+
+
+def check_trainer_state(
+    state: Any,
+    n_parameters: int,
+    dtype: np.dtype[Any],
+    optimizer_type: str | None = None,
+    schedule_type: str | None = None,
+) -> None:
+    """Raise ``ValueError`` unless ``state`` is a valid :meth:`Trainer.state_dict`.
+
+    Checks every key, type, shape and dtype against a network of
+    ``n_parameters`` parameters of ``dtype`` (and, if given, the optimizer and
+    schedule class names), without changing anything.
+    """
+    state = _check_keys(state, "", _STATE_KEYS)
+    epoch = _check_int(state["epoch"], "epoch")
+    for name in ("converged", "interrupted", "finished"):
+        _check_bool(state[name], name)
+    _check_float(state["initial_learning_rate"], "initial_learning_rate", positive=True)
+    history_keys = {"loss", "validation_score", "learning_rate"}
+    history = _check_keys(state["history"], "history", history_keys)
+    losses = _check_float_list(history["loss"], "history.loss")
+    rates = _check_float_list(history["learning_rate"], "history.learning_rate")
+    scores = _check_float_list(history["validation_score"], "history.validation_score")
+    if not len(losses) == len(rates) == epoch or len(scores) > epoch:
+        _fail("history", f"does not have one entry per epoch ({epoch} epochs)")
+    stopping = _check_keys(
+        state["stopping"],
+        "stopping",
+        {"no_improvement", "best_loss", "best_score", "best_parameters"},
+    )
+    _check_int(stopping["no_improvement"], "stopping.no_improvement")
+    _check_float(stopping["best_loss"], "stopping.best_loss", finite=False)
+    _check_float(stopping["best_score"], "stopping.best_score", finite=False)
+    if stopping["best_parameters"] is not None:
+        _check_vector(stopping["best_parameters"], "stopping.best_parameters", n_parameters, dtype)
+    check_rng_state(state["rng"])
+    _check_optimizer_state(state["optimizer"], n_parameters, dtype, optimizer_type)
+    schedule = _check_keys(state["schedule"], "schedule", {"type", "state"})
+    kind = schedule["type"]
+    if (
+        not isinstance(kind, str)
+        or kind not in SCHEDULE_TYPES
+        or (schedule_type is not None and kind != schedule_type)
+    ):
+        _fail("schedule.type", f"is {kind!r}, expected {schedule_type or sorted(SCHEDULE_TYPES)}")
+    # A schedule's state holds the keys a fresh one's does (only ReduceOnPlateau has any).
+    expected_keys = set(SCHEDULE_TYPES[kind]().state_dict())
+    values = _check_keys(schedule["state"], "schedule.state", expected_keys)
+    for key, value in values.items():
+        _check_float(value, f"schedule.state.{key}", finite=False)
+    progress = state["progress"]
+    if progress is not None:
+        progress = _check_keys(progress, "progress", {"order", "position", "total", "weight_total"})
+        order = progress["order"]
+        if order is not None and not (
+            isinstance(order, np.ndarray) and order.ndim == 1 and order.dtype == np.int64
+        ):
+            _fail("progress.order", "must be a 1-d int64 array or null")
+        _check_int(progress["position"], "progress.position", low=1)
+        _check_float(progress["total"], "progress.total")
+        _check_float(progress["weight_total"], "progress.weight_total")
+
+
+def _check_optimizer_state(
+    state: Any, n_parameters: int, dtype: np.dtype[Any], expected_type: str | None
+) -> None:
+    if not isinstance(state, Mapping):
+        _fail("optimizer", f"must be a mapping, got {type(state).__name__}")
+    kind = state.get("type")
+    if (
+        not isinstance(kind, str)
+        or kind not in OPTIMIZER_TYPES
+        or (expected_type is not None and kind != expected_type)
+    ):
+        _fail("optimizer.type", f"is {kind!r}, expected {expected_type or sorted(OPTIMIZER_TYPES)}")
+    cls = OPTIMIZER_TYPES[kind]
+    if cls is LBFGS:
+        keys = {"type", "iterations", "n_evaluations", "s", "y", "pending"}
+        state = _check_keys(state, "optimizer", keys)
+        _check_int(state["iterations"], "optimizer.iterations")
+        _check_int(state["n_evaluations"], "optimizer.n_evaluations")
+        s, y = state["s"], state["y"]
+        for name, pairs in (("s", s), ("y", y)):
+            if not (
+                isinstance(pairs, np.ndarray)
+                and pairs.ndim == 2
+                and pairs.shape[1] == n_parameters
+                and pairs.dtype == np.float64
+                and np.isfinite(pairs).all()
+            ):
+                _fail(f"optimizer.{name}", f"must be a finite float64 array (k, {n_parameters})")
+        if s.shape != y.shape:
+            _fail("optimizer", f"s and y differ in shape: {s.shape} vs {y.shape}")
+        pending = state["pending"]
+        if pending is not None:
+            if not (isinstance(pending, list) and len(pending) == 2):
+                _fail("optimizer.pending", "must be null or [f, decrease]")
+            for i, value in enumerate(pending):
+                _check_float(value, f"optimizer.pending[{i}]")
+        return
+    assert issubclass(cls, Optimizer)
+    state = _check_keys(state, "optimizer", {"type", "iterations", "learning_rate", "state"})
+    _check_int(state["iterations"], "optimizer.iterations")
+    _check_float(state["learning_rate"], "optimizer.learning_rate", positive=True)
+    slots = state["state"]
+    if not isinstance(slots, list) or len(slots) > 1:
+        _fail("optimizer.state", "must be a list of at most one entry (the flat parameters)")
+    expected = _expected_optimizer_keys(cls)
+    for i, slot in enumerate(slots):
+        slot = _check_keys(slot, f"optimizer.state[{i}]", expected)
+        for key, value in slot.items():
+            _check_vector(value, f"optimizer.state[{i}].{key}", n_parameters, dtype)
+
+
+def _copy_tree(value: Any) -> Any:
+    """A deep copy in which NumPy scalars become Python numbers (arrays stay arrays)."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {str(k): _copy_tree(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_copy_tree(v) for v in value]
+    return copy.copy(value)
+
+
 class Trainer:
     """Runs epochs of optimisation steps on a :class:`~handnet.network.Sequential`.
 
@@ -156,6 +441,14 @@ class Trainer:
         Visit rows in a new random order each epoch (mini-batch regimes).
     callbacks : sequence of callables
         Each is called as ``callback(trainer)`` after every epoch; ``True`` stops.
+    checkpoint : callable ``checkpoint(trainer) -> str | None``, optional
+        Saves the run (e.g. :func:`handnet.io.save` of the model); called every
+        ``checkpoint_every`` epochs, when training ends and when it is
+        interrupted, never after a divergence or another exception (a crash
+        leaves the last checkpoint as it was). The string it returns is shown
+        to the user after an interrupt.
+    checkpoint_every : int or None
+        Epochs between checkpoints; ``None`` only at the end and on an interrupt.
     """
 
     def __init__(
@@ -172,6 +465,8 @@ class Trainer:
         n_iter_no_change: int = 10,
         shuffle: bool = True,
         callbacks: Sequence[Callable[[Trainer], bool | None]] = (),
+        checkpoint: CheckpointHook | None = None,
+        checkpoint_every: int | None = None,
     ) -> None:
         self.network = network
         self.loss = loss
@@ -185,17 +480,29 @@ class Trainer:
         self.n_iter_no_change = int(n_iter_no_change)
         self.shuffle = shuffle
         self.callbacks = list(callbacks)
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
         self.initial_learning_rate = optimizer.learning_rate
         self.history = History()
         self.epoch = 0
         self.converged = False
         self.interrupted = False
+        #: Whether the last :meth:`fit` ran to its end (``max_iter``, the stopping
+        #: rule or a callback), rather than being interrupted.
+        self.finished = False
+        #: What the checkpoint hook said the last time it ran.
+        self.last_checkpoint: str | None = None
         self._no_improvement = 0
         self._best_loss = math.inf
         self._best_score = -math.inf
         self._best_parameters: Array | None = None
         self._buffers: dict[str, Array] = {}
         self._interrupt: _InterruptGuard | None = None
+        self._progress: EpochProgress | None = None
+        # L-BFGS tests the relative decrease of an iteration after its callback;
+        # an interrupt stops before that test, so it is kept to be made on resume.
+        self._lbfgs_pending: tuple[float, float] | None = None
+        self._resuming = False
 
     # --- one step ------------------------------------------------------------------------
 
@@ -240,18 +547,27 @@ class Trainer:
         np.take(source, index, axis=0, out=buffer)
         return buffer
 
-    def run_epoch(self, X: Array, Y: Array, sample_weight: Array | None = None) -> float:
-        """One pass over the data; returns the epoch's mean loss."""
-        self.optimizer.learning_rate = self.schedule.learning_rate(
-            self.initial_learning_rate, self.epoch
-        )
+    def run_epoch(self, X: Array, Y: Array, sample_weight: Array | None = None) -> float | None:
+        """One pass over the data; returns the epoch's mean loss.
+
+        Returns ``None`` if an interrupt stopped the epoch between two of its
+        steps; the steps taken are kept and the epoch's progress is remembered
+        (:class:`EpochProgress`), so the next call (or a run restored from a
+        checkpoint) finishes that same epoch instead of starting a new one.
+        """
         n_samples = X.shape[0]
         if self.batch_size is None or self.batch_size >= n_samples:
+            self._start_epoch_learning_rate()
             return self.train_step(X, Y, sample_weight)
-        total = 0.0
-        weight_total = 0.0
-        rng = self.rng if self.shuffle else None
-        for index in iterate_minibatches(n_samples, self.batch_size, rng):
+        progress = self._progress
+        if progress is None:
+            self._start_epoch_learning_rate()
+            order = self.rng.permutation(n_samples) if self.shuffle else None
+            progress = self._progress = EpochProgress(order)
+        order = progress.order if progress.order is not None else np.arange(n_samples)
+        batch_size = self.batch_size
+        for start in range(progress.position, n_samples, batch_size):
+            index = order[start : start + batch_size]
             if len(index) == 1:
                 # One example per step: plain slices are views, no gather needed.
                 i = int(index[0])
@@ -263,11 +579,22 @@ class Trainer:
                 wb = None if sample_weight is None else sample_weight[index]
             batch_loss = self.train_step(Xb, Yb, wb)
             batch_weight = float(len(index)) if wb is None else float(np.sum(wb))
-            total += batch_loss * batch_weight
-            weight_total += batch_weight
-            if self._interrupt is not None and self._interrupt.requested:
-                break
-        return total / max(weight_total, 1e-300)
+            progress.total += batch_loss * batch_weight
+            progress.weight_total += batch_weight
+            progress.position = start + len(index)
+            if (
+                self._interrupt is not None
+                and self._interrupt.requested
+                and progress.position < n_samples
+            ):
+                return None
+        self._progress = None
+        return progress.total / max(progress.weight_total, 1e-300)
+
+    def _start_epoch_learning_rate(self) -> None:
+        self.optimizer.learning_rate = self.schedule.learning_rate(
+            self.initial_learning_rate, self.epoch
+        )
 
     def fit(
         self,
@@ -286,12 +613,29 @@ class Trainer:
             Targets in the loss's format (e.g. one-hot rows).
         sample_weight : ndarray of shape (n_samples,), optional
         max_iter : int
-            Epochs to run in this call (counted on from any earlier call).
+            Epochs to run in this call (counted on from any earlier call). An
+            epoch left unfinished by an interrupt, restored with
+            :meth:`load_state_dict`, counts as the first of them.
         validation : (X_val, Y_val, score) or None
             With validation data, ``score()`` (higher is better) is recorded each
             epoch, drives the stopping rule, and the best epoch's parameters are
             restored at the end.
         """
+        self.interrupted = False
+        self.finished = False
+        if not self._resuming:
+            # Only a restored run continues an unfinished epoch; a new call (e.g.
+            # partial_fit on the next chunk) starts a fresh one on its own data.
+            self._progress = None
+            self._lbfgs_pending = None
+        self._resuming = False
+        if self._progress is not None and self._progress.order is not None:
+            order = self._progress.order
+            if len(order) != X.shape[0] or self._progress.position > len(order):
+                raise ValueError(
+                    f"the interrupted epoch being resumed visits {len(order)} rows, but the "
+                    f"data has {X.shape[0]}: resume with the data the run was started on"
+                )
         with _InterruptGuard() as guard, np.errstate(over="ignore", invalid="ignore"):
             self._interrupt = guard
             try:
@@ -302,12 +646,30 @@ class Trainer:
             finally:
                 self._interrupt = None
         if self.interrupted:
-            print(
-                f"Training interrupted after {self.epoch} epoch(s); the model keeps its "
-                "last completed step.",
-                file=sys.stderr,
-            )
+            self._report_interrupt(X.shape[0])
         return self.history
+
+    def _report_interrupt(self, n_samples: int) -> None:
+        where = f"{self.epoch} complete epoch(s)"
+        if self._progress is not None:
+            where += f" and {self._progress.position} of {n_samples} rows of epoch {self.epoch + 1}"
+        if self.checkpoint is None:
+            saved = (
+                "No checkpoint is configured: pass checkpoint=PATH to fit to keep the "
+                "progress across runs."
+            )
+        else:
+            saved = self.last_checkpoint or "The checkpoint was written."
+        print(
+            f"Training interrupted after {where}; the model keeps its last completed step "
+            f"and its history. {saved}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def _save_checkpoint(self) -> None:
+        if self.checkpoint is not None:
+            self.last_checkpoint = self.checkpoint(self)
 
     def _fit_epochs(
         self,
@@ -318,20 +680,29 @@ class Trainer:
         validation: tuple[Array, Array, Callable[[], float]] | None,
     ) -> None:
         network = self.network
+        interrupt = self._interrupt
+        assert interrupt is not None
         last_epoch = self.epoch + max_iter
+        every = self.checkpoint_every
+        # The parameters at the start of this epoch and of the one before: where
+        # a divergence sends the model back to (the nearest with a finite loss).
+        snapshot: Array | None = None
         while self.epoch < last_epoch:
-            snapshot = network.flat_parameters.copy()
+            previous, snapshot = snapshot, network.flat_parameters.copy()
             try:
                 loss = self.run_epoch(X, Y, sample_weight)
             except DivergenceError:
-                self._restore_finite(snapshot)
+                self._restore_finite((snapshot, previous), X, Y, sample_weight)
                 raise
-            if not (math.isfinite(loss) and np.isfinite(network.flat_parameters).all()):
-                self._restore_finite(snapshot)
-                raise DivergenceError(_divergence_message("parameters", self.epoch, self.current_lr))
-            assert self._interrupt is not None
-            if self._interrupt.requested:
-                # A partial epoch: keep its steps, but not as a finished epoch.
+            if not (
+                (loss is None or math.isfinite(loss)) and np.isfinite(network.flat_parameters).all()
+            ):
+                self._restore_finite((snapshot, previous), X, Y, sample_weight)
+                message = _divergence_message("parameters", self.epoch, self.current_lr)
+                raise DivergenceError(message)
+            if loss is None:
+                # Stopped inside the epoch: its steps are kept, but it is not a
+                # finished epoch; self._progress says where it stopped.
                 self.interrupted = True
                 break
             self.history.loss.append(loss)
@@ -341,19 +712,54 @@ class Trainer:
             score = validation[2]() if validation is not None else None
             if score is not None:
                 self.history.validation_score.append(score)
-            if self._update_stopping(loss, score):
+            converged = self._update_stopping(loss, score)
+            # Callbacks hear every finished epoch, the one that meets the stopping
+            # rule included (a logger or checkpoint would otherwise miss the last).
+            stop_requested = any(callback(self) for callback in self.callbacks)
+            if converged:
                 self.converged = True
+            if converged or stop_requested:
                 break
-            if any(callback(self) for callback in self.callbacks):
+            if interrupt.requested and self.epoch < last_epoch:
+                self.interrupted = True
                 break
+            if every and self.epoch % every == 0 and self.epoch < last_epoch:
+                self._save_checkpoint()
         else:
             self._warn_not_converged()
+        if self.interrupted:
+            # The checkpoint holds the current parameters (not the best validation
+            # epoch's), so that resuming continues exactly where training stopped.
+            self._save_checkpoint()
+            return
+        self.finished = True
         if validation is not None and self._best_parameters is not None:
             network.flat_parameters[...] = self._best_parameters
+        self._save_checkpoint()
 
-    def _restore_finite(self, snapshot: Array) -> None:
-        if not np.isfinite(self.network.flat_parameters).all():
-            self.network.flat_parameters[...] = snapshot
+    def _restore_finite(
+        self,
+        snapshots: tuple[Array | None, ...],
+        X: Array,
+        Y: Array,
+        sample_weight: Array | None,
+    ) -> None:
+        """After a divergence, go back to the latest parameters with a finite loss.
+
+        Finite parameters are not enough: one huge step leaves them finite but
+        so large that the loss (and every prediction) overflows. The current
+        parameters, then the snapshots (newest first), are tried on the full
+        training loss; failing all, the newest finite ones are kept.
+        """
+        parameters = self.network.flat_parameters
+        candidates = [parameters.copy(), *(s for s in snapshots if s is not None)]
+        finite = [c for c in candidates if np.isfinite(c).all()]
+        for candidate in finite:
+            parameters[...] = candidate
+            loss, _ = self.loss(self.network.forward(X, training=False), Y, sample_weight)
+            if math.isfinite(loss):
+                return
+        parameters[...] = finite[0] if finite else candidates[-1]
 
     def _update_stopping(self, loss: float, score: float | None) -> bool:
         """scikit-learn's rule: count epochs without an improvement of ``tol``."""
@@ -379,33 +785,209 @@ class Trainer:
             )
 
     def _fit_lbfgs(self, X: Array, Y: Array, sample_weight: Array | None, max_iter: int) -> None:
-        assert isinstance(self.optimizer, LBFGS)
+        optimizer = self.optimizer
+        assert isinstance(optimizer, LBFGS)
         network = self.network
         interrupt = self._interrupt
+        every = self.checkpoint_every
+        # LBFGS.minimize's own default, spelled out so that a resumed run makes
+        # the same relative-decrease test (see _lbfgs_pending).
+        ftol = 10 * float(np.finfo(network.dtype).eps)
+        if self._lbfgs_pending is not None:
+            f, decrease = self._lbfgs_pending
+            if decrease <= ftol * max(abs(f), abs(f + decrease), 1.0):
+                self.converged = self.finished = True
+                self._save_checkpoint()
+                return
+        previous_f: list[float] = []
+        stopped_by_callback = False
+        start_epoch = self.epoch
 
         def objective(theta: Array) -> tuple[float, Array]:
             network.flat_parameters[...] = theta
             loss = self.compute_gradients(X, Y, sample_weight, training=False)
+            if not previous_f:
+                previous_f.append(loss)  # f at the starting point
             return loss, network.flat_gradients.copy()
 
         def record(iteration: int, loss: float, theta: Array) -> bool:
+            nonlocal stopped_by_callback
+            self._lbfgs_pending = (loss, previous_f[0] - loss)
+            previous_f[0] = loss
             self.history.loss.append(loss)
             self.history.learning_rate.append(1.0)
             self.epoch += 1
             network.flat_parameters[...] = theta
-            stop = any(callback(self) for callback in self.callbacks)
-            return stop or (interrupt is not None and interrupt.requested)
+            stopped_by_callback = any(callback(self) for callback in self.callbacks)
+            interrupted = interrupt is not None and interrupt.requested
+            if (
+                every
+                and self.epoch % every == 0
+                and not (stopped_by_callback or interrupted)
+                and self.epoch - start_epoch < max_iter
+            ):
+                self._save_checkpoint()
+            return stopped_by_callback or interrupted
 
         start = network.flat_parameters.copy()
         gtol = 0.0 if self.tol is None else self.tol
-        theta, loss, _, converged = self.optimizer.minimize(
-            objective, start, max_iter=max_iter, gtol=gtol, callback=record
+        theta, loss, _, converged = optimizer.minimize(
+            objective, start, max_iter=max_iter, gtol=gtol, ftol=ftol, callback=record
         )
         if not (math.isfinite(loss) and np.isfinite(theta).all()):
             network.flat_parameters[...] = start
             raise DivergenceError(_divergence_message("loss", self.epoch, 1.0))
         network.flat_parameters[...] = theta
-        self.interrupted = interrupt is not None and interrupt.requested
+        self.interrupted = (
+            interrupt is not None
+            and interrupt.requested
+            and not converged
+            and not stopped_by_callback
+            and self.epoch - start_epoch < max_iter
+        )
         self.converged = converged
-        if not converged and not self.interrupted and self.epoch >= max_iter:
+        if self.interrupted:
+            self._save_checkpoint()
+            return
+        if not converged and not stopped_by_callback and self.epoch - start_epoch >= max_iter:
             self._warn_not_converged()
+        self.finished = True
+        self._save_checkpoint()
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything besides the network's parameters that decides the rest of the run.
+
+        Returns
+        -------
+        dict
+            A tree of ``dict``/``list``/numbers/strings with NumPy arrays as
+            leaves (copies): ``epoch``, ``converged``, ``interrupted``,
+            ``finished``, ``initial_learning_rate``, ``history`` (``loss``,
+            ``validation_score``, ``learning_rate`` lists), ``stopping`` (the
+            early-stopping counter, best loss and score, best parameters or
+            ``None``), ``rng`` (``Generator.bit_generator.state``), ``optimizer``
+            (``type`` plus :meth:`Optimizer.state_dict`, or L-BFGS's memory),
+            ``schedule`` (``type`` and its ``state_dict``) and ``progress``
+            (where an interrupted epoch stopped, or ``None``).
+        """
+        progress = self._progress
+        optimizer = self.optimizer
+        optimizer_state: dict[str, Any]
+        if isinstance(optimizer, LBFGS):
+            n = self.network.n_parameters
+            optimizer_state = {
+                "type": "LBFGS",
+                "iterations": optimizer.iterations,
+                "n_evaluations": optimizer.n_evaluations,
+                "s": np.array(optimizer.s, dtype=np.float64).reshape(-1, n),
+                "y": np.array(optimizer.y, dtype=np.float64).reshape(-1, n),
+                "pending": None if self._lbfgs_pending is None else list(self._lbfgs_pending),
+            }
+        else:
+            optimizer_state = {"type": type(optimizer).__name__, **optimizer.state_dict()}
+        state = {
+            "epoch": self.epoch,
+            "converged": self.converged,
+            "interrupted": self.interrupted,
+            "finished": self.finished,
+            "initial_learning_rate": float(self.initial_learning_rate),
+            "history": {
+                "loss": [float(v) for v in self.history.loss],
+                "validation_score": [float(v) for v in self.history.validation_score],
+                "learning_rate": [float(v) for v in self.history.learning_rate],
+            },
+            "stopping": {
+                "no_improvement": self._no_improvement,
+                "best_loss": float(self._best_loss),
+                "best_score": float(self._best_score),
+                "best_parameters": self._best_parameters,
+            },
+            "rng": self.rng.bit_generator.state,
+            "optimizer": optimizer_state,
+            "schedule": {"type": type(self.schedule).__name__, "state": self.schedule.state_dict()},
+            "progress": None
+            if progress is None
+            else {
+                "order": None if progress.order is None else progress.order.astype(np.int64),
+                "position": progress.position,
+                "total": progress.total,
+                "weight_total": progress.weight_total,
+            },
+        }
+        copied: dict[str, Any] = _copy_tree(state)
+        return copied
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned, after checking all of it.
+
+        The network's parameters are restored separately (they are the
+        network's, ``network.flat_parameters``). The optimizer and schedule
+        must be of the types that wrote the state. The next :meth:`fit`
+        continues the run, including an epoch an interrupt left unfinished.
+
+        Raises
+        ------
+        ValueError
+            If ``state`` is not a valid state for this trainer (nothing is
+            changed then).
+        """
+        network = self.network
+        optimizer = self.optimizer
+        check_trainer_state(
+            state,
+            network.n_parameters,
+            network.dtype,
+            type(optimizer).__name__,
+            type(self.schedule).__name__,
+        )
+        state = _copy_tree(state)
+        rng_state = state["rng"]
+        if type(self.rng.bit_generator).__name__ == rng_state["bit_generator"]:
+            # In place: the model and its dropout layers share this generator.
+            self.rng.bit_generator.state = rng_state
+        else:
+            self.rng = check_rng_state(rng_state)
+            network.set_random_state(self.rng)
+        opt = state["optimizer"]
+        if isinstance(optimizer, LBFGS):
+            optimizer.reset()
+            optimizer.s = list(opt["s"])
+            optimizer.y = list(opt["y"])
+            optimizer.iterations = opt["iterations"]
+            optimizer.n_evaluations = opt["n_evaluations"]
+            pending = opt["pending"]
+            self._lbfgs_pending = None if pending is None else (pending[0], pending[1])
+        else:
+            optimizer.load_state_dict({k: v for k, v in opt.items() if k != "type"})
+            self._lbfgs_pending = None
+        self.schedule.load_state_dict(state["schedule"]["state"])
+        self.epoch = state["epoch"]
+        self.converged = state["converged"]
+        self.interrupted = state["interrupted"]
+        self.finished = state["finished"]
+        self.initial_learning_rate = state["initial_learning_rate"]
+        history = state["history"]
+        self.history = History(
+            loss=list(history["loss"]),
+            validation_score=list(history["validation_score"]),
+            learning_rate=list(history["learning_rate"]),
+        )
+        stopping = state["stopping"]
+        self._no_improvement = stopping["no_improvement"]
+        self._best_loss = stopping["best_loss"]
+        self._best_score = stopping["best_score"]
+        self._best_parameters = stopping["best_parameters"]
+        progress = state["progress"]
+        self._progress = (
+            None
+            if progress is None
+            else EpochProgress(
+                None if progress["order"] is None else progress["order"].astype(np.intp),
+                progress["position"],
+                progress["total"],
+                progress["weight_total"],
+            )
+        )
+        self._resuming = True

@@ -1,0 +1,643 @@
+"""Training that keeps its progress: checkpoints, resuming bit for bit, Ctrl-C, divergence.
+
+The reference for every resume test is the same model trained without
+interruption: resuming must give *exactly* its parameters and history, not
+merely close ones.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+import handnet
+from handnet import (
+    DivergenceError,
+    LogisticRegression,
+    MLPClassifier,
+    MLPRegressor,
+    ModelFileError,
+    Sequential,
+    SoftmaxRegression,
+)
+from handnet.layers import Activation, Dense, Dropout
+from handnet.losses import SoftmaxCrossEntropy
+from handnet.optimizers import Adam, Momentum
+from handnet.schedules import StepDecay
+from handnet.training import Trainer, check_trainer_state
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_blas_thread() -> Iterator[None]:
+    """One BLAS thread, as in the child processes: the same arithmetic everywhere."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        yield
+        return
+    with threadpool_limits(limits=1):
+        yield
+
+
+def _data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(90, 4))
+    y = (X[:, 0] - X[:, 1] > 0).astype(int) + (X[:, 2] > 0.7).astype(int)
+    return X, y
+
+
+X, Y3 = _data()
+Y2 = (Y3 > 0).astype(int)
+
+
+class Injected(Exception):
+    """The failure a test injects into training."""
+
+
+def _fail_at_epoch(epoch: int) -> Callable[[Trainer], None]:
+    def callback(trainer: Trainer) -> None:
+        if trainer.epoch == epoch:
+            raise Injected(f"injected after epoch {epoch}")
+
+    return callback
+
+
+def _assert_same_run(resumed: Any, reference: Any) -> None:
+    np.testing.assert_array_equal(
+        resumed.network_.flat_parameters, reference.network_.flat_parameters, strict=True
+    )
+    assert resumed.loss_curve_ == reference.loss_curve_
+    assert resumed.n_iter_ == reference.n_iter_
+    assert resumed.t_ == reference.t_
+    assert resumed.validation_scores_ == reference.validation_scores_
+    assert resumed.history_ == reference.history_
+    ref_state = reference._trainer.optimizer
+    if hasattr(ref_state, "state") and ref_state.state:
+        for key, value in ref_state.state[0].items():
+            if key != "buffer":
+                np.testing.assert_array_equal(resumed._trainer.optimizer.state[0][key], value)
+
+
+CONFIGS: dict[str, tuple[Callable[[], Any], np.ndarray, dict[str, Any]]] = {
+    "gd-full-batch": (
+        lambda: LogisticRegression(learning_rate=0.3, max_iter=25, tol=None),
+        Y2,
+        {},
+    ),
+    "sgd-batch-1": (
+        lambda: LogisticRegression(
+            optimizer="sgd", batch_size=1, max_iter=9, tol=None, random_state=3
+        ),
+        Y2,
+        {},
+    ),
+    "adam-minibatch-dropout": (
+        lambda: MLPClassifier(
+            (8, 6),
+            dropout=0.25,
+            batch_size=16,
+            max_iter=14,
+            tol=None,
+            random_state=0,
+            learning_rate=0.01,
+        ),
+        Y3,
+        {},
+    ),
+    "momentum-step-schedule": (
+        lambda: MLPRegressor(
+            (6,),
+            optimizer=Momentum(0.01),
+            schedule=StepDecay(3, 0.5),
+            batch_size=10,
+            max_iter=12,
+            tol=None,
+            random_state=1,
+        ),
+        X[:, 0] - 2 * X[:, 3],
+        {},
+    ),
+    "plateau-schedule-validation-data": (
+        lambda: SoftmaxRegression(
+            schedule="plateau",
+            optimizer="rmsprop",
+            learning_rate=0.05,
+            batch_size=30,
+            max_iter=15,
+            tol=None,
+            random_state=2,
+        ),
+        Y3,
+        {"validation_data": (X[:25], Y3[:25])},
+    ),
+    "early-stopping-split": (
+        lambda: MLPClassifier(
+            (5,),
+            early_stopping=True,
+            batch_size=20,
+            max_iter=12,
+            tol=None,
+            random_state=4,
+            learning_rate=0.01,
+        ),
+        Y3,
+        {},
+    ),
+    "lbfgs": (
+        lambda: MLPClassifier((5,), optimizer="lbfgs", max_iter=25, tol=None, random_state=0),
+        Y2,
+        {},
+    ),
+}
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+def test_resuming_after_a_crash_reproduces_the_uninterrupted_run(
+    config: str, tmp_path: Path
+) -> None:
+    make, y, fit_kwargs = CONFIGS[config]
+    reference = make().fit(X, y, **fit_kwargs)
+    checkpoint = tmp_path / "run.npz"
+    with pytest.raises(Injected):
+        make().fit(
+            X,
+            y,
+            checkpoint=checkpoint,
+            checkpoint_every=3,
+            callbacks=[_fail_at_epoch(7)],
+            **fit_kwargs,
+        )
+    # The crash came after epoch 7: the file holds epoch 6, the last multiple of 3.
+    saved = handnet.load(checkpoint)
+    assert saved.n_iter_ == 6
+    assert len(saved.loss_curve_) == 6
+    resumed = make().fit(X, y, checkpoint=checkpoint, resume=True, **fit_kwargs)
+    _assert_same_run(resumed, reference)
+    # The finished run's final checkpoint is the finished model.
+    np.testing.assert_array_equal(
+        handnet.load(checkpoint).network_.flat_parameters, reference.network_.flat_parameters
+    )
+
+
+def _step_hook(
+    monkeypatch: pytest.MonkeyPatch, cls: type, at_step: int, action: Callable[[], None]
+) -> None:
+    """Run ``action`` before the ``at_step``-th optimizer step (counted from 1)."""
+    real_step = cls.step
+    calls = [0]
+
+    def step(self: Any, pairs: Any) -> None:
+        calls[0] += 1
+        if calls[0] == at_step:
+            action()
+        real_step(self, pairs)
+
+    monkeypatch.setattr(cls, "step", step)
+
+
+def _raise_injected() -> None:
+    raise Injected("injected inside an optimizer step")
+
+
+def test_an_exception_inside_a_step_then_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make, y, _ = CONFIGS["adam-minibatch-dropout"]
+    reference = make().fit(X, y)
+    checkpoint = tmp_path / "run.npz"
+    with monkeypatch.context() as patch:
+        # 6 steps per epoch (90 rows / 16): step 40 is inside epoch 7.
+        _step_hook(patch, Adam, 40, _raise_injected)
+        with pytest.raises(Injected):
+            make().fit(X, y, checkpoint=checkpoint, checkpoint_every=2)
+    assert handnet.load(checkpoint).n_iter_ == 6
+    resumed = make().fit(X, y, checkpoint=checkpoint, resume=True)
+    _assert_same_run(resumed, reference)
+
+
+def _interrupt() -> None:
+    signal.raise_signal(signal.SIGINT)  # delivered to the handler fit installs
+
+
+@pytest.mark.parametrize("config", ["sgd-batch-1", "adam-minibatch-dropout", "lbfgs"])
+def test_ctrl_c_mid_epoch_keeps_the_steps_and_resumes_exactly(
+    config: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make, y, _ = CONFIGS[config]
+    reference = make().fit(X, y)
+    checkpoint = tmp_path / "run.npz"
+    if config == "lbfgs":
+        # L-BFGS has no optimizer steps to hook: interrupt from a callback.
+        def callback(trainer: Trainer) -> None:
+            if trainer.epoch == 11:
+                _interrupt()
+
+        interrupted = make().fit(X, y, checkpoint=checkpoint, callbacks=[callback])
+        expected_epochs = 11
+    else:
+        with monkeypatch.context() as patch:
+            optimizer_class = {"sgd-batch-1": handnet.optimizers.SGD}.get(config, Adam)
+            _step_hook(patch, optimizer_class, 200 if config == "sgd-batch-1" else 33, _interrupt)
+            interrupted = make().fit(X, y, checkpoint=checkpoint)
+        # SGD: 90 steps an epoch, step 200 is in epoch 3; Adam: 6 an epoch, 33 in epoch 6.
+        expected_epochs = 2 if config == "sgd-batch-1" else 5
+        assert interrupted._trainer._progress is not None  # stopped inside the epoch
+    assert interrupted._trainer.interrupted
+    assert interrupted.n_iter_ == expected_epochs
+    assert interrupted.loss_curve_ == reference.loss_curve_[:expected_epochs]
+    err = capsys.readouterr().err
+    assert "Interrupt received" in err
+    assert "Training interrupted after" in err
+    assert "Checkpoint saved to" in err and "resume=True" in err
+    # The model is at its last completed step: the checkpoint holds exactly it.
+    np.testing.assert_array_equal(
+        handnet.load(checkpoint).network_.flat_parameters,
+        interrupted.network_.flat_parameters,
+    )
+    resumed = make().fit(X, y, checkpoint=checkpoint, resume=True)
+    _assert_same_run(resumed, reference)
+
+
+def test_ctrl_c_in_full_batch_gd_keeps_the_completed_epoch(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make, y, _ = CONFIGS["gd-full-batch"]
+    with monkeypatch.context() as patch:
+        _step_hook(patch, handnet.optimizers.SGD, 8, _interrupt)
+        interrupted = make().fit(X, y)
+    # A full-batch epoch is one step: the 8th step completes epoch 8, and training stops.
+    shorter = make().set_params(max_iter=8).fit(X, y)
+    np.testing.assert_array_equal(
+        interrupted.network_.flat_parameters, shorter.network_.flat_parameters
+    )
+    assert interrupted.loss_curve_ == shorter.loss_curve_
+    assert "No checkpoint is configured" in capsys.readouterr().err
+
+
+def test_a_second_ctrl_c_aborts_and_the_last_checkpoint_still_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make, y, _ = CONFIGS["adam-minibatch-dropout"]
+    checkpoint = tmp_path / "run.npz"
+
+    def twice() -> None:
+        _interrupt()
+        _interrupt()
+
+    with monkeypatch.context() as patch:
+        _step_hook(patch, Adam, 27, twice)
+        with pytest.raises(KeyboardInterrupt):
+            make().fit(X, y, checkpoint=checkpoint, checkpoint_every=2)
+    assert handnet.load(checkpoint).n_iter_ == 4
+    resumed = make().fit(X, y, checkpoint=checkpoint, resume=True)
+    _assert_same_run(resumed, make().fit(X, y))
+
+
+# --- a real SIGINT to a child process ---------------------------------------------------------
+
+CHILD = textwrap.dedent(
+    '''
+    """Train a model with a checkpoint, printing a line per epoch (run by the tests)."""
+    import sys
+    import time
+
+    import numpy as np
+
+    import handnet
+
+
+    def data():
+        rng = np.random.default_rng(11)
+        X = rng.normal(size=(120, 5))
+        y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(int)
+        return X, y
+
+
+    def model():
+        return handnet.MLPClassifier(
+            (16,), dropout=0.1, batch_size=8, max_iter=300, tol=None, random_state=5,
+            learning_rate=0.003,
+        )
+
+
+    def pace(trainer):
+        print(f"epoch {trainer.epoch}", flush=True)
+        time.sleep(0.2)  # the test's signals arrive during this pause
+
+
+    if __name__ == "__main__":
+        X, y = data()
+        fitted = model().fit(
+            X, y, checkpoint=sys.argv[1], checkpoint_every=3, resume=True, callbacks=[pace]
+        )
+        print(f"done epochs={fitted.n_iter_} interrupted={fitted._trainer.interrupted}")
+    '''
+)
+
+
+@pytest.fixture
+def child_script(tmp_path: Path) -> ModuleType:
+    path = tmp_path / "child_training.py"
+    path.write_text(CHILD)
+    spec = importlib.util.spec_from_file_location("child_training", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def training_command(script: Path, checkpoint: Path) -> list[str]:
+    """The command that trains with a checkpoint (and resumes from it if present).
+
+    When the ``handnet train`` CLI exists, return its command line here instead;
+    the tests below only need it to print ``epoch N`` lines and to honour Ctrl-C.
+    """
+    return [sys.executable, str(script), str(checkpoint)]
+
+
+def _start(command: list[str]) -> subprocess.Popen[str]:
+    environment = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+    }
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment
+    )
+
+
+def _wait_for_epoch(process: subprocess.Popen[str], epoch: int, timeout: float = 60.0) -> None:
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    for line in process.stdout:
+        if line.startswith("epoch ") and int(line.split()[1]) >= epoch:
+            return
+        if time.monotonic() > deadline:  # pragma: no cover - a hung child
+            break
+    process.kill()
+    raise AssertionError(f"the child never reached epoch {epoch}: {process.communicate()}")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("signals", [1, 2])
+def test_a_real_sigint_to_a_training_process_then_resume(
+    signals: int, child_script: ModuleType, tmp_path: Path
+) -> None:
+    checkpoint = tmp_path / "run.npz"
+    process = _start(training_command(tmp_path / "child_training.py", checkpoint))
+    try:
+        _wait_for_epoch(process, 7)  # checkpoints were written at epochs 3 and 6
+        process.send_signal(signal.SIGINT)
+        if signals == 2:
+            # The second Ctrl-C once the first was heard (two pending signals would
+            # merge into one), while the child still pauses after epoch 7.
+            assert process.stderr is not None
+            for line in process.stderr:
+                if "Interrupt received" in line:
+                    break
+            process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:  # pragma: no cover - cleanup of a hung child
+            process.kill()
+            process.communicate()
+    if signals == 1:
+        # One Ctrl-C: a clean stop at a step boundary, the checkpoint written, and said so.
+        assert process.returncode == 0, err
+        assert "Training interrupted after" in err
+        assert "Checkpoint saved to" in err
+        assert "interrupted=True" in out
+    else:
+        # Two: abort at once (KeyboardInterrupt); the last periodic checkpoint remains.
+        assert process.returncode != 0
+        assert "KeyboardInterrupt" in err
+    saved = handnet.load(checkpoint)
+    assert 6 <= saved.n_iter_ < 300
+    X_child, y_child = child_script.data()
+    resumed = child_script.model().fit(X_child, y_child, checkpoint=checkpoint, resume=True)
+    reference = child_script.model().fit(X_child, y_child)
+    _assert_same_run(resumed, reference)
+
+
+# --- the resume API ----------------------------------------------------------------------------
+
+
+def test_resume_true_starts_afresh_without_a_file_and_is_a_no_op_on_a_finished_run(
+    tmp_path: Path,
+) -> None:
+    make, y, _ = CONFIGS["sgd-batch-1"]
+    checkpoint = tmp_path / "run.npz"
+    first = make().fit(X, y, checkpoint=checkpoint, resume=True)
+    _assert_same_run(first, make().fit(X, y))
+    before = checkpoint.read_bytes()
+    again = make().fit(X, y, checkpoint=checkpoint, resume=True)  # nothing left to do
+    _assert_same_run(again, first)
+    assert checkpoint.read_bytes() == before
+
+
+def test_resume_with_a_larger_max_iter_continues_the_run(tmp_path: Path) -> None:
+    make, y, _ = CONFIGS["adam-minibatch-dropout"]
+    checkpoint = tmp_path / "run.npz"
+    make().fit(X, y, checkpoint=checkpoint)
+    longer = make().set_params(max_iter=20).fit(X, y, checkpoint=checkpoint, resume=True)
+    _assert_same_run(longer, make().set_params(max_iter=20).fit(X, y))
+
+
+def test_resume_refuses_other_hyperparameters_or_data(tmp_path: Path) -> None:
+    make, y, _ = CONFIGS["adam-minibatch-dropout"]
+    checkpoint = tmp_path / "run.npz"
+    with pytest.raises(Injected):
+        make().fit(X, y, checkpoint=checkpoint, callbacks=[_fail_at_epoch(3)], checkpoint_every=1)
+    with pytest.raises(ValueError, match="learning_rate"):
+        make().set_params(learning_rate=0.5).fit(X, y, checkpoint=checkpoint, resume=True)
+    with pytest.raises(ValueError, match="data differs"):
+        make().fit(X[::-1], y[::-1], checkpoint=checkpoint, resume=True)
+    with pytest.raises(ValueError, match="float"):
+        make().fit(X.astype(np.float32), y, checkpoint=checkpoint, resume=True)
+    # The list [8, 6] is the tuple (8, 6): no spurious difference.
+    make().set_params(hidden_layer_sizes=[8, 6]).fit(X, y, checkpoint=checkpoint, resume=True)
+
+
+def test_checkpoint_arguments_are_checked(tmp_path: Path) -> None:
+    model = LogisticRegression(max_iter=2, tol=None)
+    checkpoint = tmp_path / "run.npz"
+    with pytest.raises(ValueError, match="checkpoint=PATH"):
+        model.fit(X, Y2, checkpoint_every=2)
+    with pytest.raises(ValueError, match=">= 1"):
+        model.fit(X, Y2, checkpoint=checkpoint, checkpoint_every=0)
+    with pytest.raises(TypeError, match="integer"):
+        model.fit(X, Y2, checkpoint=checkpoint, checkpoint_every=True)
+    with pytest.raises(ValueError, match="resume=True"):
+        model.fit(X, Y2, resume=True)
+    assert not checkpoint.exists()
+    assert not hasattr(model, "n_iter_")  # refused before any training
+
+
+def test_a_model_file_without_training_state_cannot_be_resumed(tmp_path: Path) -> None:
+    path = tmp_path / "slim.npz"
+    handnet.save(LogisticRegression(max_iter=2, tol=None).fit(X, Y2), path, training_state=False)
+    with pytest.raises(ModelFileError, match="training state"):
+        LogisticRegression(max_iter=2, tol=None).fit(X, Y2, resume=path)
+
+
+def test_save_after_an_interrupt_is_a_resumable_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make, y, _ = CONFIGS["early-stopping-split"]
+    with monkeypatch.context() as patch:
+        _step_hook(patch, Adam, 12, _interrupt)
+        interrupted = make().fit(X, y)
+    path = tmp_path / "saved.npz"
+    handnet.save(interrupted, path)
+    resumed = make().fit(X, y, resume=path)
+    _assert_same_run(resumed, make().fit(X, y))
+
+
+def test_partial_fit_after_a_checkpointed_fit_writes_no_checkpoint(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "run.npz"
+    model = MLPClassifier((4,), max_iter=3, tol=None, random_state=0)
+    model.fit(X, Y3, checkpoint=checkpoint)
+    before = checkpoint.read_bytes()
+    model.partial_fit(X, Y3)
+    assert checkpoint.read_bytes() == before
+
+
+# --- the trainer's state ----------------------------------------------------------------------
+
+
+def _trainer(seed: int = 0) -> Trainer:
+    rng = np.random.default_rng(seed)
+    network = Sequential(
+        [Dense(4, 6, random_state=1), Activation("tanh"), Dropout(0.2), Dense(6, 3, random_state=2)]
+    )
+    network.set_random_state(rng)
+    return Trainer(
+        network,
+        SoftmaxCrossEntropy(),
+        Adam(0.01),
+        rng,
+        batch_size=10,
+        schedule=StepDecay(2),
+        tol=None,
+    )
+
+
+def test_trainer_state_dict_round_trip_continues_exactly() -> None:
+    targets = np.eye(3)[Y3]
+    reference = _trainer()
+    reference.fit(X, targets, max_iter=6)
+    first = _trainer()
+    first.fit(X, targets, max_iter=3)
+    state = first.state_dict()
+    second = _trainer(seed=99)  # another generator state, overwritten by the load
+    second.network.flat_parameters[...] = first.network.flat_parameters
+    second.load_state_dict(state)
+    second.fit(X, targets, max_iter=3)
+    np.testing.assert_array_equal(second.network.flat_parameters, reference.network.flat_parameters)
+    assert second.history == reference.history
+
+
+def test_trainer_state_is_copied_not_shared() -> None:
+    trainer = _trainer()
+    trainer.fit(X, np.eye(3)[Y3], max_iter=2)
+    state = trainer.state_dict()
+    state["optimizer"]["state"][0]["m"][:] = 0
+    state["history"]["loss"].append(1.0)
+    assert np.any(trainer.optimizer.state[0]["m"] != 0)
+    assert len(trainer.history.loss) == 2
+
+
+@pytest.mark.parametrize(
+    "spoil, message",
+    [
+        (lambda s: s.pop("epoch"), "missing"),
+        (lambda s: s.update(epoch=-1), "epoch"),
+        (lambda s: s.update(epoch=5), "one entry per epoch"),
+        (lambda s: s["optimizer"].update(type="SGD"), "Adam"),
+        (lambda s: s["optimizer"]["state"][0].update(m=np.zeros(3)), "shape"),
+        (lambda s: s["optimizer"]["state"][0]["v"].__setitem__(0, math.nan), "NaN"),
+        (lambda s: s["rng"].update(bit_generator="Mystery"), "bit generator"),
+        (lambda s: s["rng"]["state"].update(state="x"), "rng"),
+        (lambda s: s["schedule"].update(type="Constant"), "StepDecay"),
+        (lambda s: s.update(progress={"order": None}), "progress"),
+        (lambda s: s["stopping"].update(best_parameters=np.zeros(2)), "best_parameters"),
+    ],
+)
+def test_a_bad_trainer_state_is_refused_and_changes_nothing(
+    spoil: Callable[[dict[str, Any]], Any], message: str
+) -> None:
+    trainer = _trainer()
+    trainer.fit(X, np.eye(3)[Y3], max_iter=2)
+    state = trainer.state_dict()
+    spoil(state)
+    target = _trainer(seed=5)
+    before = target.rng.bit_generator.state
+    with pytest.raises(ValueError, match=message):
+        target.load_state_dict(state)
+    assert target.epoch == 0
+    assert target.rng.bit_generator.state == before
+    with pytest.raises(ValueError):
+        check_trainer_state(
+            state, target.network.n_parameters, target.network.dtype, "Adam", "StepDecay"
+        )
+
+
+# --- divergence --------------------------------------------------------------------------------
+
+
+def test_divergence_names_the_cause_and_keeps_finite_parameters(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    X_raw = rng.normal(size=(50, 3)) * np.array([1e3, 1e4, 1e5])  # not standardised
+    y = X_raw @ np.array([1.0, -2.0, 0.5])
+    model = MLPRegressor((4,), optimizer="sgd", learning_rate=1e6, batch_size=None, tol=None)
+    checkpoint = tmp_path / "run.npz"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning (overflow) may escape
+        with pytest.raises(DivergenceError) as caught:
+            model.fit(X_raw, y, checkpoint=checkpoint, checkpoint_every=1)
+        message = str(caught.value)
+        assert "learning rate (1e+06)" in message
+        assert "scale" in message or "standardise" in message
+        assert np.isfinite(model.network_.flat_parameters).all()
+        assert np.isfinite(model.predict(X_raw)).all()
+    # A divergence writes no checkpoint: the file (if any) is an earlier, finite epoch.
+    if checkpoint.exists():
+        assert np.isfinite(handnet.load(checkpoint).network_.flat_parameters).all()
+
+
+@pytest.mark.parametrize("batch_size", [None, 1, 7])
+def test_divergence_in_every_batch_regime(batch_size: int | None) -> None:
+    rng = np.random.default_rng(1)
+    X_raw = rng.normal(size=(30, 2)) * 1e4
+    y = X_raw[:, 0] * 3.0
+    model = MLPRegressor(
+        (3,),
+        optimizer="sgd",
+        learning_rate=1e3,
+        batch_size=batch_size,
+        max_iter=50,
+        tol=None,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(DivergenceError, match="learning rate"):
+            model.fit(X_raw, y)
+    assert np.isfinite(model.network_.flat_parameters).all()
+    assert model.loss_curve_ == [v for v in model.loss_curve_ if math.isfinite(v)]
