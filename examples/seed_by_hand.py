@@ -32,11 +32,12 @@ for iteration in range(5001):
     logits = model.forward(X)  # 2. forward
     loss, dlogits = binary_cross_entropy(logits, Y)  # 3. loss and dL/dz = (sigmoid(z) - y) / m
     model.backward(dlogits)  # 4a. backprop: dL/dw = X.T @ dL/dz, dL/db = sum(dL/dz)
-    optimizer.step(zip(model.parameters(), model.gradients()))  # 4b. w <- w - lr * dL/dw
+    optimizer.step(zip(model.parameters(), model.gradients(), strict=True))  # 4b. w -= lr dL/dw
     if iteration % 1000 == 0:
         X_test, y_test = make_logistic(200, random_state=rng)
         predictions = np.round(sigmoid(model.forward(X_test))).ravel()  # 5. predict
-        print(f"iteration {iteration}: loss {loss:.4f}, test accuracy {np.mean(predictions == y_test):.3f}")
+        accuracy = np.mean(predictions == y_test)
+        print(f"iteration {iteration}: loss {loss:.4f}, test accuracy {accuracy:.3f}")
 
 w, b = model.layers[0].weights.ravel(), model.layers[0].bias
 cosine = w @ TEACHER_WEIGHTS / (np.linalg.norm(w) * np.linalg.norm(TEACHER_WEIGHTS))

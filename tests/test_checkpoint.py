@@ -250,10 +250,25 @@ def test_ctrl_c_mid_epoch_keeps_the_steps_and_resumes_exactly(
         expected_epochs = 11
     else:
         with monkeypatch.context() as patch:
-            optimizer_class = {"sgd-batch-1": handnet.optimizers.SGD}.get(config, Adam)
-            _step_hook(patch, optimizer_class, 200 if config == "sgd-batch-1" else 33, _interrupt)
+            if config == "sgd-batch-1":
+                # Plain per-example SGD runs in handnet.kernels, in chunks of rows
+                # with a chance to stop between two: 10-row chunks, 9 per epoch.
+                patch.setattr(Trainer, "KERNEL_CHUNK", 10)
+                kernel = handnet.training.logistic_sgd_epoch
+                calls = [0]
+
+                def hooked_kernel(*args: Any, **kwargs: Any) -> float:
+                    calls[0] += 1
+                    if calls[0] == 20:  # the 20 rows of epoch 3 are done
+                        _interrupt()
+                    return kernel(*args, **kwargs)
+
+                patch.setattr(handnet.training, "logistic_sgd_epoch", hooked_kernel)
+            else:
+                _step_hook(patch, Adam, 33, _interrupt)
             interrupted = make().fit(X, y, checkpoint=checkpoint)
-        # SGD: 90 steps an epoch, step 200 is in epoch 3; Adam: 6 an epoch, 33 in epoch 6.
+        # SGD: 9 kernel chunks an epoch, chunk 20 is in epoch 3; Adam: 6 steps an epoch,
+        # step 33 is in epoch 6.
         expected_epochs = 2 if config == "sgd-batch-1" else 5
         assert interrupted._trainer._progress is not None  # stopped inside the epoch
     assert interrupted._trainer.interrupted

@@ -42,6 +42,7 @@ def logistic_sgd_epoch_numpy(
     learning_rate: float,
     l2: float = 0.0,
     sample_weight: Array | None = None,
+    total: float = 0.0,
 ) -> float:
     """One epoch of per-example SGD on a logistic regression, NumPy and scalar math.
 
@@ -59,15 +60,17 @@ def logistic_sgd_epoch_numpy(
     learning_rate, l2 : float
     sample_weight : ndarray of shape (n_samples,), optional
         Relative weights (mean 1 over the training set).
+    total : float
+        A running sum of losses to continue: each step's loss is added to it in
+        turn, so an epoch run in several calls sums exactly as in one.
 
     Returns
     -------
     float
-        The mean over the epoch's steps of each step's loss (before its update).
+        ``total`` plus each step's loss (before its update).
     """
     exp, log1p = math.exp, math.log1p
     b = float(bias[0])
-    total = 0.0
     decay = 1.0 - learning_rate * l2
     rows = X[order]  # one gather per epoch; each row below is a view
     targets = y[order].tolist()
@@ -77,7 +80,8 @@ def logistic_sgd_epoch_numpy(
         z = float(x @ weights) + b
         e = exp(-abs(z))
         p = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
-        loss = (z if z > 0 else 0.0) - target * z + log1p(e)
+        # the same order of operations as handnet.losses.binary_cross_entropy
+        loss = log1p(e) + (z if z > 0 else 0.0) - target * z
         if l2:
             loss += half_l2 * float(weights @ weights)
             weights *= decay
@@ -86,7 +90,7 @@ def logistic_sgd_epoch_numpy(
         weights -= step * x
         b -= step
     bias[0] = b
-    return total / max(len(order), 1)
+    return total
 
 
 def _build_numba_kernel() -> Callable[..., float] | None:
@@ -99,11 +103,10 @@ def _build_numba_kernel() -> Callable[..., float] | None:
     @numba.njit(cache=False, fastmath=False)
     def kernel(
         X: Any, y: Any, order: Any, weights: Any, bias: Any,
-        learning_rate: float, l2: float, scales: Any,
+        learning_rate: float, l2: float, scales: Any, total: float,
     ) -> float:  # pragma: no cover - compiled
         n_features = X.shape[1]
         b = bias[0]
-        total = 0.0
         decay = 1.0 - learning_rate * l2
         for k in range(order.shape[0]):
             i = order[k]
@@ -113,7 +116,7 @@ def _build_numba_kernel() -> Callable[..., float] | None:
             z += b
             e = math.exp(-abs(z))
             p = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
-            loss = (z if z > 0 else 0.0) - y[i] * z + math.log1p(e)
+            loss = math.log1p(e) + (z if z > 0 else 0.0) - y[i] * z
             if l2 != 0.0:
                 norm = 0.0
                 for j in range(n_features):
@@ -127,7 +130,7 @@ def _build_numba_kernel() -> Callable[..., float] | None:
                 weights[j] -= step * X[i, j]
             b -= step
         bias[0] = b
-        return total / max(order.shape[0], 1)
+        return total
 
     return kernel
 
@@ -152,6 +155,7 @@ def logistic_sgd_epoch(
     learning_rate: float,
     l2: float = 0.0,
     sample_weight: Array | None = None,
+    total: float = 0.0,
     use_numba: bool | None = None,
 ) -> float:
     """One SGD epoch (see :func:`logistic_sgd_epoch_numpy`), compiled when possible.
@@ -167,6 +171,10 @@ def logistic_sgd_epoch(
         scales = np.ones(X.shape[0]) if sample_weight is None else sample_weight
         assert callable(_NUMBA_KERNEL)
         return float(
-            _NUMBA_KERNEL(X, y, order, weights, bias, float(learning_rate), float(l2), scales)
+            _NUMBA_KERNEL(
+                X, y, order, weights, bias, float(learning_rate), float(l2), scales, float(total)
+            )
         )
-    return logistic_sgd_epoch_numpy(X, y, order, weights, bias, learning_rate, l2, sample_weight)
+    return logistic_sgd_epoch_numpy(
+        X, y, order, weights, bias, learning_rate, l2, sample_weight, total
+    )

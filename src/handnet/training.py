@@ -52,9 +52,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .exceptions import ConvergenceWarning, DivergenceError
-from .losses import Loss
+from .kernels import logistic_sgd_epoch, numba_available
+from .layers import Dense
+from .losses import BinaryCrossEntropy, Loss
 from .network import Sequential
-from .optimizers import LBFGS, OPTIMIZERS, Optimizer
+from .optimizers import LBFGS, OPTIMIZERS, SGD, Optimizer
 from .penalties import add_l2
 from .schedules import SCHEDULES, Constant, Schedule
 
@@ -565,6 +567,8 @@ class Trainer:
             order = self.rng.permutation(n_samples) if self.shuffle else None
             progress = self._progress = EpochProgress(order)
         order = progress.order if progress.order is not None else np.arange(n_samples)
+        if self.batch_size == 1 and sample_weight is None and self._sgd_kernel_applies():
+            return self._run_kernel_epoch(X, Y, progress, order)
         batch_size = self.batch_size
         for start in range(progress.position, n_samples, batch_size):
             index = order[start : start + batch_size]
@@ -582,14 +586,63 @@ class Trainer:
             progress.total += batch_loss * batch_weight
             progress.weight_total += batch_weight
             progress.position = start + len(index)
-            if (
-                self._interrupt is not None
-                and self._interrupt.requested
-                and progress.position < n_samples
-            ):
+            if self._stop_inside_epoch(progress, n_samples):
                 return None
         self._progress = None
         return progress.total / max(progress.weight_total, 1e-300)
+
+    #: Rows per call of the per-example SGD kernel: between two calls an interrupt
+    #: can stop the epoch, as it can between any two steps of the generic loop.
+    KERNEL_CHUNK = 16_384
+    #: Epochs at least this long use the compiled kernel when numba is installed;
+    #: shorter ones would not repay its compilation (about a second per process).
+    NUMBA_MIN_ROWS = 50_000
+
+    def _sgd_kernel_applies(self) -> bool:
+        """Whether this is the seed's SGD: one sigmoid unit, plain SGD, no clipping.
+
+        That case has a lean kernel (:mod:`handnet.kernels`) that does the same math
+        as the generic step with a fraction of its Python overhead.
+        """
+        layers = self.network.layers
+        return (
+            len(layers) == 1
+            and isinstance(layers[0], Dense)
+            and layers[0].n_outputs == 1
+            and type(self.loss) is BinaryCrossEntropy
+            and type(self.optimizer) is SGD
+            and self.clip_norm is None
+        )
+
+    def _run_kernel_epoch(
+        self, X: Array, Y: Array, progress: EpochProgress, order: NDArray[np.intp]
+    ) -> float | None:
+        dense = self.network.layers[0]
+        assert isinstance(dense, Dense)
+        weights, bias, targets = dense.weights[:, 0], dense.bias, Y[:, 0]
+        n_samples = X.shape[0]
+        use_numba = (
+            n_samples >= self.NUMBA_MIN_ROWS and X.dtype == np.float64 and numba_available()
+        )
+        for start in range(progress.position, n_samples, self.KERNEL_CHUNK):
+            index = order[start : start + self.KERNEL_CHUNK]
+            progress.total = logistic_sgd_epoch(
+                X, targets, index, weights, bias, self.current_lr, self.l2,
+                total=progress.total, use_numba=use_numba,
+            )
+            if not math.isfinite(progress.total):
+                raise DivergenceError(_divergence_message("loss", self.epoch, self.current_lr))
+            progress.weight_total += len(index)
+            progress.position = start + len(index)
+            if self._stop_inside_epoch(progress, n_samples):
+                return None
+        self._progress = None
+        return progress.total / max(progress.weight_total, 1e-300)
+
+    def _stop_inside_epoch(self, progress: EpochProgress, n_samples: int) -> bool:
+        """Whether an interrupt asks to stop between two steps of an unfinished epoch."""
+        interrupt = self._interrupt
+        return interrupt is not None and interrupt.requested and progress.position < n_samples
 
     def _start_epoch_learning_rate(self) -> None:
         self.optimizer.learning_rate = self.schedule.learning_rate(
