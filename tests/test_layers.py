@@ -349,3 +349,40 @@ def test_activation_layer_errors() -> None:
         Activation("gelu")
     with pytest.raises(RuntimeError, match="before forward"):
         Activation("tanh").backward(np.ones((1, 1)))
+
+
+@pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid"])
+def test_training_mode_buffers_give_the_same_numbers(name: str, rng: np.random.Generator) -> None:
+    # Training-mode passes write into reused buffers; evaluation-mode passes return
+    # new arrays the caller may keep.
+    net_layers = [Dense(4, 6, random_state=0), Activation(name), Dense(6, 3, random_state=1)]
+    X = rng.standard_normal((5, 4))
+    G = rng.standard_normal((5, 3))
+    eval_out = X
+    for layer in net_layers:
+        eval_out = layer.forward(eval_out)
+    kept = eval_out.copy()
+    train_out = X
+    for layer in net_layers:
+        layer.reuse_buffers = True
+        train_out = layer.forward(train_out, training=True)
+    np.testing.assert_array_equal(train_out, kept)
+    again = X
+    for layer in net_layers:
+        again = layer.forward(again)
+    assert again is not eval_out and np.array_equal(eval_out, kept)
+    grad_train = G
+    for layer in reversed(net_layers):
+        grad_train = layer.backward(grad_train)
+    grads_train = [g.copy() for layer in net_layers for g in layer.gradients()]
+    out = X
+    for layer in net_layers:
+        out = layer.forward(out)
+    grad_eval = G
+    for layer in reversed(net_layers):
+        grad_eval = layer.backward(grad_eval)
+    np.testing.assert_array_equal(grad_train, grad_eval)
+    for before, layer_grad in zip(
+        grads_train, [g for layer in net_layers for g in layer.gradients()], strict=True
+    ):
+        np.testing.assert_array_equal(before, layer_grad)

@@ -50,27 +50,30 @@ def sigmoid_backward(dout: Array, z: Array, a: Array) -> Array:
 # --- tanh --------------------------------------------------------------------------------
 
 
-def tanh(z: Array) -> Array:
+def tanh(z: Array, out: Array | None = None) -> Array:
     r"""Hyperbolic tangent :math:`\tanh(z)` (NumPy's is already overflow-free)."""
-    return np.tanh(z)
+    return np.tanh(z, out=out)
 
 
-def tanh_backward(dout: Array, z: Array, a: Array) -> Array:
+def tanh_backward(dout: Array, z: Array, a: Array, out: Array | None = None) -> Array:
     r""":math:`\tanh'(z) = 1 - \tanh^2(z)`."""
-    return dout * (1.0 - a * a)
+    result = np.multiply(a, a, out=out)
+    np.subtract(1, result, out=result)
+    result *= dout
+    return result
 
 
 # --- relu --------------------------------------------------------------------------------
 
 
-def relu(z: Array) -> Array:
+def relu(z: Array, out: Array | None = None) -> Array:
     r"""Rectified linear unit :math:`\max(z, 0)`."""
-    return np.maximum(z, 0)
+    return np.maximum(z, 0, out=out)
 
 
-def relu_backward(dout: Array, z: Array, a: Array) -> Array:
+def relu_backward(dout: Array, z: Array, a: Array, out: Array | None = None) -> Array:
     r""":math:`\mathrm{relu}'(z) = [z > 0]` (the subgradient 0 is used at ``z = 0``)."""
-    return dout * (z > 0)
+    return np.multiply(dout, z > 0, out=out)
 
 
 # --- leaky relu --------------------------------------------------------------------------
@@ -145,8 +148,8 @@ def softmax_backward(dout: Array, z: Array, a: Array) -> Array:
 class ActivationPair(NamedTuple):
     """An activation function and its backward (gradient) function."""
 
-    forward: Callable[[Array], Array]
-    backward: Callable[[Array, Array, Array], Array]
+    forward: Callable[..., Array]
+    backward: Callable[..., Array]
 
 
 ACTIVATIONS: dict[str, ActivationPair] = {
@@ -159,6 +162,10 @@ ACTIVATIONS: dict[str, ActivationPair] = {
     "softmax": ActivationPair(softmax, softmax_backward),
 }
 """Activations by name; ``"logistic"`` is scikit-learn's name for the sigmoid."""
+
+WRITES_OUT = frozenset({"relu", "tanh"})
+"""Activations whose forward and backward accept ``out=``: the training loop then
+reuses buffers instead of allocating two arrays per step."""
 
 
 def get_activation(name: str) -> ActivationPair:

@@ -12,10 +12,12 @@ of shape ``(n_samples, n_outputs)``. ``forward`` keeps what ``backward`` needs;
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from .activations import get_activation
+from .activations import WRITES_OUT, get_activation
 from .initializers import Initializer, get_initializer
 
 Array = NDArray[np.floating]
@@ -28,6 +30,11 @@ class Layer:
     #: (biases are never penalised).
     penalized: tuple[bool, ...] = ()
 
+    #: Whether training-mode passes may write into buffers reused from one call to
+    #: the next (see :meth:`Sequential.reusing_buffers`). Off by default, so that
+    #: every array a layer returns is the caller's to keep.
+    reuse_buffers: bool = False
+
     def forward(self, X: Array, training: bool = False) -> Array:
         raise NotImplementedError
 
@@ -37,6 +44,22 @@ class Layer:
     def parameters(self) -> list[Array]:
         """The layer's trainable arrays (updated in place by the optimizers)."""
         return []
+
+    def _workspace(self, name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> Array:
+        """A buffer kept from one training step to the next (one per name and batch size).
+
+        Writing a step's outputs into buffers allocated once, rather than into
+        fresh arrays, saves the allocator and the page faults on every step.
+        Only training-mode passes with :attr:`reuse_buffers` on use them.
+        """
+        buffers: dict[tuple[str, tuple[int, ...]], Array] = self.__dict__.setdefault(
+            "_buffers", {}
+        )
+        key = (name, shape)
+        buffer = buffers.get(key)
+        if buffer is None or buffer.dtype != dtype:
+            buffer = buffers[key] = np.empty(shape, dtype=dtype)
+        return buffer
 
     def gradients(self) -> list[Array]:
         """The gradients of the loss with respect to :meth:`parameters`, same order."""
@@ -105,20 +128,29 @@ class Dense(Layer):
         self.grad_weights: Array = np.zeros_like(self.weights)
         self.grad_bias: Array = np.zeros_like(self.bias)
         self._X: Array | None = None
+        self._training = False
 
     def forward(self, X: Array, training: bool = False) -> Array:
         self._X = X
-        out = X @ self.weights
+        self._training = training and self.reuse_buffers
+        if self._training:
+            out = self._workspace("out", (X.shape[0], self.n_outputs), X.dtype)
+            np.matmul(X, self.weights, out=out)
+        else:
+            out = X @ self.weights
         out += self.bias
         return out
 
     def backward(self, dout: Array, need_input_gradient: bool = True) -> Array | None:
-        if self._X is None:
+        X = self._X
+        if X is None:
             raise RuntimeError("Dense.backward called before forward")
-        np.matmul(self._X.T, dout, out=self.grad_weights)
+        np.matmul(X.T, dout, out=self.grad_weights)
         dout.sum(axis=0, out=self.grad_bias)
         if not need_input_gradient:
             return None
+        if self._training:
+            return np.matmul(dout, self.weights.T, out=self._workspace("dX", X.shape, X.dtype))
         return dout @ self.weights.T
 
     def parameters(self) -> list[Array]:
@@ -159,17 +191,26 @@ class Activation(Layer):
     def __init__(self, name: str) -> None:
         self.name = name
         self._forward, self._backward = get_activation(name)
+        self._writes_out = name in WRITES_OUT
         self._z: Array | None = None
         self._a: Array | None = None
+        self._training = False
 
     def forward(self, X: Array, training: bool = False) -> Array:
         self._z = X
-        self._a = self._forward(X)
+        self._training = training and self._writes_out and self.reuse_buffers
+        if self._training:
+            self._a = self._forward(X, out=self._workspace("out", X.shape, X.dtype))
+        else:
+            self._a = self._forward(X)
         return self._a
 
     def backward(self, dout: Array, need_input_gradient: bool = True) -> Array | None:
         if self._z is None or self._a is None:
             raise RuntimeError("Activation.backward called before forward")
+        if self._training:
+            buffer = self._workspace("dX", dout.shape, dout.dtype)
+            return self._backward(dout, self._z, self._a, out=buffer)
         return self._backward(dout, self._z, self._a)
 
     def config(self) -> dict[str, object]:

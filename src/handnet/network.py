@@ -15,7 +15,8 @@ network as a function of one vector, and a model file store one array.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 from numpy.typing import NDArray
@@ -102,6 +103,24 @@ class Sequential:
         for layer in self.layers:
             X = layer.forward(X, training)
         return X
+
+    @contextmanager
+    def reusing_buffers(self) -> Iterator[None]:
+        """Within this block, training-mode passes reuse buffers from step to step.
+
+        The training loop runs in it: each layer then writes its outputs and
+        input gradients into arrays allocated once per batch size instead of new
+        ones every step. The price is that a training-mode ``forward`` overwrites
+        what the previous one returned, which is why it is not the default.
+        """
+        previous = [layer.reuse_buffers for layer in self.layers]
+        for layer in self.layers:
+            layer.reuse_buffers = True
+        try:
+            yield
+        finally:
+            for layer, flag in zip(self.layers, previous, strict=True):
+                layer.reuse_buffers = flag
 
     def backward(self, dlogits: Array) -> None:
         """Backpropagate ``dL/dlogits`` through every layer, filling the gradients.

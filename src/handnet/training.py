@@ -546,7 +546,9 @@ class Trainer:
         if buffer is None or buffer.shape != shape or buffer.dtype != source.dtype:
             buffer = np.empty(shape, dtype=source.dtype)
             self._buffers[name] = buffer
-        np.take(source, index, axis=0, out=buffer)
+        # mode="clip": the indices are valid by construction, and the default
+        # mode="raise" would gather into a temporary and copy it into out.
+        np.take(source, index, axis=0, out=buffer, mode="clip")
         return buffer
 
     def run_epoch(self, X: Array, Y: Array, sample_weight: Array | None = None) -> float | None:
@@ -689,7 +691,11 @@ class Trainer:
                     f"the interrupted epoch being resumed visits {len(order)} rows, but the "
                     f"data has {X.shape[0]}: resume with the data the run was started on"
                 )
-        with _InterruptGuard() as guard, np.errstate(over="ignore", invalid="ignore"):
+        with (
+            _InterruptGuard() as guard,
+            np.errstate(over="ignore", invalid="ignore"),
+            self.network.reusing_buffers(),
+        ):
             self._interrupt = guard
             try:
                 if isinstance(self.optimizer, LBFGS):
