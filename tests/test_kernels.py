@@ -85,3 +85,26 @@ def test_model_uses_the_kernel_only_for_plain_per_example_sgd() -> None:
     weighted = handnet.LogisticRegression(batch_size=1, max_iter=2, tol=None, random_state=0)
     weighted.fit(X, y, sample_weight=np.full(len(y), 2.0))
     np.testing.assert_allclose(weighted.coef_, model.coef_, rtol=1e-12)
+
+
+@pytest.mark.skipif(not kernels.numba_available(), reason="numba is not installed")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("cls", [handnet.optimizers.Adam, handnet.optimizers.AdamW])
+def test_fused_adam_gives_numpys_adam(cls: type, dtype: type) -> None:
+    rng = np.random.default_rng(0)
+    size = kernels.FUSED_ADAM_MIN_SIZE + 7
+    start = rng.standard_normal(size).astype(dtype)
+    grads = [rng.standard_normal(size).astype(dtype) for _ in range(3)]
+    results = []
+    for fused in (True, False):
+        optimizer = cls(learning_rate=0.01)
+        optimizer.use_fused = fused
+        param = start.copy()
+        for grad in grads:
+            optimizer.step([(param, grad)])
+        results.append((param, optimizer.state[0]["m"], optimizer.state[0]["v"]))
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    for fused_array, numpy_array in zip(results[0], results[1], strict=True):
+        assert fused_array.dtype == dtype
+        np.testing.assert_allclose(fused_array, numpy_array, rtol=tolerance, atol=tolerance)
+    assert not np.array_equal(results[0][0], start)

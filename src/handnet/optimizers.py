@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .kernels import FUSED_ADAM_MIN_SIZE, fused_adam_step
+
 Array = NDArray[np.floating]
 State = dict[str, Any]
 
@@ -244,10 +246,29 @@ class Adam(Optimizer):
             "buffer": np.empty_like(param),
         }
 
-    def _update(self, param: Array, grad: Array, state: State) -> None:
+    #: Use the compiled single-pass step of :mod:`handnet.kernels` on large flat
+    #: parameter vectors when numba is installed (same math, float64 arithmetic).
+    use_fused = True
+
+    def _update(self, param: Array, grad: Array, state: State, decay: float = 1.0) -> None:
         dtype = param.dtype.type
         t = self.iterations
         m, v, buffer = state["m"], state["v"], state["buffer"]
+        step_size = self.learning_rate / (1.0 - self.beta1**t)
+        bias_correction2_sqrt = np.sqrt(1.0 - self.beta2**t)
+        if (
+            self.use_fused
+            and param.ndim == 1
+            and param.size >= FUSED_ADAM_MIN_SIZE
+            and param.flags.c_contiguous
+            and fused_adam_step(
+                param, grad, m, v, self.beta1, self.beta2, self.eps,
+                step_size, bias_correction2_sqrt, decay,
+            )
+        ):
+            return
+        if decay != 1.0:
+            param *= dtype(decay)
         # m and v are updated in place through one scratch buffer: no temporaries
         # the size of the parameters are allocated per step.
         m *= dtype(self.beta1)
@@ -257,8 +278,6 @@ class Adam(Optimizer):
         np.multiply(grad, grad, out=buffer)
         buffer *= dtype(1.0 - self.beta2)
         v += buffer
-        step_size = self.learning_rate / (1.0 - self.beta1**t)
-        bias_correction2_sqrt = np.sqrt(1.0 - self.beta2**t)
         np.sqrt(v, out=buffer)
         buffer *= dtype(1.0 / bias_correction2_sqrt)
         buffer += dtype(self.eps)
@@ -302,9 +321,8 @@ class AdamW(Adam):
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
         self.weight_decay = float(weight_decay)
 
-    def _update(self, param: Array, grad: Array, state: State) -> None:
-        param *= param.dtype.type(1.0 - self.learning_rate * self.weight_decay)
-        super()._update(param, grad, state)
+    def _update(self, param: Array, grad: Array, state: State, decay: float = 1.0) -> None:
+        super()._update(param, grad, state, decay=1.0 - self.learning_rate * self.weight_decay)
 
 
 # --- L-BFGS ------------------------------------------------------------------------------
