@@ -219,7 +219,7 @@ def _build_fused_adam() -> Callable[..., None] | None:
             denominator = np.sqrt(v_i) * inverse_bias_correction2_sqrt + eps
             param[i] = param[i] * decay - step_size * (m_i / denominator)
 
-    return fused_adam  # type: ignore[no-any-return]
+    return fused_adam
 
 
 _FUSED_ADAM: Callable[..., None] | bool | None = False  # False: not yet looked for
