@@ -135,9 +135,9 @@ class Dense(Layer):
         self._training = training and self.reuse_buffers
         if self._training:
             out = self._workspace("out", (X.shape[0], self.n_outputs), X.dtype)
-            np.matmul(X, self.weights, out=out)
+            np.dot(X, self.weights, out=out)
         else:
-            out = X @ self.weights
+            out = np.dot(X, self.weights)
         out += self.bias
         return out
 
@@ -145,13 +145,13 @@ class Dense(Layer):
         X = self._X
         if X is None:
             raise RuntimeError("Dense.backward called before forward")
-        np.matmul(X.T, dout, out=self.grad_weights)
+        np.dot(X.T, dout, out=self.grad_weights)
         dout.sum(axis=0, out=self.grad_bias)
         if not need_input_gradient:
             return None
         if self._training:
-            return np.matmul(dout, self.weights.T, out=self._workspace("dX", X.shape, X.dtype))
-        return dout @ self.weights.T
+            return np.dot(dout, self.weights.T, out=self._workspace("dX", X.shape, X.dtype))
+        return np.dot(dout, self.weights.T)
 
     def parameters(self) -> list[Array]:
         return [self.weights, self.bias]

@@ -112,9 +112,11 @@ def binary_cross_entropy(
     """
     logits, targets = _as_float_pair(logits, targets)
     n_samples = logits.shape[0]
-    e = np.exp(-np.abs(logits))  # in (0, 1]: shared by the loss and the sigmoid
+    e = np.abs(logits)
+    np.negative(e, out=e)
+    np.exp(e, out=e)  # e = exp(-|z|), in (0, 1]: shared by the loss and the sigmoid
     terms = np.log1p(e)
-    terms += np.maximum(logits, 0)
+    terms += np.maximum(logits, 0.0)
     terms -= targets * logits
     loss = _weighted_mean(terms, sample_weight)
     # sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) for z < 0, with e = exp(-|z|)
