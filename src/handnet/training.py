@@ -128,6 +128,20 @@ def clip_gradient_norm(gradients: Array, max_norm: float) -> float:
     return norm
 
 
+def _all_finite(array: Array) -> bool:
+    """``np.isfinite(array).all()``, answered by one sum in the common case.
+
+    A finite sum means every term is finite (a NaN or an infinity would make it
+    non-finite); only a non-finite sum, which may also be an overflow of huge
+    finite values, needs the elementwise test. This runs once per epoch, which
+    for full-batch training on small data is once per step.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(np.add.reduce(array, axis=None)):
+            return True
+    return bool(np.isfinite(array).all())
+
+
 def _divergence_message(what: str, epoch: int, learning_rate: float) -> str:
     return (
         f"training diverged: the {what} became non-finite in epoch {epoch + 1}. "
@@ -499,6 +513,8 @@ class Trainer:
         self._best_score = -math.inf
         self._best_parameters: Array | None = None
         self._buffers: dict[str, Array] = {}
+        #: What the optimizer updates: the network's one flat parameter vector.
+        self._parameter_pairs = [(network.flat_parameters, network.flat_gradients)]
         self._interrupt: _InterruptGuard | None = None
         self._progress: EpochProgress | None = None
         # L-BFGS tests the relative decrease of an iteration after its callback;
@@ -530,7 +546,7 @@ class Trainer:
         if self.clip_norm is not None:
             clip_gradient_norm(self.network.flat_gradients, self.clip_norm)
         assert isinstance(self.optimizer, Optimizer)
-        self.optimizer.step([(self.network.flat_parameters, self.network.flat_gradients)])
+        self.optimizer.step(self._parameter_pairs)
         return loss
 
     @property
@@ -753,9 +769,7 @@ class Trainer:
             except DivergenceError:
                 self._restore_finite((snapshot, previous), X, Y, sample_weight)
                 raise
-            if not (
-                (loss is None or math.isfinite(loss)) and np.isfinite(network.flat_parameters).all()
-            ):
+            if not ((loss is None or math.isfinite(loss)) and _all_finite(network.flat_parameters)):
                 self._restore_finite((snapshot, previous), X, Y, sample_weight)
                 message = _divergence_message("parameters", self.epoch, self.current_lr)
                 raise DivergenceError(message)
