@@ -57,14 +57,14 @@ ESTIMATORS: list[Any] = [
     LogisticRegression(learning_rate=0.5, max_iter=100, tol=None, **_LINEAR),  # full-batch GD
     LogisticRegression(batch_size=1, learning_rate=0.05, max_iter=10, tol=None, **_LINEAR),
     LogisticRegression(
-        optimizer="adam", learning_rate=0.05, batch_size=16, max_iter=20, tol=None, **_LINEAR
+        optimizer="adam", learning_rate=0.05, batch_size=4, max_iter=20, tol=None, **_LINEAR
     ),
     LogisticRegression(optimizer="lbfgs", alpha=1e-4, max_iter=100, **_LINEAR),
     # --- SoftmaxRegression ---
     SoftmaxRegression(learning_rate=0.5, max_iter=100, tol=None, **_LINEAR),
     SoftmaxRegression(batch_size=1, learning_rate=0.05, max_iter=10, tol=None, **_LINEAR),
     SoftmaxRegression(
-        optimizer="adam", learning_rate=0.05, batch_size=16, max_iter=20, tol=None, **_LINEAR
+        optimizer="adam", learning_rate=0.05, batch_size=4, max_iter=20, tol=None, **_LINEAR
     ),
     SoftmaxRegression(optimizer="lbfgs", alpha=1e-4, max_iter=100, **_LINEAR),
     # --- MLPClassifier ---
@@ -72,10 +72,10 @@ ESTIMATORS: list[Any] = [
                   **_MLP),
     MLPClassifier(optimizer="sgd", learning_rate=0.02, batch_size=1, max_iter=10, tol=None,
                   **_MLP),
-    MLPClassifier(learning_rate=0.02, batch_size=16, max_iter=20, tol=None, **_MLP),  # Adam
+    MLPClassifier(learning_rate=0.02, batch_size=4, max_iter=20, tol=None, **_MLP),  # Adam
     MLPClassifier(optimizer="lbfgs", max_iter=100, **_MLP),
     # Early stopping on a held-out split, with the default stopping rule (tol=1e-4).
-    MLPClassifier(learning_rate=0.02, batch_size=16, max_iter=30, early_stopping=True,
+    MLPClassifier(learning_rate=0.02, batch_size=4, max_iter=30, early_stopping=True,
                   n_iter_no_change=5, **_MLP),
     # --- MLPRegressor (single and multi-output) ---
     # Plain (S)GD on the checks' unscaled targets (values in the hundreds, e.g.
@@ -85,7 +85,7 @@ ESTIMATORS: list[Any] = [
                  clip_norm=10.0, **_MLP),
     MLPRegressor(optimizer="sgd", learning_rate=0.01, batch_size=1, max_iter=10, tol=None,
                  clip_norm=10.0, **_MLP),
-    MLPRegressor(learning_rate=0.02, batch_size=16, max_iter=30, tol=None, **_MLP),  # Adam
+    MLPRegressor(learning_rate=0.02, batch_size=4, max_iter=30, tol=None, **_MLP),  # Adam
     MLPRegressor(optimizer="lbfgs", max_iter=200, **_MLP),
 ]
 

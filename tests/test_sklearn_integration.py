@@ -395,12 +395,19 @@ def test_sample_weight_in_every_batch_regime(binary) -> None:
     assert np.mean(model.predict(X) == 0) > 0.9
 
 
-def test_batch_size_larger_than_the_data_is_one_batch(binary) -> None:
+def test_batch_size_larger_than_the_data(binary) -> None:
     X, y = binary
     X = StandardScaler().fit_transform(X)[:20]
     y = y[:20]
-    big = LogisticRegression(batch_size=500, max_iter=10, tol=None).fit(X, y)
-    full = LogisticRegression(batch_size=None, max_iter=10, tol=None).fit(X, y)
+    # fit: a clear error (it would silently be full-batch training) ...
+    with pytest.raises(ValueError, match=r"batch_size=500 is larger .*n_samples = 20"):
+        LogisticRegression(batch_size=500, max_iter=10, tol=None).fit(X, y)
+    # ... but partial_fit's chunk of a stream may be shorter than a batch: one batch.
+    big = LogisticRegression(batch_size=500, tol=None)
+    full = LogisticRegression(batch_size=None, tol=None)
+    for _ in range(3):
+        big.partial_fit(X, y, classes=np.unique(y))
+        full.partial_fit(X, y, classes=np.unique(y))
     np.testing.assert_allclose(big.coef_, full.coef_)
 
 

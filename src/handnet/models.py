@@ -111,10 +111,8 @@ class _NetworkEstimator(BaseEstimator):
         if not isinstance(self.optimizer, (Optimizer, LBFGS)):
             check_positive(self.learning_rate, "learning_rate")
         if self.batch_size is not None and self.batch_size != "auto":
-            # Larger than n_samples is allowed: all rows make one batch (as with
-            # "auto"), so small cross-validation folds and partial_fit's short last
-            # chunk of a stream train instead of failing.
             check_positive(self.batch_size, "batch_size", integer=True)
+
         if self.early_stopping:
             fraction = self.validation_fraction
             if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real):
@@ -131,6 +129,22 @@ class _NetworkEstimator(BaseEstimator):
         rate = self._dropout_rate()
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
             raise ValueError(f"dropout must be a number in [0, 1), got {rate!r}")
+
+    def _check_batch_size(self, n_samples: int, incremental: bool) -> None:
+        """In fit, a batch larger than the data is an error, not silently one full batch.
+
+        (Checked once the targets have passed, so that one sample or one class
+        gets its own message first.) partial_fit's chunks of a stream may be
+        shorter than a batch: they then make one batch.
+        """
+        size = self.batch_size
+        if incremental or size is None or size == "auto" or int(size) <= n_samples:
+            return
+        raise ValueError(
+            f"batch_size={size} is larger than the number of training samples "
+            f"(n_samples = {n_samples}); pass batch_size <= {n_samples}, 'auto' "
+            "(min(200, n_samples)) or None (full batch)"
+        )
 
     def _validate_X(self, X: Any, reset: bool) -> Array:
         """Check features against those seen at fit time (``reset=False``).
@@ -333,6 +347,7 @@ class _NetworkEstimator(BaseEstimator):
         reset_targets = first_call and not (incremental and self._is_classifier)
         y = self._check_y(y, n_samples)
         Y = self._encode_targets(y, n_samples, dtype, reset=reset_targets)
+        self._check_batch_size(n_samples, incremental)
         weights = check_sample_weight(sample_weight, n_samples, dtype)
         class_weights = self._class_sample_weight(y)
         if class_weights is not None:
