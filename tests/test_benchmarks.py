@@ -71,7 +71,7 @@ def test_quick_run_writes_the_markdown_report(
     assert "| CPU |" in report and "| numpy |" in report and "OpenBLAS kernel" in report
     mlp = report.split("## MLP", 1)[1].split("\n## ", 1)[0]
     header = next(line for line in mlp.splitlines() if line.startswith("| architecture"))
-    assert header == "| architecture | run | median epoch | x floor | x torch |"
+    assert header == "| architecture | run | median epoch | best epoch | x floor | x torch |"
     rows = [line for line in mlp.splitlines() if line.startswith("| 784-")]
     assert any("handnet" in row for row in rows)
     assert any("PyTorch" in row for row in rows) == _installed("torch")

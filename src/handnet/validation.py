@@ -8,6 +8,7 @@ fix it. The messages follow scikit-learn's wording where it has one, so users
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 from typing import Any
@@ -37,6 +38,24 @@ def _describe(X: Any) -> str:
     return f"{type(X).__name__}"
 
 
+def _from_pandas(X: Any, name: str) -> Any:
+    """A pandas DataFrame or Series as a NumPy array, missing values as NaN or None.
+
+    Nullable columns ("Int64", "Float64", "boolean", "string", ...) mark a
+    missing entry with ``pd.NA``, which NumPy can neither compare nor convert to
+    a float; as NaN (numbers) or None (labels) it gets the checks' "contains
+    NaN" message instead of a conversion error.
+    """
+    dtypes = [X.dtype] if getattr(X, "ndim", 2) == 1 else list(X.dtypes)
+    try:
+        if all(isinstance(dtype, np.dtype) for dtype in dtypes):
+            return X.to_numpy()
+        numeric = all(getattr(dtype, "kind", "O") in "biuf" for dtype in dtypes)
+        return X.to_numpy(na_value=np.nan if numeric else None)
+    except Exception as error:  # pragma: no cover - pandas raises many kinds
+        raise ValueError(f"could not convert {name} to a NumPy array: {error}") from None
+
+
 def _as_numeric(X: Any, name: str, dtype: Any) -> NDArray[Any]:
     """``np.asarray`` with clear errors for strings, objects and complex numbers."""
     if _is_sparse(X):
@@ -46,23 +65,29 @@ def _as_numeric(X: Any, name: str, dtype: Any) -> NDArray[Any]:
             "NumPy array."
         )
     if hasattr(X, "dtypes") and hasattr(X, "to_numpy"):  # pandas DataFrame / Series
-        try:
-            X = X.to_numpy()
-        except Exception as error:  # pragma: no cover - pandas raises many kinds
-            raise ValueError(f"could not convert {name} to a NumPy array: {error}") from None
+        X = _from_pandas(X, name)
     try:
         array = np.asarray(X)
     except Exception as error:
-        raise ValueError(f"could not convert {name} to a NumPy array: {error}") from None
+        raise ValueError(
+            f"could not convert {name} to a NumPy array (do all rows have the same "
+            f"length?): {error}"
+        ) from None
+    # The advice differs for a feature matrix (X, X_val) and for y or sample_weight.
+    features = name.startswith("X")
     if array.dtype.kind == "c":
         raise ValueError(
             f"Complex data not supported: {name} has dtype {array.dtype}; "
-            "pass the real and imaginary parts as separate features"
+            + (
+                "pass the real and imaginary parts as separate features"
+                if features
+                else f"{name} must hold real numbers"
+            )
         )
     if array.dtype.kind in "USV":
         raise ValueError(
-            f"{name} contains strings (dtype {array.dtype}), but features must be numbers; "
-            "encode categorical columns first (e.g. one-hot) or drop them"
+            f"{name} contains strings (dtype {array.dtype}), but it must hold numbers"
+            + ("; encode categorical columns first (e.g. one-hot) or drop them" if features else "")
         )
     if array.dtype.kind == "O":
         try:
@@ -72,28 +97,42 @@ def _as_numeric(X: Any, name: str, dtype: Any) -> NDArray[Any]:
             # "abc" a ValueError), with NumPy's reason kept in the message.
             raise type(error)(
                 f"{name} has dtype object and not every entry is a number ({error}); "
-                "features must be numbers"
+                f"{name} must hold numbers only"
             ) from None
     if array.dtype.kind not in "biuf":
         raise ValueError(
-            f"{name} has dtype {array.dtype}, but features must be numbers (bool, int "
+            f"{name} has dtype {array.dtype}, but it must hold numbers (bool, int "
             "or float); convert dates and other types to numbers first"
         )
     if dtype is None:
         target = array.dtype if array.dtype in FLOAT_DTYPES else np.dtype(np.float64)
     else:
         target = np.dtype(dtype)
-    return np.asarray(array, dtype=target)
+    # A float64 beyond float32's range becomes inf in a float32 model's input: no
+    # RuntimeWarning here, check_finite then names the value as too large.
+    with np.errstate(over="ignore"):
+        return np.asarray(array, dtype=target)
+
+
+def all_finite(array: NDArray[Any]) -> bool:
+    """``np.isfinite(array).all()``, answered by one sum in the common case.
+
+    A finite sum means every term is finite (a NaN or an infinity makes it
+    non-finite); only a non-finite sum, which may also be the overflow of huge
+    finite values, needs the elementwise test. The sum runs in the array's own
+    dtype: it reads the data once, with no float32-to-float64 conversion and no
+    boolean array the size of the data.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(np.add.reduce(array, axis=None)):
+            return True
+    return bool(np.isfinite(array).all())
 
 
 def check_finite(array: NDArray[Any], name: str) -> None:
     """Raise a ``ValueError`` naming NaN or infinity if ``array`` holds any."""
-    if array.dtype.kind != "f" or array.size == 0:
+    if array.dtype.kind != "f" or array.size == 0 or all_finite(array):
         return
-    # One reduction over the data answers "all finite?"; only then look closer.
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(np.sum(array, dtype=np.float64)) or np.isfinite(array).all():
-            return
     if np.isnan(array).any():
         raise ValueError(
             f"Input {name} contains NaN. Remove or impute missing values before fitting "
@@ -172,13 +211,18 @@ def check_features(
 
 
 def check_target(
-    y: Any, n_samples: int, name: str = "y", numeric: bool = False, allow_2d: bool = False
+    y: Any,
+    n_samples: int,
+    name: str = "y",
+    numeric: bool = False,
+    allow_2d: bool = False,
+    x_name: str = "X",
 ) -> NDArray[Any]:
     """Validate a target vector (or matrix, for multi-output regression).
 
     Checks the length against ``n_samples``, rejects NaN and infinity, and (with
     ``numeric``) non-numeric values. A column vector ``(n, 1)`` is flattened when
-    ``allow_2d`` is false.
+    ``allow_2d`` is false. ``x_name`` names the features in the length message.
     """
     if y is None:
         raise ValueError(
@@ -187,7 +231,9 @@ def check_target(
         )
     if _is_sparse(y):
         raise TypeError(f"Sparse data was passed for {name}, but a dense array is required")
-    if hasattr(y, "to_numpy"):
+    if hasattr(y, "dtypes") and hasattr(y, "to_numpy"):  # pandas Series / DataFrame
+        y = _from_pandas(y, name)
+    elif hasattr(y, "to_numpy"):
         y = y.to_numpy()
     array = np.asarray(y)
     if array.ndim == 0:
@@ -207,7 +253,8 @@ def check_target(
         )
     if array.shape[0] != n_samples:
         raise ValueError(
-            f"X and {name} have inconsistent numbers of samples: {n_samples} and {array.shape[0]}"
+            f"{x_name} and {name} have inconsistent numbers of samples: {n_samples} and "
+            f"{array.shape[0]}"
         )
     if numeric or array.dtype.kind in "fc":
         array = _as_numeric(array, name, None)
@@ -242,15 +289,167 @@ def check_sample_weight(
     return weights
 
 
-def check_positive(value: Any, name: str, integer: bool = False, allow_zero: bool = False) -> None:
-    """Check a hyperparameter is a (positive) number, with a message naming it."""
+def _check_real(value: Any, name: str, integer: bool = False) -> None:
+    """A ``TypeError`` unless ``value`` is a number (an integer with ``integer``).
+
+    Booleans and numeric strings are refused: ``"0.1"`` or ``True`` as a learning
+    rate is a mistake to report, not a value to convert.
+    """
     kinds = (numbers.Integral,) if integer else (numbers.Real,)
     if isinstance(value, bool) or not isinstance(value, kinds):
         kind = "an integer" if integer else "a number"
         raise TypeError(f"{name} must be {kind}, got {value!r} ({type(value).__name__})")
+
+
+def check_positive(value: Any, name: str, integer: bool = False, allow_zero: bool = False) -> Any:
+    """Check a hyperparameter is a finite (positive) number, with a message naming it.
+
+    Returns the value as an ``int`` (``integer``) or a ``float``.
+    """
+    _check_real(value, name, integer)
     if not np.isfinite(float(value)) or value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be {bound}, got {value!r}")
+        kind = "an integer" if integer else "a finite number"
+        raise ValueError(f"{name} must be {kind} {bound}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def check_interval(
+    value: Any,
+    name: str,
+    low: float,
+    high: float,
+    left_closed: bool = False,
+    right_closed: bool = False,
+) -> float:
+    """Check a hyperparameter is a number in an interval, e.g. a rate in ``[0, 1)``.
+
+    A non-number is a ``TypeError``; a number outside (NaN included) a
+    ``ValueError`` that shows the interval. Returns the value as a ``float``.
+    """
+    _check_real(value, name)
+    above = value >= low if left_closed else value > low
+    below = value <= high if right_closed else value < high
+    if not (above and below):  # NaN fails both comparisons
+        interval = f"{'[' if left_closed else '('}{low:g}, {high:g}{']' if right_closed else ')'}"
+        raise ValueError(f"{name} must be in {interval}, got {value!r}")
+    return float(value)
+
+
+def check_random_state(random_state: Any) -> np.random.Generator:
+    """``np.random.default_rng(random_state)`` with a clear error for values it would reject.
+
+    Accepts None, a non-negative int seed or a ``numpy.random.Generator``.
+    """
+    if isinstance(random_state, np.random.RandomState):
+        raise TypeError(
+            "random_state must be an int, a numpy.random.Generator or None, got a legacy "
+            "numpy.random.RandomState; use np.random.default_rng(seed) instead"
+        )
+    if isinstance(random_state, bool) or not (
+        random_state is None or isinstance(random_state, (numbers.Integral, np.random.Generator))
+    ):
+        raise TypeError(
+            "random_state must be an int, a numpy.random.Generator or None, "
+            f"got {random_state!r} ({type(random_state).__name__})"
+        )
+    if isinstance(random_state, numbers.Integral):
+        if int(random_state) < 0:
+            raise ValueError(f"random_state must be a non-negative int seed, got {random_state}")
+        return np.random.default_rng(int(random_state))
+    return np.random.default_rng(random_state)
+
+
+def check_class_weight(class_weight: Any) -> None:
+    """``None``, ``"balanced"`` or a dict of finite, non-negative weights by label.
+
+    (Whether the labels are classes can only be told once ``y`` is seen.)
+    """
+    if class_weight is None or (isinstance(class_weight, str) and class_weight == "balanced"):
+        return
+    if not isinstance(class_weight, dict):
+        raise ValueError(
+            f"class_weight must be None, 'balanced' or a dict {{label: weight}}, "
+            f"got {class_weight!r}"
+        )
+    for label, weight in class_weight.items():
+        _check_real(weight, f"class_weight[{label!r}]")
+        if not (np.isfinite(float(weight)) and weight >= 0):
+            raise ValueError(
+                f"class_weight values must be finite and non-negative, got {weight!r} "
+                f"for label {label!r}"
+            )
+
+
+def check_validation_data(
+    validation_data: Any, numeric: bool, allow_2d: bool = False
+) -> tuple[Any, NDArray[Any]]:
+    """``fit``'s ``validation_data``: a pair ``(X_val, y_val)`` with ``y_val`` checked.
+
+    ``y_val`` gets :func:`check_target`'s checks (length against ``X_val``, NaN,
+    ``numeric`` for a regressor's targets) before training starts; unchecked,
+    it would fail, or score NaN, only when the first epoch is scored. ``X_val``
+    is left to the model, which checks it against the training features.
+    """
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+        length = f" of length {len(validation_data)}" if hasattr(validation_data, "__len__") else ""
+        raise ValueError(
+            f"validation_data must be a pair (X_val, y_val), got "
+            f"{type(validation_data).__name__}{length}"
+        )
+    X_val, y_val = validation_data
+    if X_val is None:
+        raise ValueError("validation_data's X_val is None; pass (X_val, y_val)")
+    n_rows = _n_rows(X_val)
+    if n_rows is None:  # a scalar: the model's check of X_val explains what is wrong
+        return X_val, y_val
+    return X_val, check_target(y_val, n_rows, "y_val", numeric, allow_2d, x_name="X_val")
+
+
+def _n_rows(data: Any) -> int | None:
+    """The number of rows of an array-like, read from its shape (nothing is loaded)."""
+    shape = getattr(data, "shape", None)
+    if shape is not None:
+        return int(shape[0]) if len(shape) > 0 else None
+    try:
+        return len(data)
+    except TypeError:
+        return None
+
+
+def check_score_inputs(
+    y: Any,
+    n_samples: int,
+    sample_weight: Any,
+    classes: NDArray[Any] | None = None,
+    allow_2d: bool = False,
+) -> tuple[NDArray[Any], NDArray[np.floating] | None]:
+    """``score``'s ``y`` and ``sample_weight``, checked against the ``n_samples`` rows of X.
+
+    Without it, a ``y`` of another length meets the predictions in a NumPy
+    broadcasting error, NaN or negative weights give a NaN or meaningless score,
+    and string labels compared with a model's integer classes (or the reverse)
+    silently score 0. ``classes`` is a classifier's ``classes_``; without it
+    ``y`` must be numbers (a regressor's targets).
+    """
+    if y is not None and not allow_2d and np.ndim(y) == 2 and np.shape(y)[1] == 1:
+        y = np.ravel(y)  # a column vector scores like its 1D form (fit warns about it)
+    targets = check_target(y, n_samples, numeric=classes is None, allow_2d=allow_2d)
+    if classes is not None:
+        kinds = {_label_kind(targets), _label_kind(classes)}
+        if kinds == {"number", "text"}:
+            raise ValueError(
+                f"y holds labels of dtype {targets.dtype}, but the model's classes are "
+                f"{classes.tolist()} (dtype {classes.dtype}): no label could ever match; "
+                "pass labels of the kind given to fit"
+            )
+    weights = check_sample_weight(sample_weight, n_samples, np.float64)
+    return targets, weights
+
+
+def _label_kind(labels: NDArray[Any]) -> str:
+    kind = labels.dtype.kind
+    return "number" if kind in "biuf" else "text" if kind in "US" else "other"
 
 
 def get_feature_names(X: Any) -> NDArray[np.object_] | None:
