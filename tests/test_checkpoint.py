@@ -292,8 +292,19 @@ def test_ctrl_c_in_full_batch_gd_keeps_the_completed_epoch(
 ) -> None:
     make, y, _ = CONFIGS["gd-full-batch"]
     with monkeypatch.context() as patch:
-        _step_hook(patch, handnet.optimizers.SGD, 8, _interrupt)
+        # Plain full-batch GD of a logistic regression runs in handnet.kernels.
+        kernel = handnet.training.logistic_gd_step
+        calls = [0]
+
+        def hooked_kernel(*args: Any, **kwargs: Any) -> float:
+            calls[0] += 1
+            if calls[0] == 8:
+                _interrupt()
+            return kernel(*args, **kwargs)
+
+        patch.setattr(handnet.training, "logistic_gd_step", hooked_kernel)
         interrupted = make().fit(X, y)
+    assert calls[0] == 8
     # A full-batch epoch is one step: the 8th step completes epoch 8, and training stops.
     shorter = make().set_params(max_iter=8).fit(X, y)
     np.testing.assert_array_equal(

@@ -19,11 +19,13 @@ class _PlainSGD(SGD):
     """The same update rule under another type: the trainer takes the generic path."""
 
 
-def _train(optimizer: SGD, X: np.ndarray, y: np.ndarray, epochs: int, l2: float) -> Trainer:
+def _train(
+    optimizer: SGD, X: np.ndarray, y: np.ndarray, epochs: int, l2: float, batch_size: int | None = 1
+) -> Trainer:
     network = Sequential([Dense(X.shape[1], 1, init="normal", random_state=3, dtype=X.dtype)])
     trainer = Trainer(
         network, BinaryCrossEntropy(), optimizer, np.random.default_rng(5),
-        batch_size=1, l2=l2, tol=None,
+        batch_size=batch_size, l2=l2, tol=None,
     )
     trainer.fit(X, y.reshape(-1, 1).astype(X.dtype), max_iter=epochs)
     return trainer
@@ -37,11 +39,28 @@ def test_kernel_epoch_matches_the_generic_step(l2: float, n_features: int) -> No
     y = (X[:, 0] + 0.3 * rng.standard_normal(300) > 0).astype(np.float64)
     fast = _train(SGD(0.05), X, y, epochs=3, l2=l2)
     generic = _train(_PlainSGD(0.05), X, y, epochs=3, l2=l2)
-    assert fast._sgd_kernel_applies() and not generic._sgd_kernel_applies()
+    assert fast._seed_kernel_applies() and not generic._seed_kernel_applies()
     np.testing.assert_allclose(
         fast.network.flat_parameters, generic.network.flat_parameters, rtol=1e-12, atol=1e-14
     )
     np.testing.assert_allclose(fast.history.loss, generic.history.loss, rtol=1e-12)
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gd_kernel_step_matches_the_generic_step(l2: float, dtype: type) -> None:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((257, 6)).astype(dtype)
+    y = (X[:, 0] - X[:, 2] + 0.5 * rng.standard_normal(257) > 0).astype(dtype)
+    fast = _train(SGD(0.3), X, y, epochs=25, l2=l2, batch_size=None)
+    generic = _train(_PlainSGD(0.3), X, y, epochs=25, l2=l2, batch_size=None)
+    assert fast._seed_kernel_applies() and not generic._seed_kernel_applies()
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    assert fast.network.flat_parameters.dtype == dtype
+    np.testing.assert_allclose(
+        fast.network.flat_parameters, generic.network.flat_parameters, rtol=tolerance, atol=tolerance
+    )
+    np.testing.assert_allclose(fast.history.loss, generic.history.loss, rtol=tolerance)
 
 
 def test_kernel_keeps_float32() -> None:
@@ -76,11 +95,11 @@ def test_numba_kernel_gives_the_numpy_kernels_results(l2: float) -> None:
 def test_model_uses_the_kernel_only_for_plain_per_example_sgd() -> None:
     X, y = make_logistic(400, random_state=0)
     model = handnet.LogisticRegression(batch_size=1, max_iter=2, tol=None, random_state=0).fit(X, y)
-    assert model._trainer._sgd_kernel_applies()
+    assert model._trainer._seed_kernel_applies()
     clipped = handnet.LogisticRegression(
         batch_size=1, max_iter=2, tol=None, clip_norm=1.0, random_state=0
     ).fit(X, y)
-    assert not clipped._trainer._sgd_kernel_applies()
+    assert not clipped._trainer._seed_kernel_applies()
     # Weighted samples take the generic path, which knows the dataset-level weighting.
     weighted = handnet.LogisticRegression(batch_size=1, max_iter=2, tol=None, random_state=0)
     weighted.fit(X, y, sample_weight=np.full(len(y), 2.0))

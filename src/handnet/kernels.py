@@ -1,11 +1,17 @@
-r"""Fast kernels for one-example-per-step SGD on a logistic regression.
+r"""Numeric kernels for the seed's own model, where Python overhead dominates.
 
-With ``batch_size=1`` the generic training step (forward, loss, backward,
-optimizer) spends its time in a dozen NumPy calls on arrays of one row: the
-Python overhead per call dwarfs the arithmetic. For the seed's own model, a
-single sigmoid unit trained by plain SGD, the same step can be written with one
-NumPy call per example and scalar math for the rest. The math is exactly the
-generic path's; only the bookkeeping is leaner:
+The seed trains a single sigmoid unit, by full-batch gradient descent or by SGD
+one example at a time. The generic training step (forward through the layers,
+the loss object, backward, the optimizer object) spends most of its time on such
+a model in Python calls around tiny arrays. The kernels here do the same math
+with the bookkeeping stripped; ``tests/test_kernels.py`` checks each against the
+generic path, and the training loop uses them only where they apply (one
+``Dense(n, 1)`` layer, binary cross-entropy, plain SGD, no clipping).
+
+* :func:`logistic_gd_step`: one full-batch gradient-descent step;
+* :func:`logistic_sgd_epoch`: an epoch of per-example SGD, one NumPy call per
+  example and scalar math for the rest (compiled with numba when installed,
+  ``pip install handnet[fast]``):
 
 .. math::
 
@@ -15,10 +21,7 @@ generic path's; only the bookkeeping is leaner:
     b &\leftarrow b - \eta\, s_i (\sigma(z) - y_i)
 
 with :math:`s_i` the sample's weight relative to the mean weight (1 without
-weights). ``tests/test_kernels.py`` checks it against the generic path.
-
-When numba is installed (``pip install handnet[fast]``) the same loop is
-compiled; :func:`logistic_sgd_epoch` picks it automatically.
+weights). A fused Adam step (:func:`fused_adam_step`) sits here too.
 """
 
 from __future__ import annotations
@@ -91,6 +94,73 @@ def logistic_sgd_epoch_numpy(
         b -= step
     bias[0] = b
     return total
+
+
+def logistic_gd_step(
+    X: Array,
+    y: Array,
+    weights: Array,
+    bias: Array,
+    learning_rate: float,
+    l2: float,
+    workspace: tuple[Array, Array, Array],
+) -> float:
+    r"""One full-batch gradient-descent step on a logistic regression, in place.
+
+    The step of :mod:`handnet.training` for ``Dense(n, 1)`` + binary
+    cross-entropy + SGD, written as one function on flat vectors:
+
+    .. math::
+
+        z = X w + b,\quad
+        L = \tfrac1n \sum_i \big(\log(1 + e^{-|z_i|}) + \max(z_i, 0) - y_i z_i\big)
+            + \tfrac{\alpha}{2}\lVert w\rVert^2,\quad
+        r = \tfrac1n(\sigma(z) - y),\quad
+        w \leftarrow w - \eta (X^\top r + \alpha w),\quad
+        b \leftarrow b - \eta \textstyle\sum_i r_i
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,)
+    weights : ndarray of shape (n_features,)
+        Updated in place.
+    bias : ndarray of shape (1,)
+        Updated in place.
+    learning_rate, l2 : float
+    workspace : three ndarrays of shape (n_samples,)
+        Scratch space (the logits, ``exp(-|z|)`` and the loss terms), reused
+        from step to step.
+
+    Returns
+    -------
+    float
+        The loss before the step.
+    """
+    z, e, terms = workspace
+    n_samples = X.shape[0]
+    np.dot(X, weights, out=z)
+    z += bias[0]
+    np.abs(z, out=e)
+    np.negative(e, out=e)
+    np.exp(e, out=e)  # e = exp(-|z|) in (0, 1]: shared by the loss and the sigmoid
+    np.log1p(e, out=terms)
+    terms += np.maximum(z, 0.0)
+    terms -= y * z
+    loss = float(terms.sum()) / n_samples
+    # sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) for z < 0
+    residual = np.where(z >= 0, 1.0, e)
+    e += 1.0
+    residual /= e
+    residual -= y
+    residual *= 1.0 / n_samples  # r = dL/dz
+    gradient = np.dot(residual, X)
+    if l2:
+        loss += 0.5 * l2 * float(np.dot(weights, weights))
+        gradient += l2 * weights
+    weights -= learning_rate * gradient
+    bias[0] -= learning_rate * float(residual.sum())
+    return loss
 
 
 def _build_numba_kernel() -> Callable[..., float] | None:

@@ -19,6 +19,20 @@ Rows are drawn by indexing (``X[order[i:i+k]]``, gathered into a buffer reused
 all epoch); the caller's arrays are never shuffled or written to. All randomness
 comes from the ``numpy.random.Generator`` the trainer is given.
 
+Large and out-of-core data
+--------------------------
+The recipe does not change when the data is big; only where the rows come from:
+
+* a batch of more than a few megabytes (a full batch, typically) gets its loss
+  and gradient as a sum over cache-sized row blocks on several threads
+  (:mod:`handnet.blocks`, from :meth:`Trainer.compute_gradients`): the same
+  numbers, up to the order of the additions;
+* out-of-core data (a :class:`~handnet.streaming.RowBlocks` over a memmap, zarr,
+  h5py or Dask array) trains by :meth:`Trainer.run_stream_epoch`: storage blocks
+  in a random order, rows shuffled within each block, the next block read in the
+  background; its full batch is summed block by block, on the Dask workers for a
+  Dask array (:mod:`handnet.cluster`).
+
 Safety nets
 -----------
 * **Ctrl-C**: the first interrupt stops training at the next step boundary
@@ -51,14 +65,16 @@ from typing import Any, NoReturn, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from . import blocks
 from .exceptions import ConvergenceWarning, DivergenceError
-from .kernels import logistic_sgd_epoch, numba_available
+from .kernels import logistic_gd_step, logistic_sgd_epoch, numba_available
 from .layers import Dense
 from .losses import BinaryCrossEntropy, Loss
 from .network import Sequential
 from .optimizers import LBFGS, OPTIMIZERS, SGD, Optimizer
 from .penalties import add_l2
 from .schedules import SCHEDULES, Constant, Schedule
+from .streaming import RowBlocks
 
 Array = NDArray[np.floating]
 
@@ -521,22 +537,78 @@ class Trainer:
         # an interrupt stops before that test, so it is kept to be made on resume.
         self._lbfgs_pending: tuple[float, float] | None = None
         self._resuming = False
+        self._engine: blocks.FullBatchGradient | None = None
+        #: Warn (``ConvergenceWarning``) when ``max_iter`` ends training before the
+        #: stopping rule; off for partial_fit's one pass. An attribute, not a
+        #: warnings filter, which would be process-wide and race with other threads.
+        self.warn_at_max_iter = True
 
     # --- one step ------------------------------------------------------------------------
 
     def compute_gradients(
-        self, X: Array, Y: Array, sample_weight: Array | None = None, training: bool = True
+        self,
+        X: Array | RowBlocks,
+        Y: Array | None,
+        sample_weight: Array | None = None,
+        training: bool = True,
     ) -> float:
         """Forward, loss, backward and penalty on one batch.
 
         Leaves the gradient of the (penalised) mean loss in
         ``network.flat_gradients`` and returns the loss.
+
+        A large batch (all rows of a full-batch fit, say) gives the same numbers
+        computed block by block (:mod:`handnet.blocks`): cache-sized row blocks
+        on several threads, or blocks read from disk or summed on a Dask cluster
+        when ``X`` is out of core (a :class:`~handnet.streaming.RowBlocks`, which
+        carries its own targets and weights).
         """
         network = self.network
-        logits = network.forward(X, training=training)
-        loss, dlogits = self.loss(logits, Y, sample_weight)
-        network.backward(dlogits)
+        plain_loss = self._blockable_loss(X, sample_weight, training)
+        if plain_loss is not None:
+            loss = self._full_batch_engine()(X, Y, sample_weight, plain_loss, training)
+        else:
+            assert not isinstance(X, RowBlocks) and Y is not None
+            logits = network.forward(X, training=training)
+            loss, dlogits = self.loss(logits, Y, sample_weight)
+            network.backward(dlogits)
         return loss + add_l2(network.weights, network.weight_gradients, self.l2)
+
+    def _blockable_loss(
+        self, X: Array | RowBlocks, sample_weight: Array | None, training: bool
+    ) -> Loss | None:
+        """The plain loss to sum block by block over ``X``, or ``None`` for the one-shot path.
+
+        Blocks are for batches of at least :data:`handnet.blocks.MIN_BYTES` and for
+        out-of-core data, when the network allows it (no dropout draws). A model's
+        data-set-weighted loss (``models._DatasetWeightedLoss``, which has an
+        ``inner`` loss) is its inner loss on the full data set, the only batch
+        where the two agree.
+        """
+        if isinstance(X, RowBlocks):
+            if not blocks.supports(self.network, training):
+                raise ValueError(
+                    "full-batch training on out-of-core data does not support dropout; "
+                    "use mini-batches (batch_size=k) or dropout=0"
+                )
+        elif X.nbytes < blocks.MIN_BYTES or not blocks.supports(self.network, training):
+            return None
+        loss = self.loss
+        inner = getattr(loss, "inner", None)
+        if inner is None:
+            return loss
+        if isinstance(X, RowBlocks) or (
+            sample_weight is not None and len(sample_weight) == getattr(loss, "n_samples", -1)
+        ):
+            return inner
+        return None
+
+    def _full_batch_engine(self) -> blocks.FullBatchGradient:
+        """The block-wise engine of this network (made on first use, closed when ``fit`` ends)."""
+        engine = self._engine
+        if engine is None or engine.network is not self.network:
+            engine = self._engine = blocks.FullBatchGradient(self.network)
+        return engine
 
     def train_step(self, X: Array, Y: Array, sample_weight: Array | None = None) -> float:
         """One optimisation step on a batch; returns the batch loss (before the step)."""
@@ -578,6 +650,8 @@ class Trainer:
         n_samples = X.shape[0]
         if self.batch_size is None or self.batch_size >= n_samples:
             self._start_epoch_learning_rate()
+            if sample_weight is None and self._seed_kernel_applies():
+                return self._gd_kernel_step(X, Y)
             return self.train_step(X, Y, sample_weight)
         progress = self._progress
         if progress is None:
@@ -585,7 +659,7 @@ class Trainer:
             order = self.rng.permutation(n_samples) if self.shuffle else None
             progress = self._progress = EpochProgress(order)
         order = progress.order if progress.order is not None else np.arange(n_samples)
-        if self.batch_size == 1 and sample_weight is None and self._sgd_kernel_applies():
+        if self.batch_size == 1 and sample_weight is None and self._seed_kernel_applies():
             return self._run_kernel_epoch(X, Y, progress, order)
         batch_size = self.batch_size
         for start in range(progress.position, n_samples, batch_size):
@@ -616,10 +690,10 @@ class Trainer:
     #: shorter ones would not repay its compilation (about a second per process).
     NUMBA_MIN_ROWS = 50_000
 
-    def _sgd_kernel_applies(self) -> bool:
-        """Whether this is the seed's SGD: one sigmoid unit, plain SGD, no clipping.
+    def _seed_kernel_applies(self) -> bool:
+        """Whether this is the seed's model: one sigmoid unit, plain SGD, no clipping.
 
-        That case has a lean kernel (:mod:`handnet.kernels`) that does the same math
+        That case has lean kernels (:mod:`handnet.kernels`) that do the same math
         as the generic step with a fraction of its Python overhead.
         """
         layers = self.network.layers
@@ -631,6 +705,22 @@ class Trainer:
             and type(self.optimizer) is SGD
             and self.clip_norm is None
         )
+
+    def _gd_kernel_step(self, X: Array, Y: Array) -> float:
+        """One full-batch GD step of the seed's model by :func:`logistic_gd_step`."""
+        dense = self.network.layers[0]
+        assert isinstance(dense, Dense)
+        n_samples = X.shape[0]
+        workspace = self._buffers.get("gd_kernel")
+        if workspace is None or workspace.shape != (3, n_samples) or workspace.dtype != X.dtype:
+            workspace = self._buffers["gd_kernel"] = np.empty((3, n_samples), dtype=X.dtype)
+        loss = logistic_gd_step(
+            X, Y[:, 0], dense.weights[:, 0], dense.bias, self.current_lr, self.l2,
+            (workspace[0], workspace[1], workspace[2]),
+        )
+        if not math.isfinite(loss):
+            raise DivergenceError(_divergence_message("loss", self.epoch, self.current_lr))
+        return loss
 
     def _run_kernel_epoch(
         self, X: Array, Y: Array, progress: EpochProgress, order: NDArray[np.intp]
@@ -657,6 +747,76 @@ class Trainer:
         self._progress = None
         return progress.total / max(progress.weight_total, 1e-300)
 
+    def run_stream_epoch(self, data: RowBlocks) -> float | None:
+        """One pass over out-of-core data, block by block; returns the epoch's mean loss.
+
+        Full batch (``batch_size=None``): one step on the gradient summed over all
+        blocks. Mini-batches: the storage blocks in a random order, each block's
+        rows shuffled and cut into batches (the last one of a block may be
+        short), the next block read by a background thread meanwhile (see
+        :mod:`handnet.streaming`). An interrupt stops the epoch at the next block
+        boundary; :class:`EpochProgress` then counts blocks, not rows.
+        """
+        if self.batch_size is None or self.batch_size >= data.n_rows:
+            # train_step's recipe, with the gradient summed block by block.
+            self._start_epoch_learning_rate()
+            loss = self.compute_gradients(data, None, None)
+            if not math.isfinite(loss):
+                raise DivergenceError(_divergence_message("loss", self.epoch, self.current_lr))
+            if self.clip_norm is not None:
+                clip_gradient_norm(self.network.flat_gradients, self.clip_norm)
+            assert isinstance(self.optimizer, Optimizer)
+            self.optimizer.step(self._parameter_pairs)
+            return loss
+        progress = self._progress
+        if progress is None:
+            self._start_epoch_learning_rate()
+            order = data.block_order(self.rng if self.shuffle else None)
+            progress = self._progress = EpochProgress(order)
+        order = progress.order if progress.order is not None else data.blocks
+        batch_size = self.batch_size
+        kernel = self.batch_size == 1 and self._sgd_kernel_applies()
+        blocks_iter = data.iter_blocks(order[progress.position :])
+        try:
+            for block in blocks_iter:
+                n_rows = len(block.X)
+                rows = self.rng.permutation(n_rows) if self.shuffle else np.arange(n_rows)
+                if kernel and block.weight is None:
+                    self._kernel_block(block.X, block.Y, rows, progress)
+                else:
+                    for start in range(0, n_rows, batch_size):
+                        index = rows[start : start + batch_size]
+                        Xb = self._gather("X", block.X, index)
+                        Yb = self._gather("Y", block.Y, index)
+                        wb = None if block.weight is None else block.weight[index]
+                        batch_loss = self.train_step(Xb, Yb, wb)
+                        batch_weight = float(len(index)) if wb is None else float(np.sum(wb))
+                        progress.total += batch_loss * batch_weight
+                        progress.weight_total += batch_weight
+                progress.position += 1
+                if self._stop_inside_epoch(progress, len(order)):
+                    return None
+        finally:
+            blocks_iter.close()  # stops the prefetching thread on an error or interrupt
+        self._progress = None
+        return progress.total / max(progress.weight_total, 1e-300)
+
+    def _kernel_block(
+        self, X: Array, Y: Array, rows: NDArray[np.intp], progress: EpochProgress
+    ) -> None:
+        """Per-example SGD of a logistic regression over one block, in the lean kernel."""
+        dense = self.network.layers[0]
+        assert isinstance(dense, Dense)
+        weights, bias, targets = dense.weights[:, 0], dense.bias, Y[:, 0]
+        use_numba = len(rows) >= self.NUMBA_MIN_ROWS and X.dtype == np.float64
+        progress.total = logistic_sgd_epoch(
+            X, targets, rows, weights, bias, self.current_lr, self.l2,
+            total=progress.total, use_numba=use_numba and numba_available(),
+        )
+        if not math.isfinite(progress.total):
+            raise DivergenceError(_divergence_message("loss", self.epoch, self.current_lr))
+        progress.weight_total += len(rows)
+
     def _stop_inside_epoch(self, progress: EpochProgress, n_samples: int) -> bool:
         """Whether an interrupt asks to stop between two steps of an unfinished epoch."""
         interrupt = self._interrupt
@@ -669,8 +829,8 @@ class Trainer:
 
     def fit(
         self,
-        X: Array,
-        Y: Array,
+        X: Array | RowBlocks,
+        Y: Array | None,
         sample_weight: Array | None = None,
         max_iter: int = 200,
         validation: tuple[Array, Array, Callable[[], float]] | None = None,
@@ -679,8 +839,11 @@ class Trainer:
 
         Parameters
         ----------
-        X : ndarray of shape (n_samples, n_features)
-        Y : ndarray of shape (n_samples, n_outputs)
+        X : ndarray of shape (n_samples, n_features), or RowBlocks
+            In-memory rows, or out-of-core ones (:class:`~handnet.streaming.RowBlocks`,
+            which carry their targets and weights: ``Y`` and ``sample_weight`` are
+            then ``None``), trained block by block (:meth:`run_stream_epoch`).
+        Y : ndarray of shape (n_samples, n_outputs) or None
             Targets in the loss's format (e.g. one-hot rows).
         sample_weight : ndarray of shape (n_samples,), optional
         max_iter : int
@@ -702,10 +865,14 @@ class Trainer:
         self._resuming = False
         if self._progress is not None and self._progress.order is not None:
             order = self._progress.order
-            if len(order) != X.shape[0] or self._progress.position > len(order):
+            # An out-of-core epoch's order lists storage blocks, an in-memory one rows.
+            unit, expected = (
+                ("blocks", X.n_blocks) if isinstance(X, RowBlocks) else ("rows", X.shape[0])
+            )
+            if len(order) != expected or self._progress.position > len(order):
                 raise ValueError(
-                    f"the interrupted epoch being resumed visits {len(order)} rows, but the "
-                    f"data has {X.shape[0]}: resume with the data the run was started on"
+                    f"the interrupted epoch being resumed visits {len(order)} {unit}, but the "
+                    f"data has {expected}: resume with the data the run was started on"
                 )
         with (
             _InterruptGuard() as guard,
@@ -720,14 +887,21 @@ class Trainer:
                     self._fit_epochs(X, Y, sample_weight, max_iter, validation)
             finally:
                 self._interrupt = None
+                if self._engine is not None:
+                    self._engine.close()  # its threads; made again if fit runs again
         if self.interrupted:
-            self._report_interrupt(X.shape[0])
+            if isinstance(X, RowBlocks):
+                self._report_interrupt(X.n_blocks, "blocks")
+            else:
+                self._report_interrupt(X.shape[0], "rows")
         return self.history
 
-    def _report_interrupt(self, n_samples: int) -> None:
+    def _report_interrupt(self, n_samples: int, unit: str = "rows") -> None:
         where = f"{self.epoch} complete epoch(s)"
         if self._progress is not None:
-            where += f" and {self._progress.position} of {n_samples} rows of epoch {self.epoch + 1}"
+            where += (
+                f" and {self._progress.position} of {n_samples} {unit} of epoch {self.epoch + 1}"
+            )
         if self.checkpoint is None:
             saved = (
                 "No checkpoint is configured: pass checkpoint=PATH to fit to keep the "
@@ -748,8 +922,8 @@ class Trainer:
 
     def _fit_epochs(
         self,
-        X: Array,
-        Y: Array,
+        X: Array | RowBlocks,
+        Y: Array | None,
         sample_weight: Array | None,
         max_iter: int,
         validation: tuple[Array, Array, Callable[[], float]] | None,
@@ -765,7 +939,11 @@ class Trainer:
         while self.epoch < last_epoch:
             previous, snapshot = snapshot, network.flat_parameters.copy()
             try:
-                loss = self.run_epoch(X, Y, sample_weight)
+                if isinstance(X, RowBlocks):
+                    loss = self.run_stream_epoch(X)
+                else:
+                    assert Y is not None
+                    loss = self.run_epoch(X, Y, sample_weight)
             except DivergenceError:
                 self._restore_finite((snapshot, previous), X, Y, sample_weight)
                 raise
@@ -813,8 +991,8 @@ class Trainer:
     def _restore_finite(
         self,
         snapshots: tuple[Array | None, ...],
-        X: Array,
-        Y: Array,
+        X: Array | RowBlocks,
+        Y: Array | None,
         sample_weight: Array | None,
     ) -> None:
         """After a divergence, go back to the latest parameters with a finite loss.
@@ -829,7 +1007,11 @@ class Trainer:
         finite = [c for c in candidates if np.isfinite(c).all()]
         for candidate in finite:
             parameters[...] = candidate
-            loss, _ = self.loss(self.network.forward(X, training=False), Y, sample_weight)
+            if isinstance(X, RowBlocks):
+                loss = self.compute_gradients(X, None, None, training=False)
+            else:
+                assert Y is not None
+                loss, _ = self.loss(self.network.forward(X, training=False), Y, sample_weight)
             if math.isfinite(loss):
                 return
         parameters[...] = finite[0] if finite else candidates[-1]
@@ -848,7 +1030,7 @@ class Trainer:
         return self.tol is not None and self._no_improvement >= self.n_iter_no_change
 
     def _warn_not_converged(self) -> None:
-        if self.tol is not None:
+        if self.tol is not None and self.warn_at_max_iter:
             warnings.warn(
                 f"Stopped at max_iter={self.epoch} epochs before the loss settled "
                 f"(tol={self.tol}); raise max_iter, scale the features or raise the "
@@ -857,7 +1039,9 @@ class Trainer:
                 stacklevel=4,
             )
 
-    def _fit_lbfgs(self, X: Array, Y: Array, sample_weight: Array | None, max_iter: int) -> None:
+    def _fit_lbfgs(
+        self, X: Array | RowBlocks, Y: Array | None, sample_weight: Array | None, max_iter: int
+    ) -> None:
         optimizer = self.optimizer
         assert isinstance(optimizer, LBFGS)
         network = self.network
