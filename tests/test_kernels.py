@@ -57,9 +57,9 @@ def test_gd_kernel_step_matches_the_generic_step(l2: float, dtype: type) -> None
     assert fast._seed_kernel_applies() and not generic._seed_kernel_applies()
     tolerance = 1e-12 if dtype == np.float64 else 1e-5
     assert fast.network.flat_parameters.dtype == dtype
-    np.testing.assert_allclose(
-        fast.network.flat_parameters, generic.network.flat_parameters, rtol=tolerance, atol=tolerance
-    )
+    fast_parameters = fast.network.flat_parameters
+    generic_parameters = generic.network.flat_parameters
+    np.testing.assert_allclose(fast_parameters, generic_parameters, rtol=tolerance, atol=tolerance)
     np.testing.assert_allclose(fast.history.loss, generic.history.loss, rtol=tolerance)
 
 
