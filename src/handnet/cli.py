@@ -121,7 +121,9 @@ _Subparsers = argparse._SubParsersAction  # argparse's own (private) type for ad
 def _add_data_arguments(parser: argparse.ArgumentParser, labels_help: str) -> None:
     parser.add_argument("data", metavar="DATA",
                         help="a CSV file with a header row, an .npz with arrays X (and y), "
-                        "or an IDX file of images (MNIST's format, optionally gzipped)")
+                        "an IDX file of images (MNIST's format, optionally gzipped), a .npy "
+                        "array of features (labels: --labels LABELS.npy), or (train) a "
+                        "directory of X_000.npy, y_000.npy, ... shards")
     parser.add_argument("--target", metavar="COLUMN",
                         help="CSV: the name of the column holding the labels")
     parser.add_argument("--labels", metavar="FILE", help=labels_help)
@@ -508,7 +510,7 @@ def _classification_numbers(
 def _add_train(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
     train = subparsers.add_parser(
         "train",
-        help="train a classifier on a CSV, NPZ or IDX file",
+        help="train a classifier on a CSV, NPZ, NPY or IDX file (or .npy shards)",
         formatter_class=_FORMATTER,
         description=(
             "Train a classifier on your data and (with --save) keep it in a model file.\n"
@@ -523,13 +525,20 @@ def _add_train(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
             "  handnet train data.npz --model softmax --optimizer gd --learning-rate 0.5\n"
             "  handnet train train-images.idx3-ubyte --labels train-labels.idx1-ubyte \\\n"
             "      --model mlp --hidden 128,64 --epochs 10 --save mnist.npz\n"
+            "  handnet train X.npy --labels y.npy --batch-size 256 --epochs 5\n"
+            "  handnet train shards/ --model softmax --epochs 5   # X_000.npy, y_000.npy, ...\n"
+            "\n"
+            ".npy files and shard directories are memory-mapped and, when larger than one\n"
+            "block (8 MiB), read from disk block by block while training: a data set larger\n"
+            "than memory trains in a few blocks' worth of it. The validation rows are then\n"
+            "whole blocks, and --standardize and --plot are not available.\n"
             "\n"
             "--standardize scales each feature to zero mean and unit variance (statistics of\n"
             "the training rows); the scaling is then folded into the first layer's weights,\n"
             "so the saved model takes raw data and 'handnet predict' needs no extra step."
         ),
     )
-    _add_data_arguments(train, "IDX: the file of labels that goes with the images")
+    _add_data_arguments(train, "IDX/NPY: the file of labels that goes with the images/features")
     train.add_argument("--model", choices=("logistic", "softmax", "mlp"), default=None,
                        help="logistic (2 classes), softmax (any number of classes) or mlp "
                        "(hidden layers); default: mlp if --hidden, --activation or --dropout "
@@ -596,6 +605,132 @@ def _make_model(args: argparse.Namespace, kind: str, batch_size: int | None) -> 
     return SoftmaxRegression(alpha=alpha, **common)
 
 
+def _open_streamed(args: argparse.Namespace) -> tuple[Any, Any, str] | None:
+    """``(X, y, source)`` opened from disk when DATA is a ``.npy`` file or a shard directory.
+
+    A ``.npy`` file takes its labels from ``--labels LABELS.npy``; a directory
+    holds ``X_<k>.npy`` and ``y_<k>.npy`` pairs (see
+    :func:`handnet.streaming.open_shards`). Both are memory-mapped: nothing is
+    read yet. Other files give ``None``.
+    """
+    from .data_files import DataFileError, detect_format, open_npy
+    from .streaming import open_shards
+
+    if os.path.isdir(args.data):
+        if args.labels is not None or args.target is not None:
+            raise UsageError(
+                f"{args.data} is a directory of shards, which holds its labels in y_*.npy "
+                "files: drop --labels and --target"
+            )
+        try:
+            shards, labels = open_shards(args.data)
+        except ValueError as error:
+            raise DataFileError(str(error)) from None
+        if labels is None:
+            raise DataFileError(
+                f"{args.data}: no y_*.npy label files (the layout is X_000.npy, y_000.npy, ...)"
+            )
+        return shards, labels, f"{args.data} ({len(shards.paths)} shards)"
+    if detect_format(args.data) != "npy":
+        return None
+    if args.target is not None:
+        raise UsageError(f"--target names a CSV column, but {args.data} is a .npy file; "
+                         "pass the labels with --labels LABELS.npy")
+    if args.labels is None:
+        raise DataFileError(f"{args.data} is a .npy file: pass its labels with --labels LABELS.npy")
+    X = open_npy(args.data, "features")
+    y = open_npy(args.labels, "labels")
+    if len(y) != len(X):
+        raise DataFileError(
+            f"{args.labels}: {len(X)} samples in {args.data} but {len(y)} labels; they must match"
+        )
+    return X, y, args.data
+
+
+def _needs_streaming(X: Any) -> bool:
+    """Whether ``X`` spans several storage blocks (else it is read and trained in memory)."""
+    from .streaming import is_out_of_core, storage_bounds
+
+    return is_out_of_core(X) and len(storage_bounds(X)) > 2
+
+
+def _run_train_streamed(
+    args: argparse.Namespace, out: IO[str], mlp_flags: list[str], X: Any, y: Any, source: str
+) -> int:
+    """``handnet train`` on data read from disk block by block (see :mod:`handnet.streaming`).
+
+    The validation rows are whole storage blocks held out by the model's early
+    stopping; the summary gives the last epoch's training loss and the best
+    validation accuracy (the epoch kept). ``--standardize`` and ``--plot`` need
+    the data in memory and are refused.
+    """
+    from .streaming import scan_labels
+
+    for flag in ("standardize", "plot"):
+        if getattr(args, flag):
+            raise UsageError(
+                f"--{flag} needs the data in memory; it is not available when training from "
+                ".npy files on disk (standardise the files beforehand)"
+            )
+    classes, _ = scan_labels(y)
+    if len(classes) < 2:
+        raise ValueError(
+            f"{source}: the labels hold a single class ({classes.tolist()}); "
+            "a classifier needs examples of at least two"
+        )
+    kind = args.model or ("mlp" if mlp_flags else "logistic" if len(classes) == 2 else "softmax")
+    if kind == "logistic" and len(classes) != 2:
+        raise UsageError(
+            f"--model logistic is for two classes, but the labels hold {len(classes)}; "
+            "use --model softmax or --model mlp"
+        )
+    n_rows = int(X.shape[0])
+    batch_size = None if args.batch_size is None else min(args.batch_size, n_rows)
+    model = _make_model(args, kind, batch_size)
+    if args.validation_fraction > 0:
+        model.set_params(early_stopping=True, validation_fraction=args.validation_fraction)
+    progress = TrainingProgress(args.epochs, mode="none" if args.quiet else args.progress)
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.fit(X, y, callbacks=[progress])
+        finally:
+            progress.close()
+    seconds = time.perf_counter() - start
+    if not args.quiet:
+        for warning in caught:
+            print(f"note: {' '.join(str(warning.message).split())}", file=sys.stderr)
+    write = out.write
+    n_train = int(model.t_ // max(model.n_iter_, 1)) if model.n_iter_ else n_rows
+    write(
+        f"handnet train: {_describe_model(model)} on {source}, read from disk block by block: "
+        f"{n_train} training and {n_rows - n_train} validation rows, {X.shape[1]} features, "
+        f"{len(classes)} classes {_short_list(classes.tolist())}\n"
+    )
+    if args.optimizer == "lbfgs":
+        unit, settings = "iterations", "lbfgs, full batch"
+    else:
+        batch = "full batch" if model.batch_size is None else f"batch size {model.batch_size}"
+        unit = "epochs"
+        settings = f"{args.optimizer}, learning rate {args.learning_rate:g}, {batch}"
+    stopped = " (stopped early)" if model.n_iter_ < args.epochs else ""
+    write(f"trained {model.n_iter_} {unit}{stopped} in {_seconds(seconds)}: {settings}\n")
+    if model.loss_curve_:
+        write(f"training:   loss {model.loss_curve_[-1]:.4f} (mean over the last epoch)\n")
+    scores = model.validation_scores_ or []
+    if scores:
+        best = int(np.argmax(scores))
+        write(f"validation: accuracy {scores[best]:.4f}   (best epoch {best + 1} of "
+              f"{len(scores)} kept)\n")
+    if args.save:
+        _save_model(model, args.save)
+        write(f"model saved to {args.save}\n")
+    else:
+        write("model not saved (use --save MODEL to keep it)\n")
+    return 0
+
+
 def _run_train(args: argparse.Namespace, out: IO[str]) -> int:
     from .data_files import load_dataset
     from .datasets import Standardizer, train_test_split
@@ -611,8 +746,21 @@ def _run_train(args: argparse.Namespace, out: IO[str]) -> int:
     if args.plot:
         _require_matplotlib()
 
-    data = load_dataset(args.data, target=args.target, labels=args.labels,
-                        delimiter=args.delimiter, need_labels=True)
+    streamed = _open_streamed(args)
+    if streamed is not None and _needs_streaming(streamed[0]):
+        return _run_train_streamed(args, out, mlp_flags, *streamed)
+    if streamed is not None:
+        # .npy data small enough for one block: read it and train as any file.
+        from .data_files import Dataset, _as_feature_matrix, _as_labels
+
+        X_small, y_small, source = streamed
+        X_read = _as_feature_matrix(np.asarray(X_small[0 : len(X_small)]), source)
+        data = Dataset(X=X_read, y=_as_labels(np.asarray(y_small[0 : len(y_small)]),
+                                               X_read.shape[0], source),
+                       feature_names=None, target_name=None, source=source)
+    else:
+        data = load_dataset(args.data, target=args.target, labels=args.labels,
+                            delimiter=args.delimiter, need_labels=True)
     assert data.y is not None
     classes = np.unique(data.y)
     if len(classes) < 2:

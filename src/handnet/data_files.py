@@ -1,9 +1,12 @@
-"""Reading data files for the command line: CSV, NPZ and MNIST-style IDX.
+"""Reading data files for the command line: CSV, NPZ, NPY and MNIST-style IDX.
 
 :func:`load_dataset` recognises a file by its first bytes, not its name:
 
 * ``PK\\x03\\x04`` (a zip archive): an ``.npz`` of NumPy arrays, with the features
   in ``X`` and (optionally) the labels in ``y``; read with ``allow_pickle=False``.
+* ``\\x93NUMPY``: a ``.npy`` array of features, opened with ``mmap_mode="r"`` (read
+  from disk as it is used, see :mod:`handnet.streaming`); the labels come from a
+  second ``.npy`` file (``--labels``).
 * ``\\x00\\x00`` followed by a known IDX type code: an IDX array (see
   :func:`handnet.datasets.load_idx`); the labels come from a second IDX file.
 * ``\\x1f\\x8b`` (gzip): the decompressed content is recognised the same way
@@ -44,6 +47,7 @@ __all__ = [
     "load_dataset",
     "read_csv",
     "read_idx",
+    "read_npy",
     "read_npz",
     "write_predictions",
 ]
@@ -100,7 +104,7 @@ def _head(path: PathType, size: int = 4) -> bytes:
 
 
 def detect_format(path: PathType) -> str:
-    """``"npz"``, ``"idx"`` or ``"csv"``, from the file's first bytes.
+    """``"npz"``, ``"npy"``, ``"idx"`` or ``"csv"``, from the file's first bytes.
 
     Gzip-compressed files are looked into: a gzipped IDX file is ``"idx"``, a
     gzipped CSV file ``"csv"``.
@@ -126,6 +130,8 @@ def detect_format(path: PathType) -> str:
             raise DataFileError(f"{name}: corrupt gzip data ({error})") from None
     if head[:4] == b"PK\x03\x04":
         return "npz"
+    if head[:4] == b"\x93NUM":
+        return "npy"
     if len(head) >= 4 and head[:2] == b"\x00\x00" and head[2] in _IDX_TYPE_CODES:
         return "idx"
     return "csv"
@@ -379,6 +385,45 @@ def read_npz(path: PathType, need_labels: bool = False) -> Dataset:
     return Dataset(X=X, y=y, feature_names=None, target_name=None, source=where)
 
 
+# --- NPY ---------------------------------------------------------------------------------
+
+
+def open_npy(path: PathType, what: str = "features") -> NDArray[Any]:
+    """A ``.npy`` file opened with ``mmap_mode="r"`` (nothing read yet), checked for shape."""
+    where = os.fspath(path)
+    if detect_format(where) != "npy":
+        raise DataFileError(f"{where}: not a .npy file (expected the {what} in .npy)")
+    try:
+        array = np.load(where, mmap_mode="r", allow_pickle=False)
+    except (ValueError, OSError) as error:
+        raise DataFileError(f"{where}: cannot read the .npy file ({error})") from None
+    expected = 2 if what == "features" else 1
+    if array.ndim != expected:
+        raise DataFileError(
+            f"{where}: the {what} must be a {expected}-D array, got shape {array.shape}"
+        )
+    if array.dtype.kind not in ("biuf" if what == "features" else "biufU"):
+        raise DataFileError(f"{where}: the {what} have dtype {array.dtype}, not numbers")
+    return array
+
+
+def read_npy(path: PathType, labels: PathType | None = None, need_labels: bool = False) -> Dataset:
+    """A ``.npy`` file of features (memory-mapped, not read into memory) and ``.npy`` labels.
+
+    The features stay on disk: models read them block by block
+    (:mod:`handnet.streaming`). The labels (one per row) are read into memory.
+    """
+    where = os.fspath(path)
+    X = open_npy(where, "features")
+    y = None
+    if labels is not None:
+        y_raw = open_npy(labels, "labels")
+        y = _as_labels(np.asarray(y_raw), X.shape[0], os.fspath(labels))
+    elif need_labels:
+        raise DataFileError(f"{where} is a .npy file: pass its labels with --labels LABELS.npy")
+    return Dataset(X=X, y=y, feature_names=None, target_name=None, source=where)
+
+
 # --- IDX ---------------------------------------------------------------------------------
 
 
@@ -428,7 +473,9 @@ def load_dataset(
     need_labels: bool = True,
     features: Sequence[str] | None = None,
 ) -> Dataset:
-    """Read a CSV, NPZ or IDX file, whichever ``path`` holds.
+    """Read a CSV, NPZ, NPY or IDX file, whichever ``path`` holds.
+
+    A ``.npy`` file's features are memory-mapped, not read (see :func:`read_npy`).
 
     Parameters
     ----------
@@ -436,7 +483,7 @@ def load_dataset(
     target : str, optional
         CSV only: the label column's name (required for a CSV when ``need_labels``).
     labels : str or os.PathLike, optional
-        IDX only: the IDX file of labels.
+        IDX and NPY only: the IDX (or ``.npy``) file of labels.
     delimiter : str, optional
         CSV only; guessed from the header by default.
     need_labels : bool, default True
@@ -451,9 +498,15 @@ def load_dataset(
     """
     where = os.fspath(path)
     kind = detect_format(where)
+    if kind == "npy":
+        if target is not None:
+            raise DataFileError(
+                f"--target names a CSV column, but {where} is NPY; pass the labels with --labels"
+            )
+        return read_npy(where, labels, need_labels=need_labels)
     if labels is not None and kind != "idx":
         raise DataFileError(
-            f"--labels is for IDX image files, but {where} is {kind.upper()}"
+            f"--labels is for IDX image files and NPY files, but {where} is {kind.upper()}"
             + ("; name the CSV label column with --target" if kind == "csv" else
                "; an .npz holds its labels in the array 'y'")
         )

@@ -35,6 +35,7 @@ from numpy.typing import ArrayLike, DTypeLike, NDArray
 
 from .activations import sigmoid, softmax
 from .exceptions import NotFittedError
+from .validation import check_random_state as _rng  # shared with the models
 
 __all__ = [
     "TEACHER_BIAS",
@@ -71,25 +72,6 @@ TEACHER_BIAS: float = 0.2
 
 
 # --- argument checks ---------------------------------------------------------------------
-
-
-def _rng(random_state: RandomState) -> np.random.Generator:
-    """``np.random.default_rng`` with a clear error for values it would reject."""
-    if isinstance(random_state, np.random.RandomState):
-        raise TypeError(
-            "random_state must be an int, a numpy.random.Generator or None, got a legacy "
-            "numpy.random.RandomState; use np.random.default_rng(seed) instead"
-        )
-    if isinstance(random_state, bool) or not (
-        random_state is None or isinstance(random_state, (numbers.Integral, np.random.Generator))
-    ):
-        raise TypeError(
-            "random_state must be an int, a numpy.random.Generator or None, "
-            f"got {random_state!r} ({type(random_state).__name__})"
-        )
-    if isinstance(random_state, numbers.Integral) and int(random_state) < 0:
-        raise ValueError(f"random_state must be a non-negative int seed, got {random_state}")
-    return np.random.default_rng(random_state)
 
 
 def _check_int(value: Any, name: str, minimum: int) -> int:

@@ -21,33 +21,78 @@ from __future__ import annotations
 import copy
 import numbers
 import os
-import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .base import BaseEstimator, accuracy, available_if, r2_score
-from .exceptions import ConvergenceWarning
 from .layers import Activation, Dense, Dropout, Layer
 from .losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy
 from .network import Sequential
 from .optimizers import LBFGS, Optimizer, get_optimizer
 from .schedules import Schedule, get_schedule
+from .streaming import (
+    RowBlocks,
+    TargetEncoder,
+    is_out_of_core,
+    materialize,
+    predict_blocks,
+    scan_labels,
+    warn_column_y,
+)
 from .training import History, Trainer
 from .validation import (
+    check_class_weight,
     check_feature_names,
     check_features,
+    check_interval,
     check_positive,
+    check_random_state,
     check_sample_weight,
+    check_score_inputs,
     check_target,
+    check_validation_data,
     get_feature_names,
 )
 
 Array = NDArray[np.floating]
 
 _HIDDEN_ACTIVATIONS = ("relu", "tanh", "sigmoid", "logistic", "leaky_relu", "identity")
+
+
+@dataclass
+class _Prepared:
+    """The training data of one ``fit`` call, checked and encoded.
+
+    Attributes
+    ----------
+    n_features : int
+    X, Y, weight :
+        What the trainer trains on: in-memory arrays, or a
+        :class:`~handnet.streaming.RowBlocks` (with ``Y`` and ``weight`` ``None``:
+        the blocks carry them).
+    weighting : (n_samples, mean_weight) or None
+        For :class:`_DatasetWeightedLoss` when the rows are weighted.
+    validation : (X_val, y_val, w_val) or None
+        In memory.
+    fingerprint : tuple
+        What :meth:`handnet.io.CheckpointRun.attach` fingerprints.
+    """
+
+    n_features: int
+    X: Any
+    Y: Any
+    weight: Any
+    weighting: tuple[int, float] | None
+    validation: tuple[Any, Any, Any] | None
+    fingerprint: tuple[Any, ...]
+
+    @property
+    def n_train(self) -> int:
+        return len(self.X)
 
 
 def _has_stochastic_optimizer(model: Any) -> bool:
@@ -113,12 +158,11 @@ class _NetworkEstimator(BaseEstimator):
         if self.batch_size is not None and self.batch_size != "auto":
             check_positive(self.batch_size, "batch_size", integer=True)
 
-        if self.early_stopping:
-            fraction = self.validation_fraction
-            if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real):
-                raise TypeError(f"validation_fraction must be a number, got {fraction!r}")
-            if not 0.0 < fraction < 1.0:
-                raise ValueError(f"validation_fraction must be in (0, 1), got {fraction!r}")
+        # Checked with or without early_stopping: a bad value is a mistake either way.
+        check_interval(self.validation_fraction, "validation_fraction", 0.0, 1.0)
+        check_random_state(self.random_state)
+        if self._is_classifier:
+            check_class_weight(getattr(self, "class_weight", None))
         for layer_size in self._hidden_layers():
             check_positive(layer_size, "hidden_layer_sizes entries", integer=True)
         if self._hidden_activation() not in _HIDDEN_ACTIVATIONS:
@@ -126,9 +170,7 @@ class _NetworkEstimator(BaseEstimator):
                 f"activation must be one of {list(_HIDDEN_ACTIVATIONS)}, "
                 f"got {self._hidden_activation()!r}"
             )
-        rate = self._dropout_rate()
-        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
-            raise ValueError(f"dropout must be a number in [0, 1), got {rate!r}")
+        check_interval(self._dropout_rate(), "dropout", 0.0, 1.0, left_closed=True)
 
     def _check_batch_size(self, n_samples: int, incremental: bool) -> None:
         """In fit, a batch larger than the data is an error, not silently one full batch.
@@ -298,6 +340,10 @@ class _NetworkEstimator(BaseEstimator):
         -------
         self
         """
+        if validation_data is not None:
+            validation_data = check_validation_data(
+                validation_data, numeric=not self._is_classifier, allow_2d=self._multi_output
+            )
         return self._fit(
             X,
             y,
@@ -333,6 +379,100 @@ class _NetworkEstimator(BaseEstimator):
             or not (incremental or self.warm_start)
             or not getattr(self, "_fitted", False)
         )
+        # Checking the data sets attributes as it goes (the dtype, the generator, the
+        # classes); a call refused half-way must leave the model as it was, or a
+        # fitted model would go on predicting with, say, the refused y's classes.
+        attributes = dict(self.__dict__)
+        try:
+            if is_out_of_core(X):
+                data = self._prepare_out_of_core(
+                    X, y, sample_weight, validation_data, incremental, classes, first_call, run
+                )
+            else:
+                data = self._prepare_in_memory(
+                    X, y, sample_weight, validation_data, incremental, classes, first_call, run
+                )
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(attributes)
+            raise
+        dtype = self._dtype
+
+        if first_call:
+            self._record_features(X, data.n_features)
+            self.network_ = self._build_network(data.n_features, self._n_outputs(), dtype)
+            self.network_.set_random_state(self._rng)
+            self.loss_curve_: list[float] = []
+            self.validation_scores_: list[float] | None = None
+            self.t_ = 0
+        if first_call or not incremental:
+            self._trainer = self._make_trainer(self.network_, self._loss(), callbacks)
+        trainer = self._trainer
+        trainer.loss = (
+            self._loss()
+            if data.weighting is None
+            else _DatasetWeightedLoss(self._loss(), *data.weighting)
+        )
+        trainer.callbacks = list(callbacks)
+        if self.verbose:
+            trainer.callbacks.append(_print_progress)
+        trainer.batch_size = self._resolve_batch_size(data.n_train)
+        run.attach(self, trainer, data.fingerprint, data.n_train)
+        score_fn = None
+        if data.validation is not None:
+            Xv, yv, wv = data.validation
+
+            def score_fn() -> float:
+                return self._score_for_validation(Xv, yv, wv)
+
+            if self.validation_scores_ is None:
+                self.validation_scores_ = []
+
+        self._fitted = True  # the network exists: scoring during training needs it
+        start_epoch = trainer.epoch
+        start_scores = len(trainer.history.validation_score)
+        max_iter = 1 if incremental else run.remaining_epochs(self, trainer)
+        # partial_fit is one pass by design: not meeting tol in it is no failure to
+        # converge (scikit-learn's partial_fit does not warn either).
+        trainer.warn_at_max_iter = not incremental
+        try:
+            if max_iter > 0:  # 0: a resumed run that had already finished
+                trainer.fit(
+                    data.X,
+                    data.Y,
+                    data.weight,
+                    max_iter=max_iter,
+                    validation=None if score_fn is None else (Xv, yv, score_fn),
+                )
+        finally:
+            history = trainer.history
+            self.history_: History = history
+            new_losses = history.loss[len(history.loss) - (trainer.epoch - start_epoch) :]
+            self.loss_curve_.extend(new_losses)
+            if self.validation_scores_ is not None:
+                self.validation_scores_.extend(history.validation_score[start_scores:])
+                if self.validation_scores_:
+                    self.best_validation_score_ = max(self.validation_scores_)
+            # Epochs of this fit (a fresh trainer starts at 0; a resumed one counts
+            # the epochs before the interruption too), or all of partial_fit's.
+            self.n_iter_ = trainer.epoch
+            self.t_ += (trainer.epoch - start_epoch) * data.n_train
+            if self.loss_curve_:
+                self.best_loss_ = min(self.loss_curve_)
+        return self
+
+    def _prepare_in_memory(
+        self,
+        X: Any,
+        y: Any,
+        sample_weight: Any,
+        validation_data: tuple[Any, Any] | None,
+        incremental: bool,
+        classes: Any,
+        first_call: bool,
+        run: Any,
+    ) -> _Prepared:
+        """Check and encode in-memory data (and split off early stopping's rows)."""
         X_checked = self._validate_X(X, reset=first_call)
         n_samples = X_checked.shape[0]
         self._validate_hyperparameters(n_samples)
@@ -359,7 +499,10 @@ class _NetworkEstimator(BaseEstimator):
         if validation_data is not None or (self.early_stopping and not incremental):
             if validation_data is not None:
                 X_val = self._validate_X(validation_data[0], reset=False) if not first_call else (
-                    check_features(validation_data[0], dtype=dtype, n_features=X_checked.shape[1])
+                    check_features(
+                        validation_data[0], "X_val", dtype, X_checked.shape[1],
+                        estimator_name=type(self).__name__,
+                    )
                 )
                 y_val = validation_data[1]
             else:
@@ -381,67 +524,151 @@ class _NetworkEstimator(BaseEstimator):
             X_validation, y_validation = X_val, y_val
             validation = (X_validation, y_validation, w_val)
 
-        if first_call:
-            self._record_features(X, X_checked.shape[1])
-            self.network_ = self._build_network(X_checked.shape[1], self._n_outputs(), dtype)
-            self.network_.set_random_state(self._rng)
-            self.loss_curve_: list[float] = []
-            self.validation_scores_: list[float] | None = None
-            self.t_ = 0
-        if first_call or not incremental:
-            self._trainer = self._make_trainer(self.network_, self._loss(), callbacks)
-        trainer = self._trainer
-        trainer.loss = _DatasetWeightedLoss.wrap(self._loss(), w_train)
-        trainer.callbacks = list(callbacks)
-        if self.verbose:
-            trainer.callbacks.append(_print_progress)
-        trainer.batch_size = self._resolve_batch_size(len(X_train))
         validation_arrays = (None, None, None) if validation is None else validation
-        run.attach(self, trainer, (X_checked, Y, weights, *validation_arrays), len(X_train))
-        score_fn = None
-        if validation is not None:
-            Xv, yv, wv = validation
+        weighting = None
+        if w_train is not None:
+            weighting = (len(w_train), float(np.mean(w_train, dtype=np.float64)))
+        return _Prepared(
+            n_features=X_checked.shape[1],
+            X=X_train,
+            Y=Y_train,
+            weight=w_train,
+            weighting=weighting,
+            validation=validation,
+            fingerprint=(X_checked, Y, weights, *validation_arrays),
+        )
 
-            def score_fn() -> float:
-                return self._score_for_validation(Xv, yv, wv)
+    def _stream_encoder(self, y: Any, dtype: Any, reset: bool) -> TargetEncoder:
+        raise NotImplementedError
 
-            if self.validation_scores_ is None:
-                self.validation_scores_ = []
+    def _prepare_out_of_core(
+        self,
+        X: Any,
+        y: Any,
+        sample_weight: Any,
+        validation_data: tuple[Any, Any] | None,
+        incremental: bool,
+        classes: Any,
+        first_call: bool,
+        run: Any,
+    ) -> _Prepared:
+        """Wrap out-of-core data in a :class:`~handnet.streaming.RowBlocks` (read nothing of X).
 
-        self._fitted = True  # the network exists: scoring during training needs it
-        start_epoch = trainer.epoch
-        start_scores = len(trainer.history.validation_score)
-        max_iter = 1 if incremental else run.remaining_epochs(self, trainer)
-        try:
-            with warnings.catch_warnings():
-                if incremental:
-                    # partial_fit is one pass by design: not meeting tol in it is no
-                    # failure to converge (scikit-learn's partial_fit does not warn).
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                if max_iter > 0:  # 0: a resumed run that had already finished
-                    trainer.fit(
-                        X_train,
-                        Y_train,
-                        w_train,
-                        max_iter=max_iter,
-                        validation=None if score_fn is None else (Xv, yv, score_fn),
-                    )
-        finally:
-            history = trainer.history
-            self.history_: History = history
-            new_losses = history.loss[len(history.loss) - (trainer.epoch - start_epoch) :]
-            self.loss_curve_.extend(new_losses)
-            if self.validation_scores_ is not None:
-                self.validation_scores_.extend(history.validation_score[start_scores:])
-                if self.validation_scores_:
-                    self.best_validation_score_ = max(self.validation_scores_)
-            # Epochs of this fit (a fresh trainer starts at 0; a resumed one counts
-            # the epochs before the interruption too), or all of partial_fit's.
-            self.n_iter_ = trainer.epoch
-            self.t_ += (trainer.epoch - start_epoch) * len(X_train)
-            if self.loss_curve_:
-                self.best_loss_ = min(self.loss_curve_)
-        return self
+        The checks that need the values (numbers, finiteness, known labels) run on
+        each block as it is first read; those that need only shapes run here. A
+        classifier's fresh ``fit`` reads ``y`` once to learn ``classes_``.
+        ``early_stopping`` holds out whole blocks (see :mod:`handnet.streaming`).
+        """
+        name = type(self).__name__
+        shape = tuple(int(n) for n in X.shape)
+        if len(shape) != 2:
+            raise ValueError(
+                f"Expected 2D array, got {len(shape)}D array instead: X has shape {shape}; "
+                "pass (n_samples, n_features)"
+            )
+        n_samples, n_features = shape
+        if n_samples < 1 or n_features < 1:
+            raise ValueError(f"Found array with shape {shape}; at least 1 sample and 1 feature")
+        if not first_call:
+            self._check_is_fitted()
+            if n_features != self.n_features_in_:
+                raise ValueError(
+                    f"X has {n_features} features, but {name} is expecting "
+                    f"{self.n_features_in_} features as input (it was fitted on that many); "
+                    "pass data with the same columns as at fit time"
+                )
+        if np.dtype(X.dtype).kind not in "biuf":
+            raise ValueError(f"X has dtype {X.dtype}, but features must be numbers")
+        self._validate_hyperparameters(n_samples)
+        if first_call:
+            kind = np.dtype(X.dtype)
+            self._dtype = kind if kind in (np.float32, np.float64) else np.dtype(np.float64)
+            self._rng = np.random.default_rng(self.random_state)
+        dtype = self._dtype
+        if incremental and classes is not None and first_call:
+            self._declare_classes(classes)
+        if y is None:
+            raise ValueError(
+                "This model requires y to be passed, but the target y is None; "
+                "call fit(X, y) with y of length n_samples"
+            )
+        if not hasattr(y, "shape") or not hasattr(y, "dtype"):
+            y = np.asarray(y)  # a list: small, in memory
+        if int(y.shape[0]) != n_samples:
+            raise ValueError(
+                f"X and y have inconsistent numbers of samples: {n_samples} and {y.shape[0]}"
+            )
+        reset_targets = first_call and not (incremental and self._is_classifier)
+        encoder = self._stream_encoder(y, dtype, reset_targets)
+        self._check_batch_size(n_samples, incremental)
+        weights = None
+        if sample_weight is not None:
+            weights = check_sample_weight(materialize(sample_weight), n_samples, dtype)
+        data = RowBlocks(X, y, weights, encoder, dtype)
+        train = data
+        validation: tuple[Any, Any, Any] | None = None
+        if validation_data is not None:
+            X_val = check_features(
+                materialize(validation_data[0]), "X_val", dtype, n_features, estimator_name=name
+            )
+            validation = (X_val, materialize(validation_data[1]), None)
+        elif self.early_stopping and not incremental:
+            train, held_out = self._split_blocks(data, run)
+            X_val, y_val, w_val = held_out.read_all()
+            if w_val is not None and not np.any(w_val > 0):
+                w_val = None
+            validation = (X_val, y_val, w_val)
+        weighting = None
+        if weights is not None or encoder.class_weight is not None:
+            total = train.total_weight()
+            if total <= 0:
+                raise ValueError(
+                    "every training sample has weight 0 (sample and class weights); "
+                    "check sample_weight and class_weight"
+                )
+            weighting = (train.n_rows, total / train.n_rows)
+        validation_arrays = (None, None, None) if validation is None else validation
+        return _Prepared(
+            n_features=n_features,
+            X=train,
+            Y=None,
+            weight=None,
+            weighting=weighting,
+            validation=validation,
+            fingerprint=(data.lazy_fingerprint(), None, None, *validation_arrays),
+        )
+
+    def _split_blocks(self, data: RowBlocks, run: Any) -> tuple[RowBlocks, RowBlocks]:
+        """Early stopping on streamed data: hold out whole storage blocks, drawn at random.
+
+        About ``validation_fraction`` of the blocks (at least one) are held out;
+        their row indices go through the checkpoint run like an in-memory split,
+        so a resumed run holds out the same blocks.
+        """
+        n_blocks = data.n_blocks
+        if n_blocks < 2:
+            raise ValueError(
+                "early_stopping on out-of-core data holds out whole storage blocks, but X "
+                "is a single block; pass validation_data=(X_val, y_val) or store X in "
+                "smaller chunks"
+            )
+        starts = data.bounds[:-1]
+
+        def split(_: Any, n_samples: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+            n_held = min(n_blocks - 1, max(1, round(self.validation_fraction * n_blocks)))
+            held = np.sort(self._rng.permutation(n_blocks)[:n_held])
+            mask = np.zeros(n_samples, dtype=bool)
+            for index in held:
+                start, stop = data.rows(int(index))
+                mask[start:stop] = True
+            return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+        _, val_index = run.validation_split(split)(None, data.n_rows)
+        held = np.isin(starts, val_index)
+        if held.all() or not held.any():
+            raise ValueError("the early-stopping split must hold out some but not all blocks")
+        blocks = np.arange(n_blocks, dtype=np.int64)
+        return data.subset(blocks[~held]), data.subset(blocks[held])
 
     def _validation_split(
         self, y: Any, n_samples: int
@@ -476,7 +703,14 @@ class _NetworkEstimator(BaseEstimator):
     # --- predicting ------------------------------------------------------------------
 
     def _forward(self, X: Any) -> Array:
-        """The network's outputs (logits) on user data, checked against the fit."""
+        """The network's outputs (logits) on user data, checked against the fit.
+
+        Out-of-core ``X`` is read and predicted block by block (the outputs are
+        in memory, the features never all at once).
+        """
+        if is_out_of_core(X):
+            self._check_is_fitted()
+            return predict_blocks(X, self.n_features_in_, self._dtype, self._forward_checked)
         return self._forward_checked(self._validate_X(X, reset=False))
 
     def _forward_checked(self, X_checked: Array) -> Array:
@@ -558,9 +792,19 @@ class _ClassifierMixin(_NetworkEstimator):
         if self.class_weight is None:
             return None
         labels = np.asarray(y)
+        counts = None
         if self.class_weight == "balanced":
             counts = np.array([np.sum(labels == c) for c in self.classes_], dtype=np.float64)
-            per_class = len(labels) / (len(self.classes_) * np.maximum(counts, 1))
+        per_class = self._per_class_weight(counts, len(labels))
+        index = np.searchsorted(self.classes_, labels)
+        return per_class[index].astype(self._dtype)
+
+    def _per_class_weight(self, counts: NDArray[Any] | None, n_samples: int) -> Array:
+        """The weight of each class's rows (``counts``: rows per class, for "balanced")."""
+        if self.class_weight == "balanced":
+            assert counts is not None
+            counts = np.asarray(counts, dtype=np.float64)
+            per_class: Array = n_samples / (len(self.classes_) * np.maximum(counts, 1))
         elif isinstance(self.class_weight, dict):
             unknown = set(self.class_weight) - set(self.classes_.tolist())
             if unknown:
@@ -575,8 +819,36 @@ class _ClassifierMixin(_NetworkEstimator):
                 f"class_weight must be None, 'balanced' or a dict {{label: weight}}, "
                 f"got {self.class_weight!r}"
             )
-        index = np.searchsorted(self.classes_, labels)
-        return per_class[index].astype(self._dtype)
+        return per_class
+
+    def _stream_encoder(self, y: Any, dtype: Any, reset: bool) -> TargetEncoder:
+        """Classes (one pass over ``y`` on a fresh fit) and the block encoder for streamed data."""
+        if len(y.shape) == 2 and y.shape[1] == 1:
+            warn_column_y()
+        elif len(y.shape) != 1:
+            raise ValueError(f"y must be 1D (n_samples,), got shape {tuple(y.shape)}")
+        counts: NDArray[Any] | None = None
+        if reset or not hasattr(self, "classes_"):
+            if not reset:
+                raise ValueError(
+                    "classes must be passed on the first call to partial_fit "
+                    "(all labels that will ever appear)"
+                )
+            classes, counts = scan_labels(y)
+            self.classes_ = self._check_classes(classes)
+        self._check_n_classes()
+        per_class = None
+        if self.class_weight is not None:
+            if self.class_weight == "balanced" and counts is None:
+                # partial_fit's classes came from classes=: count the rows of each.
+                labels, label_counts = scan_labels(y)
+                counts = np.zeros(len(self.classes_), dtype=np.int64)
+                where = np.searchsorted(self.classes_, labels).clip(0, len(self.classes_) - 1)
+                known = self.classes_[where] == labels
+                counts[where[known]] = label_counts[known]
+            per_class = self._per_class_weight(counts, int(y.shape[0]))
+        kind = "sigmoid" if self._uses_sigmoid() else "onehot"
+        return TargetEncoder(kind, np.dtype(dtype), self._n_outputs(), self.classes_, per_class)
 
     def decision_function(self, X: Any) -> Array:
         """Confidence scores, as scikit-learn's ``SGDClassifier`` returns them.
@@ -627,7 +899,9 @@ class _ClassifierMixin(_NetworkEstimator):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Mean accuracy on ``X``, ``y``."""
-        return accuracy(np.asarray(y), self.predict(X), sample_weight)
+        predictions = self.predict(X)
+        labels, weights = check_score_inputs(y, len(predictions), sample_weight, self.classes_)
+        return accuracy(labels, predictions, weights)
 
     def _score_for_validation(self, X: Array, y: Any, sample_weight: Array | None) -> float:
         return accuracy(np.asarray(y), self._labels(self._forward_checked(X)), sample_weight)
@@ -678,16 +952,20 @@ class _DatasetWeightedLoss(Loss):
     training loop averages into the epoch's loss.
     """
 
-    def __init__(self, inner: Loss, sample_weight: Array) -> None:
+    def __init__(self, inner: Loss, n_samples: int, mean_weight: float) -> None:
         self.inner = inner
         self.name = inner.name
-        self.n_samples = len(sample_weight)
-        self.mean_weight = float(np.mean(sample_weight, dtype=np.float64))
+        #: Rows of the training set and their mean weight :math:`\bar s` (for
+        #: out-of-core data counted block by block, not from one array).
+        self.n_samples = int(n_samples)
+        self.mean_weight = float(mean_weight)
 
     @classmethod
     def wrap(cls, inner: Loss, sample_weight: Array | None) -> Loss:
         """``inner`` itself when there are no weights, else the wrapper."""
-        return inner if sample_weight is None else cls(inner, sample_weight)
+        if sample_weight is None:
+            return inner
+        return cls(inner, len(sample_weight), float(np.mean(sample_weight, dtype=np.float64)))
 
     def __call__(
         self, logits: Array, targets: Array, sample_weight: Array | None = None
@@ -1067,6 +1345,19 @@ class MLPRegressor(_MLPMixin, _NetworkEstimator):
     def _loss(self) -> Loss:
         return MeanSquaredError()
 
+    def _stream_encoder(self, y: Any, dtype: Any, reset: bool) -> TargetEncoder:
+        """The number of outputs (from ``y``'s shape) and the block encoder for streamed data."""
+        ndim = len(y.shape)
+        if ndim not in (1, 2):
+            raise ValueError(f"y must be 1D or 2D (n_samples, n_outputs), got shape {y.shape}")
+        n_outputs = 1 if ndim == 1 else int(y.shape[1])
+        if reset:
+            self._y_ndim = ndim
+            self.n_outputs_ = n_outputs
+        if n_outputs != self.n_outputs_:
+            raise ValueError(f"y has {n_outputs} outputs, but the model has {self.n_outputs_}")
+        return TargetEncoder("values", np.dtype(dtype), self.n_outputs_)
+
     def _n_outputs(self) -> int:
         return self.n_outputs_
 
@@ -1077,7 +1368,9 @@ class MLPRegressor(_MLPMixin, _NetworkEstimator):
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """Coefficient of determination R² on ``X``, ``y``."""
-        return r2_score(np.asarray(y), self.predict(X), sample_weight)
+        predictions = self.predict(X)
+        targets, weights = check_score_inputs(y, len(predictions), sample_weight, allow_2d=True)
+        return r2_score(targets, predictions, weights)
 
     def _score_for_validation(self, X: Array, y: Any, sample_weight: Array | None) -> float:
         return r2_score(np.asarray(y), self._forward_checked(X), sample_weight)

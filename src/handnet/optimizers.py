@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .kernels import FUSED_ADAM_MIN_SIZE, fused_adam_step
+from .validation import check_interval, check_positive
 
 Array = NDArray[np.floating]
 State = dict[str, Any]
@@ -30,10 +31,8 @@ State = dict[str, Any]
 
 def _check_eps(eps: float) -> float:
     """``eps`` as a float, refused unless finite and >= 0 (it keeps divisions finite)."""
-    eps = float(eps)
-    if not (np.isfinite(eps) and eps >= 0.0):
-        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
-    return eps
+    value: float = check_positive(eps, "eps", allow_zero=True)
+    return value
 
 
 class Optimizer:
@@ -46,10 +45,7 @@ class Optimizer:
     """
 
     def __init__(self, learning_rate: float) -> None:
-        learning_rate = float(learning_rate)
-        if not np.isfinite(learning_rate) or learning_rate <= 0:
-            raise ValueError(f"learning_rate must be a positive number, got {learning_rate!r}")
-        self.learning_rate = learning_rate
+        self.learning_rate: float = check_positive(learning_rate, "learning_rate")
         self.iterations = 0
         self.state: list[State] = []
 
@@ -124,9 +120,7 @@ class Momentum(Optimizer):
 
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9) -> None:
         super().__init__(learning_rate)
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
-        self.momentum = float(momentum)
+        self.momentum = check_interval(momentum, "momentum", 0.0, 1.0, left_closed=True)
 
     def _init_state(self, param: Array) -> State:
         return {"velocity": np.zeros_like(param)}
@@ -192,9 +186,7 @@ class RMSProp(Optimizer):
 
     def __init__(self, learning_rate: float = 0.01, rho: float = 0.99, eps: float = 1e-8) -> None:
         super().__init__(learning_rate)
-        if not 0.0 <= rho < 1.0:
-            raise ValueError(f"rho must be in [0, 1), got {rho!r}")
-        self.rho = float(rho)
+        self.rho = check_interval(rho, "rho", 0.0, 1.0, left_closed=True)
         self.eps = _check_eps(eps)
 
     def _init_state(self, param: Array) -> State:
@@ -232,11 +224,8 @@ class Adam(Optimizer):
         eps: float = 1e-8,
     ) -> None:
         super().__init__(learning_rate)
-        for name, beta in (("beta1", beta1), ("beta2", beta2)):
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {beta!r}")
-        self.beta1 = float(beta1)
-        self.beta2 = float(beta2)
+        self.beta1 = check_interval(beta1, "beta1", 0.0, 1.0, left_closed=True)
+        self.beta2 = check_interval(beta2, "beta2", 0.0, 1.0, left_closed=True)
         self.eps = _check_eps(eps)
 
     def _init_state(self, param: Array) -> State:
@@ -317,9 +306,7 @@ class AdamW(Adam):
         weight_decay: float = 0.01,
     ) -> None:
         super().__init__(learning_rate, beta1, beta2, eps)
-        if not weight_decay >= 0:  # also refuses NaN
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
-        self.weight_decay = float(weight_decay)
+        self.weight_decay: float = check_positive(weight_decay, "weight_decay", allow_zero=True)
 
     def _update(self, param: Array, grad: Array, state: State, decay: float = 1.0) -> None:
         super()._update(param, grad, state, decay=1.0 - self.learning_rate * self.weight_decay)
@@ -358,16 +345,12 @@ class LBFGS:
         c2: float = 0.9,
         max_line_search: int = 25,
     ) -> None:
-        if memory < 1:
-            raise ValueError(f"memory must be >= 1, got {memory!r}")
-        if not 0.0 < c1 < c2 < 1.0:
+        self.memory: int = check_positive(memory, "memory", integer=True)
+        self.c1 = check_interval(c1, "c1", 0.0, 1.0)
+        self.c2 = check_interval(c2, "c2", 0.0, 1.0)
+        if not self.c1 < self.c2:
             raise ValueError(f"need 0 < c1 < c2 < 1, got c1={c1!r}, c2={c2!r}")
-        if max_line_search < 1:
-            raise ValueError(f"max_line_search must be >= 1, got {max_line_search!r}")
-        self.memory = int(memory)
-        self.c1 = float(c1)
-        self.c2 = float(c2)
-        self.max_line_search = int(max_line_search)
+        self.max_line_search: int = check_positive(max_line_search, "max_line_search", integer=True)
         self.learning_rate = 1.0  # the line search chooses the step; kept for a uniform API
         self.reset()
 

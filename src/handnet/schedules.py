@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .validation import check_interval, check_positive
+
 
 class Schedule:
     """Base class; subclasses implement :meth:`learning_rate`."""
@@ -47,12 +49,8 @@ class StepDecay(Schedule):
     """
 
     def __init__(self, step_size: int = 10, gamma: float = 0.1) -> None:
-        if step_size < 1:
-            raise ValueError(f"step_size must be >= 1, got {step_size!r}")
-        if not 0.0 < gamma <= 1.0:
-            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
-        self.step_size = int(step_size)
-        self.gamma = float(gamma)
+        self.step_size: int = check_positive(step_size, "step_size", integer=True)
+        self.gamma = check_interval(gamma, "gamma", 0.0, 1.0, right_closed=True)
 
     def learning_rate(self, initial: float, epoch: int) -> float:
         return initial * self.gamma ** (epoch // self.step_size)
@@ -62,9 +60,7 @@ class ExponentialDecay(Schedule):
     r""":math:`\eta_t = \eta_0\, \gamma^{t}`."""
 
     def __init__(self, gamma: float = 0.95) -> None:
-        if not 0.0 < gamma <= 1.0:
-            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
-        self.gamma = float(gamma)
+        self.gamma = check_interval(gamma, "gamma", 0.0, 1.0, right_closed=True)
 
     def learning_rate(self, initial: float, epoch: int) -> float:
         return initial * self.gamma**epoch
@@ -80,12 +76,12 @@ class CosineAnnealing(Schedule):
     """
 
     def __init__(self, period: int | None = None, min_learning_rate: float = 0.0) -> None:
-        if period is not None and period < 1:
-            raise ValueError(f"period must be >= 1, got {period!r}")
-        if not min_learning_rate >= 0:
-            raise ValueError(f"min_learning_rate must be >= 0, got {min_learning_rate!r}")
-        self.period = period
-        self.min_learning_rate = float(min_learning_rate)
+        self.period: int | None = (
+            None if period is None else check_positive(period, "period", integer=True)
+        )
+        self.min_learning_rate: float = check_positive(
+            min_learning_rate, "min_learning_rate", allow_zero=True
+        )
 
     def learning_rate(self, initial: float, epoch: int) -> float:
         period = self.period or 1
@@ -98,9 +94,7 @@ class InverseScaling(Schedule):
     r""":math:`\eta_t = \eta_0 / (t + 1)^{p}` (scikit-learn's ``invscaling``, per epoch)."""
 
     def __init__(self, power_t: float = 0.5) -> None:
-        if not power_t >= 0:  # also refuses NaN
-            raise ValueError(f"power_t must be >= 0, got {power_t!r}")
-        self.power_t = float(power_t)
+        self.power_t: float = check_positive(power_t, "power_t", allow_zero=True)
 
     def learning_rate(self, initial: float, epoch: int) -> float:
         return initial / (epoch + 1.0) ** self.power_t
@@ -121,18 +115,12 @@ class ReduceOnPlateau(Schedule):
         threshold: float = 1e-4,
         min_learning_rate: float = 0.0,
     ) -> None:
-        if not 0.0 < factor < 1.0:
-            raise ValueError(f"factor must be in (0, 1), got {factor!r}")
-        if patience < 0:
-            raise ValueError(f"patience must be >= 0, got {patience!r}")
-        if not 0.0 <= threshold < 1.0:
-            raise ValueError(f"threshold must be in [0, 1), got {threshold!r}")
-        if not min_learning_rate >= 0:
-            raise ValueError(f"min_learning_rate must be >= 0, got {min_learning_rate!r}")
-        self.factor = float(factor)
-        self.patience = int(patience)
-        self.threshold = float(threshold)
-        self.min_learning_rate = float(min_learning_rate)
+        self.factor = check_interval(factor, "factor", 0.0, 1.0)
+        self.patience: int = check_positive(patience, "patience", integer=True, allow_zero=True)
+        self.threshold = check_interval(threshold, "threshold", 0.0, 1.0, left_closed=True)
+        self.min_learning_rate: float = check_positive(
+            min_learning_rate, "min_learning_rate", allow_zero=True
+        )
         self._scale = 1.0
         self._best = math.inf
         self._bad_epochs = 0

@@ -650,7 +650,13 @@ class Trainer:
         n_samples = X.shape[0]
         if self.batch_size is None or self.batch_size >= n_samples:
             self._start_epoch_learning_rate()
-            if sample_weight is None and self._seed_kernel_applies():
+            # Data over blocks.MIN_BYTES goes to the block engine through train_step:
+            # X read once, in cache-sized blocks on all cores (faster than the kernel).
+            if (
+                sample_weight is None
+                and X.nbytes < blocks.MIN_BYTES
+                and self._seed_kernel_applies()
+            ):
                 return self._gd_kernel_step(X, Y)
             return self.train_step(X, Y, sample_weight)
         progress = self._progress
@@ -775,7 +781,7 @@ class Trainer:
             progress = self._progress = EpochProgress(order)
         order = progress.order if progress.order is not None else data.blocks
         batch_size = self.batch_size
-        kernel = self.batch_size == 1 and self._sgd_kernel_applies()
+        kernel = self.batch_size == 1 and self._seed_kernel_applies()
         blocks_iter = data.iter_blocks(order[progress.position :])
         try:
             for block in blocks_iter:

@@ -410,7 +410,9 @@ def _n_rows(data: Any) -> int | None:
     """The number of rows of an array-like, read from its shape (nothing is loaded)."""
     shape = getattr(data, "shape", None)
     if shape is not None:
-        return int(shape[0]) if len(shape) > 0 else None
+        # A Dask array of unknown chunk sizes has NaN there: not known without reading.
+        rows = shape[0] if len(shape) > 0 else None
+        return int(rows) if isinstance(rows, numbers.Integral) else None
     try:
         return len(data)
     except TypeError:
