@@ -38,7 +38,8 @@ from handnet.layers import Activation, Dense, Dropout
 from handnet.losses import SoftmaxCrossEntropy
 from handnet.optimizers import Adam, Momentum
 from handnet.schedules import StepDecay
-from handnet.training import Trainer, check_trainer_state
+from handnet.state import check_trainer_state
+from handnet.training import Trainer
 
 
 @pytest.fixture(autouse=True, scope="module")

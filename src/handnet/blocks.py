@@ -146,7 +146,16 @@ class _OneBlasThread:
         return self._controller
 
     def _current(self, controller: Any) -> int | None:
-        counts = [lib.num_threads for lib in controller.lib_controllers if lib.user_api == "blas"]
+        """NumPy's BLAS thread count.
+
+        Other BLAS libraries may be loaded too (SciPy's, pulled in by numba or
+        scikit-learn, starts with its own default count): only the one NumPy
+        bundles runs the products here. A NumPy linked to a system BLAS has no
+        bundled one; then the largest count stands for all.
+        """
+        libraries = [lib for lib in controller.lib_controllers if lib.user_api == "blas"]
+        numpy_own = [lib for lib in libraries if "numpy" in str(lib.filepath)]
+        counts = [lib.num_threads for lib in (numpy_own or libraries)]
         return max(counts) if counts else None
 
     def threads_outside_our_limit(self) -> int | None:

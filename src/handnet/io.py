@@ -100,14 +100,8 @@ from .models import (
 from .network import Sequential
 from .optimizers import LBFGS, OPTIMIZERS, Optimizer
 from .schedules import SCHEDULES, Schedule
-from .training import (
-    OPTIMIZER_TYPES,
-    SCHEDULE_TYPES,
-    History,
-    Trainer,
-    check_rng_state,
-    check_trainer_state,
-)
+from .state import OPTIMIZER_TYPES, SCHEDULE_TYPES, check_rng_state, check_trainer_state
+from .training import History, Trainer
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "load", "save"]
 
