@@ -103,7 +103,7 @@ def logistic_gd_step(
     bias: Array,
     learning_rate: float,
     l2: float,
-    workspace: tuple[Array, Array, Array],
+    workspace: tuple[Array, Array, Array, Array],
 ) -> float:
     r"""One full-batch gradient-descent step on a logistic regression, in place.
 
@@ -128,16 +128,16 @@ def logistic_gd_step(
     bias : ndarray of shape (1,)
         Updated in place.
     learning_rate, l2 : float
-    workspace : three ndarrays of shape (n_samples,)
-        Scratch space (the logits, ``exp(-|z|)`` and the loss terms), reused
-        from step to step.
+    workspace : four ndarrays of shape (n_samples,)
+        Scratch space (the logits, ``exp(-|z|)``, the loss terms, the residual),
+        reused from step to step.
 
     Returns
     -------
     float
         The loss before the step.
     """
-    z, e, terms = workspace
+    z, e, terms, residual = workspace
     n_samples = X.shape[0]
     np.dot(X, weights, out=z)
     z += bias[0]
@@ -145,11 +145,15 @@ def logistic_gd_step(
     np.negative(e, out=e)
     np.exp(e, out=e)  # e = exp(-|z|) in (0, 1]: shared by the loss and the sigmoid
     np.log1p(e, out=terms)
-    terms += np.maximum(z, 0.0)
-    terms -= y * z
+    np.maximum(z, 0.0, out=residual)
+    terms += residual
+    # sigmoid(z) = exp(min(z, 0)) / (1 + e): 1 / (1 + e) for z >= 0, e / (1 + e) below;
+    # min(z, 0) = z - max(z, 0), and exp of it is exactly e where z < 0.
+    np.subtract(z, residual, out=residual)
+    np.exp(residual, out=residual)
+    np.multiply(y, z, out=z)  # z is not needed any more
+    terms -= z
     loss = float(terms.sum()) / n_samples
-    # sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) for z < 0
-    residual = np.where(z >= 0, 1.0, e)
     e += 1.0
     residual /= e
     residual -= y

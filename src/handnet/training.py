@@ -273,6 +273,10 @@ class Trainer:
         self._best_score = -math.inf
         self._best_parameters: Array | None = None
         self._buffers: dict[str, Array] = {}
+        #: Whether the seed's model trains here, by the kernels of handnet.kernels
+        #: (decided when fit starts; see _seed_kernel_applies).
+        self._seed_kernel = False
+        self._gd_kernel_arguments: tuple[Any, ...] | None = None
         #: What the optimizer updates: the network's one flat parameter vector.
         self._parameter_pairs = [(network.flat_parameters, network.flat_gradients)]
         self._interrupt: _InterruptGuard | None = None
@@ -396,11 +400,7 @@ class Trainer:
             self._start_epoch_learning_rate()
             # Data over blocks.MIN_BYTES goes to the block engine through train_step:
             # X read once, in cache-sized blocks on all cores (faster than the kernel).
-            if (
-                sample_weight is None
-                and X.nbytes < blocks.MIN_BYTES
-                and self._seed_kernel_applies()
-            ):
+            if self._seed_kernel and sample_weight is None and X.nbytes < blocks.MIN_BYTES:
                 return self._gd_kernel_step(X, Y)
             return self.train_step(X, Y, sample_weight)
         progress = self._progress
@@ -409,7 +409,7 @@ class Trainer:
             order = self.rng.permutation(n_samples) if self.shuffle else None
             progress = self._progress = EpochProgress(order)
         order = progress.order if progress.order is not None else np.arange(n_samples)
-        if self.batch_size == 1 and sample_weight is None and self._seed_kernel_applies():
+        if self.batch_size == 1 and sample_weight is None and self._seed_kernel:
             return self._run_kernel_epoch(X, Y, progress, order)
         batch_size = self.batch_size
         for start in range(progress.position, n_samples, batch_size):
@@ -458,15 +458,20 @@ class Trainer:
 
     def _gd_kernel_step(self, X: Array, Y: Array) -> float:
         """One full-batch GD step of the seed's model by :func:`logistic_gd_step`."""
-        dense = self.network.layers[0]
-        assert isinstance(dense, Dense)
-        n_samples = X.shape[0]
-        workspace = self._buffers.get("gd_kernel")
-        if workspace is None or workspace.shape != (3, n_samples) or workspace.dtype != X.dtype:
-            workspace = self._buffers["gd_kernel"] = np.empty((3, n_samples), dtype=X.dtype)
+        # The kernel's arguments (flat views and scratch space) are made once per
+        # fit: on the seed's 1000 x 4 data, making them every step would cost a
+        # tenth of the step. fit() drops them, and with them X and Y, when it ends.
+        arguments = self._gd_kernel_arguments
+        if arguments is None or arguments[0] is not X or arguments[1] is not Y:
+            dense = self.network.layers[0]
+            assert isinstance(dense, Dense)
+            workspace = np.empty((4, X.shape[0]), dtype=X.dtype)
+            arguments = self._gd_kernel_arguments = (
+                X, Y, Y[:, 0], dense.weights[:, 0], dense.bias, tuple(workspace)
+            )
+        _, _, y, weights, bias, workspace_rows = arguments
         loss = logistic_gd_step(
-            X, Y[:, 0], dense.weights[:, 0], dense.bias, self.current_lr, self.l2,
-            (workspace[0], workspace[1], workspace[2]),
+            X, y, weights, bias, self.optimizer.learning_rate, self.l2, workspace_rows
         )
         if not math.isfinite(loss):
             raise DivergenceError(_divergence_message("loss", self.epoch, self.current_lr))
@@ -630,6 +635,7 @@ class Trainer:
             self.network.reusing_buffers(),
         ):
             self._interrupt = guard
+            self._seed_kernel = self._seed_kernel_applies()
             try:
                 if isinstance(self.optimizer, LBFGS):
                     self._fit_lbfgs(X, Y, sample_weight, max_iter)
@@ -637,6 +643,8 @@ class Trainer:
                     self._fit_epochs(X, Y, sample_weight, max_iter, validation)
             finally:
                 self._interrupt = None
+                self._seed_kernel = False
+                self._gd_kernel_arguments = None  # holds the caller's X and Y
                 if self._engine is not None:
                     self._engine.close()  # its threads; made again if fit runs again
         if self.interrupted:
@@ -716,7 +724,9 @@ class Trainer:
             converged = self._update_stopping(loss, score)
             # Callbacks hear every finished epoch, the one that meets the stopping
             # rule included (a logger or checkpoint would otherwise miss the last).
-            stop_requested = any(callback(self) for callback in self.callbacks)
+            stop_requested = bool(self.callbacks) and any(
+                callback(self) for callback in self.callbacks
+            )
             if converged:
                 self.converged = True
             if converged or stop_requested:
