@@ -1003,7 +1003,63 @@ def _print_progress(trainer: Trainer) -> None:
 # --- the four models ---------------------------------------------------------------------
 
 
-class LogisticRegression(_ClassifierMixin):
+class _LinearClassifier(_ClassifierMixin):
+    """A linear classifier (no hidden layer): the parameters of both linear models.
+
+    scikit-learn reads the hyperparameters from the ``__init__`` signature, which
+    :class:`LogisticRegression` and :class:`SoftmaxRegression` share through here.
+    """
+
+    def __init__(
+        self,
+        learning_rate: float = 0.1,
+        max_iter: int = 1000,
+        batch_size: int | None = None,
+        alpha: float = 0.0,
+        optimizer: str | Optimizer | LBFGS = "gd",
+        schedule: str | Schedule = "constant",
+        tol: float | None = 1e-4,
+        n_iter_no_change: int = 10,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        clip_norm: float | None = None,
+        class_weight: dict[Any, float] | str | None = None,
+        init: str = "zeros",
+        shuffle: bool = True,
+        random_state: int | np.random.Generator | None = None,
+        warm_start: bool = False,
+        verbose: bool = False,
+    ) -> None:
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.alpha = alpha
+        self.optimizer = optimizer
+        self.schedule = schedule
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.clip_norm = clip_norm
+        self.class_weight = class_weight
+        self.init = init
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+
+    @property
+    def coef_(self) -> Array:
+        self._check_is_fitted()
+        return self.network_.layers[-1].parameters()[0].T
+
+    @property
+    def intercept_(self) -> Array:
+        self._check_is_fitted()
+        return self.network_.layers[-1].parameters()[1]
+
+
+class LogisticRegression(_LinearClassifier):
     r"""Binary logistic regression trained by gradient descent (the seed's model).
 
     :math:`P(y = \text{classes\_}[1] \mid x) = \sigma(x \cdot w + b)`, trained on the mean
@@ -1017,8 +1073,8 @@ class LogisticRegression(_ClassifierMixin):
         is one gradient-descent iteration.
     batch_size : int or None, default None
         ``None``: full-batch GD; ``1``: SGD, one example per step, reshuffled
-        every epoch; ``k``: mini-batches of ``k`` rows (one batch of all rows
-        when there are no more than ``k``).
+        every epoch; ``k``: mini-batches of ``k`` rows (at most the number of
+        rows in ``fit``; a shorter ``partial_fit`` chunk makes one batch).
     alpha : float, default 0.0
         L2 strength on the weights.
     optimizer : str or Optimizer, default "gd"
@@ -1050,44 +1106,6 @@ class LogisticRegression(_ClassifierMixin):
     loss_curve_ : list of float
     """
 
-    def __init__(
-        self,
-        learning_rate: float = 0.1,
-        max_iter: int = 1000,
-        batch_size: int | None = None,
-        alpha: float = 0.0,
-        optimizer: str | Optimizer | LBFGS = "gd",
-        schedule: str | Schedule = "constant",
-        tol: float | None = 1e-4,
-        n_iter_no_change: int = 10,
-        early_stopping: bool = False,
-        validation_fraction: float = 0.1,
-        clip_norm: float | None = None,
-        class_weight: dict[Any, float] | str | None = None,
-        init: str = "zeros",
-        shuffle: bool = True,
-        random_state: int | np.random.Generator | None = None,
-        warm_start: bool = False,
-        verbose: bool = False,
-    ) -> None:
-        self.learning_rate = learning_rate
-        self.max_iter = max_iter
-        self.batch_size = batch_size
-        self.alpha = alpha
-        self.optimizer = optimizer
-        self.schedule = schedule
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.clip_norm = clip_norm
-        self.class_weight = class_weight
-        self.init = init
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.verbose = verbose
-
     _binary_only = True  # scikit-learn's tag: classifier_tags.multi_class = False
 
     def _check_n_classes(self) -> None:
@@ -1098,18 +1116,9 @@ class LogisticRegression(_ClassifierMixin):
                 "or MLPClassifier for more than two"
             )
 
-    @property
-    def coef_(self) -> Array:
-        self._check_is_fitted()
-        return self.network_.layers[-1].parameters()[0].T
-
-    @property
-    def intercept_(self) -> Array:
-        self._check_is_fitted()
-        return self.network_.layers[-1].parameters()[1]
 
 
-class SoftmaxRegression(_ClassifierMixin):
+class SoftmaxRegression(_LinearClassifier):
     r"""Multinomial logistic (softmax) regression for any number of classes.
 
     :math:`P(y = k \mid x) = \mathrm{softmax}(x W + b)_k`, trained on the mean
@@ -1125,54 +1134,6 @@ class SoftmaxRegression(_ClassifierMixin):
     """
 
     _binary_output = False
-
-    def __init__(
-        self,
-        learning_rate: float = 0.1,
-        max_iter: int = 1000,
-        batch_size: int | None = None,
-        alpha: float = 0.0,
-        optimizer: str | Optimizer | LBFGS = "gd",
-        schedule: str | Schedule = "constant",
-        tol: float | None = 1e-4,
-        n_iter_no_change: int = 10,
-        early_stopping: bool = False,
-        validation_fraction: float = 0.1,
-        clip_norm: float | None = None,
-        class_weight: dict[Any, float] | str | None = None,
-        init: str = "zeros",
-        shuffle: bool = True,
-        random_state: int | np.random.Generator | None = None,
-        warm_start: bool = False,
-        verbose: bool = False,
-    ) -> None:
-        self.learning_rate = learning_rate
-        self.max_iter = max_iter
-        self.batch_size = batch_size
-        self.alpha = alpha
-        self.optimizer = optimizer
-        self.schedule = schedule
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.clip_norm = clip_norm
-        self.class_weight = class_weight
-        self.init = init
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.verbose = verbose
-
-    @property
-    def coef_(self) -> Array:
-        self._check_is_fitted()
-        return self.network_.layers[-1].parameters()[0].T
-
-    @property
-    def intercept_(self) -> Array:
-        self._check_is_fitted()
-        return self.network_.layers[-1].parameters()[1]
 
 
 class _MLPMixin(_NetworkEstimator):
