@@ -68,8 +68,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .kernels import logistic_loss_gradient
 from .layers import Activation, Dense, Dropout, Layer
-from .losses import Loss
+from .losses import BinaryCrossEntropy, Loss
 from .network import Sequential
 
 if TYPE_CHECKING:
@@ -269,6 +270,13 @@ class Workspace:
         self.gradient_sum: Array = np.zeros_like(self.network.flat_gradients)
         self.loss_sum = 0.0
         self.weight_sum = 0.0
+        layers = self.network.layers
+        #: The seed's model (one sigmoid unit) adds its blocks through the lean kernel
+        #: of handnet.kernels: the same sums with a third of the NumPy calls.
+        self._logistic = (
+            len(layers) == 1 and isinstance(layers[0], Dense) and layers[0].n_outputs == 1
+        )
+        self._scratch: Array | None = None
 
     def reset(self, parameters: Array) -> None:
         """Start new sums at the parameters ``parameters`` (shape ``(n_parameters,)``)."""
@@ -301,6 +309,9 @@ class Workspace:
             if weight == 0.0:
                 return  # contributes nothing (and its mean loss would be 0/0)
         network = self.network
+        if self._logistic and sample_weight is None and type(loss) is BinaryCrossEntropy:
+            self._add_logistic(X, Y, weight)
+            return
         logits = network.forward(X, training=training)
         mean, dlogits = loss(logits, Y, sample_weight)
         # The loss divides by S_b; multiplying back gives the block's gradient *sum*,
@@ -308,6 +319,24 @@ class Workspace:
         dlogits *= dlogits.dtype.type(weight)
         network.backward(dlogits)
         self.gradient_sum += network.flat_gradients
+        self.loss_sum += mean * weight
+        self.weight_sum += weight
+
+    def _add_logistic(self, X: Array, Y: Array, weight: float) -> None:
+        """:meth:`add` for one sigmoid unit, by :func:`handnet.kernels.logistic_loss_gradient`."""
+        dense = self.network.layers[0]
+        assert isinstance(dense, Dense)
+        rows = X.shape[0]
+        if self._scratch is None or self._scratch.shape[1] < rows:
+            self._scratch = np.empty((4, rows), dtype=X.dtype)
+        scratch = self._scratch[:, :rows]
+        mean, weight_gradient, bias_gradient = logistic_loss_gradient(
+            X, Y[:, 0], dense.weights[:, 0], float(dense.bias[0]),
+            (scratch[0], scratch[1], scratch[2], scratch[3]),
+        )
+        # Weights come first in the flat layout, the bias last (one Dense layer).
+        self.gradient_sum[:-1] += weight * weight_gradient
+        self.gradient_sum[-1] += weight * bias_gradient
         self.loss_sum += mean * weight
         self.weight_sum += weight
 

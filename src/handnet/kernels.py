@@ -137,10 +137,50 @@ def logistic_gd_step(
     float
         The loss before the step.
     """
+    loss, gradient, bias_gradient = logistic_loss_gradient(X, y, weights, float(bias[0]), workspace)
+    if l2:
+        loss += 0.5 * l2 * float(np.dot(weights, weights))
+        gradient += l2 * weights
+    weights -= learning_rate * gradient
+    bias[0] -= learning_rate * bias_gradient
+    return loss
+
+
+def logistic_loss_gradient(
+    X: Array,
+    y: Array,
+    weights: Array,
+    bias: float,
+    workspace: tuple[Array, Array, Array, Array],
+) -> tuple[float, Array, float]:
+    r"""Mean binary cross-entropy of a logistic regression and its gradient.
+
+    .. math::
+
+        z = X w + b,\quad
+        L = \tfrac1n \sum_i \big(\log(1 + e^{-|z_i|}) + \max(z_i, 0) - y_i z_i\big),\quad
+        r = \tfrac1n(\sigma(z) - y),\quad
+        \nabla_w L = X^\top r,\quad \partial L / \partial b = \textstyle\sum_i r_i
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,)
+    weights : ndarray of shape (n_features,)
+    bias : float
+    workspace : four ndarrays of shape (n_samples,)
+        Scratch space, overwritten.
+
+    Returns
+    -------
+    loss : float
+    weight_gradient : ndarray of shape (n_features,)
+    bias_gradient : float
+    """
     z, e, terms, residual = workspace
     n_samples = X.shape[0]
     np.dot(X, weights, out=z)
-    z += bias[0]
+    z += bias
     np.abs(z, out=e)
     np.negative(e, out=e)
     np.exp(e, out=e)  # e = exp(-|z|) in (0, 1]: shared by the loss and the sigmoid
@@ -158,13 +198,7 @@ def logistic_gd_step(
     residual /= e
     residual -= y
     residual *= 1.0 / n_samples  # r = dL/dz
-    gradient = np.dot(residual, X)
-    if l2:
-        loss += 0.5 * l2 * float(np.dot(weights, weights))
-        gradient += l2 * weights
-    weights -= learning_rate * gradient
-    bias[0] -= learning_rate * float(residual.sum())
-    return loss
+    return loss, np.dot(residual, X), float(residual.sum())
 
 
 def _build_numba_kernel() -> Callable[..., float] | None:
