@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -388,10 +389,10 @@ def child_script(tmp_path: Path) -> ModuleType:
 
 
 def training_command(script: Path, checkpoint: Path) -> list[str]:
-    """The command that trains with a checkpoint (and resumes from it if present).
+    """The Python child that trains with a checkpoint (and resumes from it if present).
 
-    When the ``handnet train`` CLI exists, return its command line here instead;
-    the tests below only need it to print ``epoch N`` lines and to honour Ctrl-C.
+    It drives ``fit`` directly, pacing each epoch, so that the test can signal it
+    after a given epoch; :func:`handnet_train` is the same for the command line.
     """
     return [sys.executable, str(script), str(checkpoint)]
 
@@ -460,6 +461,89 @@ def test_a_real_sigint_to_a_training_process_then_resume(
     resumed = child_script.model().fit(X_child, y_child, checkpoint=checkpoint, resume=True)
     reference = child_script.model().fit(X_child, y_child)
     _assert_same_run(resumed, reference)
+
+
+# The command line: an MLP trained by 8-row Adam steps (an interrupt can land
+# at any of an epoch's 675 steps), standardised inputs (the checkpoint must hold the
+# unfolded run) and a validation split (the kept best epoch), about 30 ms an epoch.
+CLI_OPTIONS = (
+    "--model", "mlp", "--hidden", "32,32", "--batch-size", "8", "--epochs", "60",
+    "--standardize", "--seed", "3", "--progress", "log",
+)
+
+
+def _write_cli_data(path: Path) -> Path:
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(6000, 8)) * [1, 10, 100, 1, 1, 1, 1, 1] + 5
+    labels = (features[:, 0] + features[:, 1] / 10 - features[:, 2] / 100 > 5).astype(int)
+    np.savez(path, X=features, y=labels)
+    return path
+
+
+def handnet_train(data: Path, *options: str) -> list[str]:
+    """``python -m handnet train DATA`` with :data:`CLI_OPTIONS` and ``options``."""
+    return [sys.executable, "-m", "handnet", "train", str(data), *CLI_OPTIONS, *options]
+
+
+def _finish(command: list[str]) -> subprocess.CompletedProcess[str]:
+    process = _start(command)
+    out, err = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_a_real_sigint_to_handnet_train_then_resume_gives_the_uninterrupted_model(
+    tmp_path: Path,
+) -> None:
+    data = _write_cli_data(tmp_path / "data.npz")
+    checkpoint, final, reference = tmp_path / "ck.npz", tmp_path / "final.npz", tmp_path / "ref.npz"
+    process = _start(handnet_train(data, "--checkpoint", str(checkpoint), "--save", str(final)))
+    try:
+        # The first checkpoint (epoch 1) exists: training runs, with Ctrl-C's handler set.
+        deadline = time.monotonic() + 60
+        while not checkpoint.exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no checkpoint after 60 s"
+            time.sleep(0.005)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:  # pragma: no cover - cleanup of a hung child
+            process.kill()
+            process.communicate()
+    # A clean stop: status 130, no traceback, no summary, no --save, and a message that
+    # names the checkpoint and the command that continues the run.
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert "Interrupt received" in err
+    assert f"the run is saved in {checkpoint}" in err
+    assert out == "" and not final.exists()
+    stopped = handnet.load(checkpoint)
+    assert 1 <= stopped.n_iter_ < 60
+    hint = [line for line in err.splitlines() if "To continue it, run: " in line]
+    assert len(hint) == 1, err
+    command = shlex.split(hint[0].split("To continue it, run: ", 1)[1])
+    assert command[0] == "handnet" and command[-1] == "--resume"
+
+    # The command it names finishes the run ...
+    resumed = _finish([sys.executable, "-m", *command])
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming the run saved in {checkpoint}" in resumed.stderr
+    assert "trained 60 epochs" in resumed.stdout and f"model saved to {final}" in resumed.stdout
+    # ... and gives bit for bit the model of a run that was never interrupted.
+    uninterrupted = _finish(handnet_train(data, "--save", str(reference)))
+    assert uninterrupted.returncode == 0, uninterrupted.stderr
+    got, want = handnet.load(final), handnet.load(reference)
+    np.testing.assert_array_equal(got.network_.flat_parameters, want.network_.flat_parameters)
+    assert got.loss_curve_ == want.loss_curve_
+    assert got.validation_scores_ == want.validation_scores_
+    assert got.n_iter_ == want.n_iter_ == 60
+    # The checkpoint holds the unfolded run (standardised inputs), the saved model the
+    # folded one (raw inputs): their first layers differ, their last agree.
+    run = handnet.load(checkpoint)
+    assert run.n_iter_ == 60
+    assert not np.array_equal(run.network_.layers[0].weights, got.network_.layers[0].weights)
+    np.testing.assert_array_equal(run.network_.layers[-1].weights, got.network_.layers[-1].weights)
 
 
 # --- the resume API ----------------------------------------------------------------------------

@@ -140,7 +140,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         ("demo", ["--plot", "--animate", "--explain", "--seed"]),
         ("train", ["--target", "--model", "--hidden", "--optimizer", "--learning-rate",
                    "--epochs", "--batch-size", "--validation-fraction", "--seed", "--save",
-                   "--standardize", "--quiet", "--plot", "--labels"]),
+                   "--standardize", "--quiet", "--plot", "--labels", "--checkpoint",
+                   "--checkpoint-every", "--resume"]),
         ("predict", ["--proba", "--output"]),
         ("evaluate", ["--target", "--labels"]),
         ("info", ["MODEL"]),
@@ -637,3 +638,65 @@ def test_metrics_match_scikit_learn(rng: np.random.Generator) -> None:
     # A class never predicted: precision 0, not a division by zero.
     report = classification_report(["a", "b"], ["a", "a"], ["a", "b"])
     assert report.precision.tolist() == [0.5, 0.0] and report.f1[1] == 0.0
+
+
+# --- checkpoints: --checkpoint, --checkpoint-every, --resume -----------------------------
+
+
+@needs_model_files
+def test_checkpoint_options_and_resume_errors(files: dict[str, Path], tmp_path: Path) -> None:
+    moons = str(files["moons"])
+    train = ("train", moons, "--target", "label", "--model", "mlp", "--hidden", "8",
+             "--epochs", "6", "--standardize", "--progress", "none")
+    checkpoint = tmp_path / "run.npz"
+
+    # Options that cannot work: one line, status 2, nothing trained.
+    for options, pattern in [
+        (["--resume"], r"--resume needs --checkpoint PATH"),
+        (["--checkpoint-every", "2"], r"--checkpoint-every needs --checkpoint PATH"),
+        (["--checkpoint", str(checkpoint), "--save", str(checkpoint)], r"name the same file"),
+        (["--checkpoint", str(tmp_path / "no" / "run.npz")], r"the folder to write into"),
+    ]:
+        result = run(*train, *options, cwd=tmp_path)
+        assert re.search(pattern, one_line_error(result)), result.stderr
+        assert not checkpoint.exists()
+    assert run(*train, "--checkpoint-every", "0").returncode == 2  # argparse: positive
+
+    # --resume without a checkpoint file yet starts the run (and says so) ...
+    result = run(*train, "--checkpoint", str(checkpoint), "--checkpoint-every", "2", "--resume")
+    assert result.returncode == 0, result.stderr
+    assert f"{checkpoint} does not exist yet: starting a new run" in result.stderr
+    import handnet.io as model_files
+
+    assert model_files.load(checkpoint).n_iter_ == 6
+    # ... an existing one is never overwritten without --resume ...
+    line = one_line_error(run(*train, "--checkpoint", str(checkpoint)))
+    assert "exists: add --resume" in line
+    # ... and with it a finished run is not trained again; --epochs may grow.
+    result = run(*train, "--checkpoint", str(checkpoint), "--resume")
+    assert result.returncode == 0 and "trained 6 epochs" in result.stdout, result.stderr
+    longer = [*train[:-5], "--epochs", "8", *train[-3:]]
+    result = run(*longer, "--checkpoint", str(checkpoint), "--resume")
+    assert result.returncode == 0 and "trained 8 epochs" in result.stdout, result.stderr
+
+    # Resuming with other data or other options: one clear line, status 1, no traceback.
+    other = tmp_path / "other.csv"
+    with files["moons"].open(encoding="utf-8", newline="") as stream:
+        rows = list(csv.reader(stream))
+    write_csv(other, rows[0], rows[1:-1])  # one row fewer
+    for command, pattern in [
+        ([*longer[:1], str(other), *longer[2:]], r"the data differs"),
+        ([*longer, "--learning-rate", "0.1"], r"learning_rate=0\.01 there but 0\.1 here"),
+        ([*longer, "--seed", "1"], r"the data differs|random_state"),
+        ([*longer[:4], "--model", "softmax", *longer[8:]], r"cannot resume a SoftmaxRegression"),
+    ]:
+        result = run(*command, "--checkpoint", str(checkpoint), "--resume")
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        errors = [line for line in result.stderr.splitlines() if "error:" in line]
+        assert len(errors) == 1, result.stderr
+        assert re.search(pattern, errors[0]) and "--resume continues a run" in errors[0]
+    # A file that is no checkpoint at all.
+    result = run(*longer, "--checkpoint", moons, "--resume")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "error:" in result.stderr and moons in result.stderr

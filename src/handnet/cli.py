@@ -26,6 +26,7 @@ import contextlib
 import importlib
 import math
 import os
+import shlex
 import sys
 import time
 import warnings
@@ -329,6 +330,8 @@ class TrainingProgress:
         self.last_line = -math.inf
         self.last_epoch: tuple[int, float, float | None] | None = None
         self.printed_epoch = 0
+        #: The epoch training started from (more than 0 for a resumed run), for the ETA.
+        self.first_epoch: int | None = None
         self.bar: Any = None
         if mode == "auto":
             is_terminal = bool(getattr(self.stream, "isatty", lambda: False)())
@@ -355,6 +358,11 @@ class TrainingProgress:
         history = trainer.history
         loss = history.loss[-1] if history.loss else float("nan")
         score = history.validation_score[-1] if history.validation_score else None
+        if self.first_epoch is None:
+            self.first_epoch = max(epoch - 1, 0)
+            if self.bar is not None and self.first_epoch:
+                # A resumed run: its earlier epochs are no part of this run's rate.
+                self.bar.n = self.bar.last_print_n = self.bar.initial = self.first_epoch
         if self.bar is not None:
             postfix = {"loss": f"{loss:.4g}"}
             if score is not None:
@@ -367,7 +375,7 @@ class TrainingProgress:
         self.last_epoch = (epoch, loss, score)
         now = time.perf_counter()
         due = epoch % self.every == 0 and now - self.last_line >= self.interval
-        if epoch == 1 or epoch >= self.total or due:
+        if epoch == self.first_epoch + 1 or epoch >= self.total or due:
             self._log(epoch, loss, score, now)
 
     def _log(self, epoch: int, loss: float, score: float | None, now: float) -> None:
@@ -379,7 +387,8 @@ class TrainingProgress:
             line += f", {self.score_name} {score:.4f}"
         line += f" ({_seconds(elapsed)}"
         if epoch < self.total:
-            line += f", about {_seconds(elapsed / epoch * (self.total - epoch))} left"
+            done = max(epoch - (self.first_epoch or 0), 1)
+            line += f", about {_seconds(elapsed / done * (self.total - epoch))} left"
         print(line + ")", file=self.stream, flush=True)
 
     def close(self) -> None:
@@ -535,7 +544,16 @@ def _add_train(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
             "\n"
             "--standardize scales each feature to zero mean and unit variance (statistics of\n"
             "the training rows); the scaling is then folded into the first layer's weights,\n"
-            "so the saved model takes raw data and 'handnet predict' needs no extra step."
+            "so the saved model takes raw data and 'handnet predict' needs no extra step.\n"
+            "\n"
+            "Ctrl-C stops training after the current step. With --checkpoint the progress is\n"
+            "saved there and the command exits (status 130) without a summary or --save;\n"
+            "run the same command with --resume to finish the run, bit for bit as if it had\n"
+            "never stopped:\n"
+            "  handnet train data.npz --checkpoint run.npz --save model.npz\n"
+            "  handnet train data.npz --checkpoint run.npz --save model.npz --resume\n"
+            "Without --checkpoint the model trained so far is summarised and saved. A second\n"
+            "Ctrl-C aborts at once (the last periodic checkpoint stays)."
         ),
     )
     _add_data_arguments(train, "IDX/NPY: the file of labels that goes with the images/features")
@@ -571,6 +589,16 @@ def _add_train(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
     train.add_argument("--seed", type=int, default=0,
                        help="random seed: split, initial weights, shuffling (default 0)")
     train.add_argument("--save", metavar="MODEL", help="write the trained model to this file")
+    train.add_argument("--checkpoint", metavar="PATH",
+                       help="keep the run's progress in this file (parameters, optimizer and "
+                       "generator state, epoch, history): written every --checkpoint-every "
+                       "epochs, at the end, and on Ctrl-C")
+    train.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="K",
+                       help="epochs between checkpoints (default 1; needs --checkpoint)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run saved in --checkpoint if that file exists (else "
+                       "start one): same data and options required, --epochs may grow; the "
+                       "result is bit for bit that of an uninterrupted run")
     train.add_argument("--plot", metavar="FILE.png",
                        help="write the loss and accuracy curves (and, for 2 features, the "
                        "decision boundary) to a PNG")
@@ -603,6 +631,85 @@ def _make_model(args: argparse.Namespace, kind: str, batch_size: int | None) -> 
     if kind == "logistic":
         return LogisticRegression(alpha=alpha, **common)
     return SoftmaxRegression(alpha=alpha, **common)
+
+
+def _check_checkpoint_options(args: argparse.Namespace) -> None:
+    """Refuse checkpoint options that cannot work, before any data is read."""
+    if args.checkpoint is None:
+        for flag, value in (("--resume", args.resume), ("--checkpoint-every",
+                                                         args.checkpoint_every)):
+            if value:
+                raise UsageError(f"{flag} needs --checkpoint PATH, the file of the run")
+        return
+    _check_output_path(args.checkpoint)
+    if args.save and os.path.abspath(args.save) == os.path.abspath(args.checkpoint):
+        raise UsageError(
+            "--save and --checkpoint name the same file: the checkpoint holds the run "
+            "being trained, --save the finished model; give them different names"
+        )
+    if os.path.exists(args.checkpoint) and not args.resume:
+        # A fresh run would overwrite the progress of an earlier one without a word.
+        raise UsageError(
+            f"{args.checkpoint} exists: add --resume to continue the run it holds, or "
+            "remove it (or pick another --checkpoint) to start a new one"
+        )
+    if args.resume and not args.quiet:
+        if os.path.exists(args.checkpoint):
+            print(f"note: resuming the run saved in {args.checkpoint}", file=sys.stderr)
+        else:
+            print(f"note: {args.checkpoint} does not exist yet: starting a new run",
+                  file=sys.stderr)
+
+
+def _fit_model(
+    model: Any, args: argparse.Namespace, X: Any, y: Any, progress: TrainingProgress,
+    **fit_args: Any,
+) -> tuple[float, bool]:
+    """``model.fit`` with the progress report and the checkpoint options.
+
+    Returns the seconds taken and whether Ctrl-C stopped training. Warnings
+    (e.g. a ConvergenceWarning) are printed as notes, one line each.
+    """
+    if args.checkpoint is not None:
+        fit_args.update(checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every or 1,
+                        resume=bool(args.resume))
+    start = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model.fit(X, y, **fit_args)
+        except ValueError as error:
+            if args.resume and progress.first_epoch is None and os.path.exists(args.checkpoint):
+                # The run in the checkpoint does not match this command (the model
+                # checks before training): say so in the command line's terms.
+                raise ValueError(
+                    f"{_error_text(error)} (--resume continues a run with the DATA and "
+                    "options it was started with; only --epochs may change)"
+                ) from None
+            raise
+        finally:
+            progress.close()
+    seconds = time.perf_counter() - start
+    if not args.quiet:
+        for warning in caught:  # e.g. a ConvergenceWarning, as one readable line
+            print(f"note: {' '.join(str(warning.message).split())}", file=sys.stderr)
+    trainer = getattr(model, "_trainer", None)
+    return seconds, bool(getattr(trainer, "interrupted", False))
+
+
+def _stopped_with_checkpoint(args: argparse.Namespace, model: Any) -> int:
+    """After Ctrl-C with --checkpoint: say where the run is and how to go on; status 130."""
+    argv = list(getattr(args, "argv", None) or [])
+    command = "handnet " + (shlex.join(argv) if argv else "train ...")
+    if "--resume" not in argv:
+        command += " --resume"
+    print(
+        f"handnet train: interrupted after {model.n_iter_} complete epoch(s) of {args.epochs}; "
+        f"the run is saved in {args.checkpoint} (nothing written to --save). "
+        f"To continue it, run: {command}",
+        file=sys.stderr,
+    )
+    return 130
 
 
 def _open_streamed(args: argparse.Namespace) -> tuple[Any, Any, str] | None:
@@ -690,17 +797,9 @@ def _run_train_streamed(
     if args.validation_fraction > 0:
         model.set_params(early_stopping=True, validation_fraction=args.validation_fraction)
     progress = TrainingProgress(args.epochs, mode="none" if args.quiet else args.progress)
-    start = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            model.fit(X, y, callbacks=[progress])
-        finally:
-            progress.close()
-    seconds = time.perf_counter() - start
-    if not args.quiet:
-        for warning in caught:
-            print(f"note: {' '.join(str(warning.message).split())}", file=sys.stderr)
+    seconds, interrupted = _fit_model(model, args, X, y, progress, callbacks=[progress])
+    if interrupted and args.checkpoint is not None:
+        return _stopped_with_checkpoint(args, model)
     write = out.write
     n_train = int(model.t_ // max(model.n_iter_, 1)) if model.n_iter_ else n_rows
     write(
@@ -745,6 +844,7 @@ def _run_train(args: argparse.Namespace, out: IO[str]) -> int:
     _check_output_path(args.plot)
     if args.plot:
         _require_matplotlib()
+    _check_checkpoint_options(args)
 
     streamed = _open_streamed(args)
     if streamed is not None and _needs_streaming(streamed[0]):
@@ -819,19 +919,16 @@ def _run_train(args: argparse.Namespace, out: IO[str]) -> int:
     progress = TrainingProgress(args.epochs, mode="none" if args.quiet else args.progress)
     callbacks.append(progress)
 
-    start = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            model.fit(X_fit, y_train, validation_data=validation, callbacks=callbacks)
-        finally:
-            progress.close()
-    seconds = time.perf_counter() - start
-    if not args.quiet:
-        for warning in caught:  # e.g. a ConvergenceWarning, as one readable line
-            print(f"note: {' '.join(str(warning.message).split())}", file=sys.stderr)
+    seconds, interrupted = _fit_model(model, args, X_fit, y_train, progress,
+                                      validation_data=validation, callbacks=callbacks)
+    if interrupted and args.checkpoint is not None:
+        # The checkpoint holds the run as trained, on standardised inputs (nothing is
+        # folded into it), so that --resume continues it exactly.
+        return _stopped_with_checkpoint(args, model)
 
     if scaler is not None:
+        # Every checkpoint is written by now: the fold changes the model in memory
+        # (and --save), never the run kept in --checkpoint.
         fold_standardization(model.network_, scaler.mean_, scaler.scale_)
 
     # From here on the model takes raw inputs: every number below is what the saved
@@ -1286,6 +1383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The command line as given: an interrupted 'train' shows how to resume it.
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     commands: dict[str, Callable[[argparse.Namespace, IO[str]], int]] = {
         "train": _run_train,
         "predict": _run_predict,
