@@ -186,6 +186,10 @@ def test_early_stopping_holds_out_whole_blocks(files: tuple[Any, Any], tmp_path:
     one_block, labels = open_shards(tmp_path)
     with pytest.raises(ValueError, match="single block"):
         _adam(0, early_stopping=True).fit(one_block, labels)
+    # A share of the blocks that rounds to none is refused: one block would be too much.
+    tiny = 0.49 / n_blocks
+    with pytest.raises(ValueError, match="less than one block"):
+        _adam(0, early_stopping=True, validation_fraction=tiny).fit(X, y)
 
 
 # --- full batch: sums over blocks ----------------------------------------------------------
@@ -431,9 +435,10 @@ def test_training_on_a_file_several_times_larger_than_the_memory_allowed(
 def test_cli_trains_on_a_npy_pair_and_a_shard_directory(
     files: tuple[Any, Any], tmp_path: Path, data: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Streamed data holds out whole blocks, only when asked (--validation-fraction).
     code = main(["train", str(tmp_path / "X.npy"), "--labels", str(tmp_path / "y.npy"),
-                 "--epochs", "2", "--batch-size", "64", "--quiet",
-                 "--save", str(tmp_path / "m.npz")])
+                 "--epochs", "2", "--batch-size", "64", "--quiet", "--validation-fraction",
+                 "0.25", "--save", str(tmp_path / "m.npz")])
     assert code == 0
     text = capsys.readouterr().out
     assert "read from disk block by block" in text and "validation: accuracy" in text
@@ -449,6 +454,7 @@ def test_cli_trains_on_a_npy_pair_and_a_shard_directory(
         np.save(shards / f"y_{k:03d}.npy", y[k * 2000 : (k + 1) * 2000])
     assert main(["train", str(shards), "--model", "softmax", "--epochs", "2", "--quiet"]) == 0
     assert "(3 shards)" in capsys.readouterr().out
+
     code = main(["train", str(tmp_path / "X.npy"), "--labels", str(tmp_path / "y.npy"),
                  "--standardize"])
     assert code == 2

@@ -579,8 +579,10 @@ def _add_train(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
                        "full-batch gradient descent, 1 for one example per step")
     train.add_argument("--l2", type=_nonnegative_float, default=None, metavar="ALPHA",
                        help="L2 penalty on the weights (default 0; mlp 1e-4)")
-    train.add_argument("--validation-fraction", type=_fraction, default=0.1, metavar="F",
-                       help="share of rows held out for validation (default 0.1; 0: none)")
+    train.add_argument("--validation-fraction", type=_fraction, default=None, metavar="F",
+                       help="share of rows held out for validation (default 0.1 for data read "
+                       "into memory, 0 for data streamed from disk, where whole storage "
+                       "blocks are held out; 0: none)")
     train.add_argument("--patience", type=_positive_int, default=None, metavar="N",
                        help="stop early once the validation accuracy (or, without "
                        "validation, the loss) has not improved for N epochs")
@@ -794,7 +796,9 @@ def _run_train_streamed(
     n_rows = int(X.shape[0])
     batch_size = None if args.batch_size is None else min(args.batch_size, n_rows)
     model = _make_model(args, kind, batch_size)
-    if args.validation_fraction > 0:
+    # Streamed data holds out whole storage blocks: only on request, since a default
+    # 10% of a file of a few blocks would be one block, far more than 10% of the rows.
+    if args.validation_fraction:
         model.set_params(early_stopping=True, validation_fraction=args.validation_fraction)
     progress = TrainingProgress(args.epochs, mode="none" if args.quiet else args.progress)
     seconds, interrupted = _fit_model(model, args, X, y, progress, callbacks=[progress])
@@ -877,9 +881,10 @@ def _run_train(args: argparse.Namespace, out: IO[str]) -> int:
         )
 
     # Hold out a stratified validation set before anything is learned from the data.
-    if args.validation_fraction > 0:
+    fraction = 0.1 if args.validation_fraction is None else args.validation_fraction
+    if fraction > 0:
         X_train, X_val, y_train, y_val = train_test_split(
-            data.X, data.y, test_size=args.validation_fraction, stratify=True,
+            data.X, data.y, test_size=fraction, stratify=True,
             random_state=args.seed,
         )
     else:

@@ -654,6 +654,16 @@ class _NetworkEstimator(BaseEstimator):
             )
         starts = data.bounds[:-1]
 
+        if round(self.validation_fraction * n_blocks) < 1:
+            # Holding out one whole block anyway would hold out far more than asked
+            # (one block of two is half the data), so say so instead.
+            raise ValueError(
+                f"early_stopping on out-of-core data holds out whole storage blocks, but "
+                f"validation_fraction={self.validation_fraction} of X's {n_blocks} blocks is "
+                "less than one block; raise validation_fraction, store X in smaller chunks, "
+                "or pass validation_data=(X_val, y_val)"
+            )
+
         def split(_: Any, n_samples: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
             n_held = min(n_blocks - 1, max(1, round(self.validation_fraction * n_blocks)))
             held = np.sort(self._rng.permutation(n_blocks)[:n_held])
