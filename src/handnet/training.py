@@ -705,7 +705,7 @@ class Trainer:
             except DivergenceError:
                 self._restore_finite((snapshot, previous), X, Y, sample_weight)
                 raise
-            if not ((loss is None or math.isfinite(loss)) and all_finite(network.flat_parameters)):
+            if not ((loss is None or math.isfinite(loss)) and self._parameters_finite()):
                 self._restore_finite((snapshot, previous), X, Y, sample_weight)
                 message = _divergence_message("parameters", self.epoch, self.current_lr)
                 raise DivergenceError(message)
@@ -747,6 +747,16 @@ class Trainer:
         if validation is not None and self._best_parameters is not None:
             network.flat_parameters[...] = self._best_parameters
         self._save_checkpoint()
+
+    def _parameters_finite(self) -> bool:
+        """Whether every parameter is finite: one sum, under fit's np.errstate.
+
+        (The sum of finite values is finite unless it overflows, and then the
+        elementwise test decides; this runs once an epoch, which for the seed's
+        full-batch GD is once a step.)
+        """
+        parameters = self.network.flat_parameters
+        return math.isfinite(np.add.reduce(parameters, axis=None)) or all_finite(parameters)
 
     def _restore_finite(
         self,
