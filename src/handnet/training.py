@@ -358,8 +358,14 @@ class Trainer:
             engine = self._engine = blocks.FullBatchGradient(self.network)
         return engine
 
-    def train_step(self, X: Array, Y: Array, sample_weight: Array | None = None) -> float:
-        """One optimisation step on a batch; returns the batch loss (before the step)."""
+    def train_step(
+        self, X: Array | RowBlocks, Y: Array | None, sample_weight: Array | None = None
+    ) -> float:
+        """One optimisation step on a batch; returns the batch loss (before the step).
+
+        ``X`` may also be out-of-core rows (:class:`~handnet.streaming.RowBlocks`,
+        which carry their targets: ``Y`` is then ``None``) for a full-batch step.
+        """
         loss = self.compute_gradients(X, Y, sample_weight)
         if not math.isfinite(loss):
             raise DivergenceError(_divergence_message("loss", self.epoch, self.current_lr))
@@ -513,16 +519,9 @@ class Trainer:
         boundary; :class:`EpochProgress` then counts blocks, not rows.
         """
         if self.batch_size is None or self.batch_size >= data.n_rows:
-            # train_step's recipe, with the gradient summed block by block.
+            # One step, its gradient summed block by block (compute_gradients).
             self._start_epoch_learning_rate()
-            loss = self.compute_gradients(data, None, None)
-            if not math.isfinite(loss):
-                raise DivergenceError(_divergence_message("loss", self.epoch, self.current_lr))
-            if self.clip_norm is not None:
-                clip_gradient_norm(self.network.flat_gradients, self.clip_norm)
-            assert isinstance(self.optimizer, Optimizer)
-            self.optimizer.step(self._parameter_pairs)
-            return loss
+            return self.train_step(data, None, None)
         progress = self._progress
         if progress is None:
             self._start_epoch_learning_rate()
