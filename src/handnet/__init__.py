@@ -1,5 +1,19 @@
 """handnet: neural networks whose every line of math is written by hand in NumPy."""
 
+# The modules a user reaches as handnet.<name> (all NumPy only; handnet.plot, which
+# needs matplotlib, and handnet.cluster, which needs dask, are imported on demand).
+from . import (
+    activations,
+    datasets,
+    gradcheck,
+    initializers,
+    layers,
+    losses,
+    optimizers,
+    penalties,
+    schedules,
+    training,
+)
 from .exceptions import ConvergenceWarning, DivergenceError, ModelFileError, NotFittedError
 from .io import load, save
 from .layers import Activation, Dense, Dropout, Layer
@@ -23,6 +37,16 @@ __all__ = [
     "Sequential",
     "SoftmaxRegression",
     "__version__",
+    "activations",
+    "datasets",
+    "gradcheck",
+    "initializers",
+    "layers",
     "load",
+    "losses",
+    "optimizers",
+    "penalties",
     "save",
+    "schedules",
+    "training",
 ]
