@@ -423,11 +423,20 @@ GD_LEARNING_RATE = 4.0
 
 
 def _gd_iteration_runner(
-    X: NDArray[np.floating], y: NDArray[np.int64], iterations: int
+    X: NDArray[np.floating], y: NDArray[np.int64], iterations: int, numpy_only: bool = False
 ) -> Callable[[], dict[str, float]]:
-    """Times ``iterations`` GD steps: steady state between callbacks, and fit / iterations."""
+    """Times ``iterations`` GD steps: steady state between callbacks, and fit / iterations.
+
+    ``numpy_only``: with :func:`handnet.kernels.numpy_only`, as on a machine without numba.
+    """
 
     def run() -> dict[str, float]:
+        if numpy_only:
+            with handnet.kernels.numpy_only():
+                return measure()
+        return measure()
+
+    def measure() -> dict[str, float]:
         stamps: list[float] = []
 
         def stamp(trainer: Any) -> bool:
@@ -522,6 +531,7 @@ def _fullbatch_dtype(
     runners: dict[str, Callable[[], Mapping[str, float]]] = {
         "floor": floor_run,
         "iteration": _gd_iteration_runner(X, y, iterations),
+        "iteration numpy": _gd_iteration_runner(X, y, iterations, numpy_only=True),
     }
     sklearn_linear = optional_import("sklearn.linear_model")
     target_loss = math.nan
@@ -545,6 +555,7 @@ def _fullbatch_dtype(
         sum_floor = nbytes / bandwidths["np.add.reduce"]
         iteration = median(times["iteration"]["iteration"])
         fit_per_iteration = median(times["iteration"]["fit_per_iteration"])
+        numpy_iteration = median(times["iteration numpy"]["iteration"])
         gigabytes = nbytes / 1e9
         result.rows += [
             [
@@ -572,12 +583,22 @@ def _fullbatch_dtype(
                 seconds(fit_per_iteration),
                 f"{fit_per_iteration / floor:.2f} x floor",
             ],
+            [
+                name,
+                "handnet GD iteration, NumPy kernels only (`HANDNET_NUMPY_ONLY=1`)",
+                seconds(numpy_iteration),
+                f"{numpy_iteration / floor:.2f} x floor",
+            ],
         ]
         result.checks.append(
             Check(f"fullbatch {name} GD iteration/memory floor", iteration / floor, 2.5)
         )
         result.checks.append(
             Check(f"fullbatch {name} GD iteration/float-sum read", iteration / sum_floor, None)
+        )
+        result.checks.append(
+            Check(f"fullbatch {name} NumPy-only GD iteration/memory floor",
+                  numpy_iteration / floor, None)
         )
         if sklearn_linear is None:
             return
@@ -655,7 +676,13 @@ def fullbatch_case(
         del X
     for report in reports:
         report()
+    compiled = handnet.kernels.logistic_block_sums_compiled() is not None
     result.notes += [
+        "handnet's GD iteration sums the blocks of X with "
+        + ("the compiled kernel (numba: one read of each row)" if compiled else
+           "NumPy (numba is not installed)")
+        + "; the NumPy-only row reruns it with `handnet.kernels.numpy_only()`, "
+        "as on a machine without numba (two reads: `X @ w`, then `r @ X` from cache).",
         f"GD uses learning rate {GD_LEARNING_RATE:g} = 1/L, the logistic loss's smoothness bound "
         "on standardized features (L = λmax(XᵀX/n)/4 ≈ 1/4); L-BFGS runs with alpha=0.",
         "Time to loss: fit until the loss a callback sees (GD: before the epoch's step; "

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from handnet import blocks
+from handnet import blocks, kernels
 from handnet.blocks import FullBatchGradient, Workspace, block_sums, rebuild_network, supports
 from handnet.layers import Activation, Dense, Dropout
 from handnet.losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy
@@ -72,6 +72,45 @@ def test_blocked_gradient_equals_the_plain_gradient(
         engine.close()
     assert blocked == pytest.approx(value, rel=1e-12)
     assert relative(network.flat_gradients, gradient) <= 1e-12
+
+
+@pytest.mark.parametrize(
+    "compiled",
+    [False, pytest.param(True, marks=pytest.mark.skipif(
+        kernels.logistic_block_sums_compiled() is None, reason="numba is not installed"))],
+)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_logistic_blocks_on_either_kernel_give_the_plain_gradient(
+    rng: np.random.Generator, compiled: bool, dtype: type
+) -> None:
+    """The seed's model adds its blocks through handnet.kernels: NumPy or compiled."""
+    n, d = 5003, 9
+    network, loss, k = _network("logistic", d, dtype)
+    network.flat_parameters[...] += 0.3 * rng.standard_normal(network.n_parameters)
+    X = rng.standard_normal((n, d)).astype(dtype)
+    Y = _targets("logistic", rng, n, k, dtype)
+    value, gradient = _plain(network, loss, X, Y, None)
+    calls: list[bool] = []
+    engine = FullBatchGradient(network, n_threads=2, block_bytes=300 * d * 8)
+    with kernels.numpy_only(not compiled):
+        original = kernels.logistic_block_sums
+
+        def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+            calls.append(True)
+            return original(*args, **kwargs)
+
+        blocks.logistic_block_sums, saved = spy, blocks.logistic_block_sums
+        try:
+            blocked = engine(X, Y, None, loss)
+        finally:
+            blocks.logistic_block_sums = saved
+            engine.close()
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    rows = blocks.rows_per_block(d, np.dtype(dtype).itemsize, 300 * d * 8)
+    assert len(calls) == -(-n // rows)  # every block through the kernel
+    assert network.flat_gradients.dtype == dtype
+    assert blocked == pytest.approx(value, rel=tolerance)
+    assert relative(network.flat_gradients, gradient) <= 10 * tolerance
 
 
 def test_float32_blocks_keep_float32_and_agree(rng: np.random.Generator) -> None:

@@ -127,3 +127,167 @@ def test_fused_adam_gives_numpys_adam(cls: type, dtype: type) -> None:
         assert fused_array.dtype == dtype
         np.testing.assert_allclose(fused_array, numpy_array, rtol=tolerance, atol=tolerance)
     assert not np.array_equal(results[0][0], start)
+
+
+# --- full-batch block sums (handnet.kernels.logistic_block_sums) -----------------------------
+
+needs_compiled_sums = pytest.mark.skipif(
+    kernels.logistic_block_sums_compiled() is None, reason="numba is not installed"
+)
+
+
+def _block(rng: np.random.Generator, n: int, d: int, dtype: type, scale: float = 0.5):  # type: ignore[no-untyped-def]
+    X = rng.standard_normal((n, d)).astype(dtype)
+    y = (rng.random(n) < 0.5).astype(dtype)
+    weights = (scale * rng.standard_normal(d)).astype(dtype)
+    return X, y, weights
+
+
+def _sums(X, y, weights, bias, use_numba, start=None):  # type: ignore[no-untyped-def]
+    gradient = np.zeros(X.shape[1], X.dtype) if start is None else start.copy()
+    loss_sum, bias_sum = kernels.logistic_block_sums(
+        X, y, weights, bias, gradient, use_numba=use_numba
+    )
+    return loss_sum, bias_sum, gradient
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    ("n", "d"),
+    [(1, 3), (6, 1), (7, 5), (37, 100), (2003, 13), (3001, 4)],  # n % 4: 1, 2, 3, 1, 3, 1
+)
+def test_block_sums_are_sums_of_the_per_row_formulas(
+    rng: np.random.Generator, dtype: type, n: int, d: int
+) -> None:
+    """The NumPy path against a row-by-row float64 evaluation of the formulas."""
+    X, y, weights = _block(rng, n, d, dtype)
+    start = rng.standard_normal(d).astype(dtype)  # added to, not overwritten
+    loss_sum, bias_sum, gradient = _sums(X, y, weights, 0.3, False, start)
+    z = X.astype(np.float64) @ weights.astype(np.float64) + float(dtype(0.3))
+    losses = np.logaddexp(0.0, z) - y * z
+    residual = 1.0 / (1.0 + np.exp(-z)) - y
+    tolerance = 1e-12 if dtype == np.float64 else 2e-5
+    assert gradient.dtype == dtype
+    assert loss_sum == pytest.approx(losses.sum(), rel=tolerance)
+    assert bias_sum == pytest.approx(residual.sum(), rel=tolerance, abs=tolerance * n)
+    np.testing.assert_allclose(
+        gradient, start + residual @ X, rtol=tolerance, atol=tolerance * n
+    )
+
+
+@needs_compiled_sums
+@pytest.mark.parametrize("prefetch", [True, False])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("n", "d"), [(1, 3), (6, 1), (7, 5), (37, 100), (2003, 13), (3001, 4),
+                                      (9, 2000)])  # rows longer than the prefetch distance
+def test_compiled_block_sums_give_the_numpy_sums(
+    rng: np.random.Generator, dtype: type, n: int, d: int, prefetch: bool
+) -> None:
+    X, y, weights = _block(rng, n, d, dtype)
+    start = rng.standard_normal(d).astype(dtype)
+    reference = _sums(X, y, weights, -0.2, False, start)
+    if prefetch:
+        compiled = _sums(X, y, weights, -0.2, True, start)
+    else:
+        kernel = kernels._build_logistic_sums(prefetch=False)
+        assert kernel is not None
+        gradient = start.copy()
+        loss_sum, bias_sum = kernel(X, y, weights, dtype(-0.2), gradient)
+        compiled = (loss_sum, bias_sum, gradient)
+    tolerance = 1e-12 if dtype == np.float64 else 2e-5
+    assert compiled[2].dtype == dtype
+    assert compiled[0] == pytest.approx(reference[0], rel=tolerance)
+    assert compiled[1] == pytest.approx(reference[1], rel=tolerance, abs=tolerance * n)
+    np.testing.assert_allclose(compiled[2], reference[2], rtol=tolerance, atol=tolerance * n)
+
+
+@pytest.mark.parametrize("use_numba", [False, pytest.param(True, marks=needs_compiled_sums)])
+def test_block_sums_gradient_is_the_derivative_of_the_loss_sum(
+    rng: np.random.Generator, use_numba: bool
+) -> None:
+    """Central finite differences in float64, for the weights and the bias."""
+    X, y, weights = _block(rng, 203, 6, np.float64)
+    bias, step = 0.1, 1e-6
+    _, bias_sum, gradient = _sums(X, y, weights, bias, use_numba)
+    numeric = np.empty_like(weights)
+    for j in range(len(weights)):
+        plus, minus = weights.copy(), weights.copy()
+        plus[j] += step
+        minus[j] -= step
+        numeric[j] = (_sums(X, y, plus, bias, use_numba)[0]
+                      - _sums(X, y, minus, bias, use_numba)[0]) / (2 * step)
+    numeric_bias = (_sums(X, y, weights, bias + step, use_numba)[0]
+                    - _sums(X, y, weights, bias - step, use_numba)[0]) / (2 * step)
+    np.testing.assert_allclose(gradient, numeric, rtol=1e-6, atol=1e-6)
+    assert bias_sum == pytest.approx(numeric_bias, rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize("use_numba", [False, pytest.param(True, marks=needs_compiled_sums)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_block_sums_of_huge_logits_are_exact_and_warning_free(
+    rng: np.random.Generator, use_numba: bool, dtype: type
+) -> None:
+    """|z| in the hundreds: no overflow (warnings are errors here), hinge-like limits."""
+    X, y, _ = _block(rng, 41, 3, dtype)
+    X[:, 0] = rng.choice([-1.0, 1.0], 41) * (1.0 + rng.random(41))
+    weights = np.array([400.0, 1.0, -1.0], dtype=dtype)  # |z| from about 395 to 805
+    loss_sum, bias_sum, gradient = _sums(X, y, weights, 0.0, use_numba)
+    z = X.astype(np.float64) @ weights.astype(np.float64)
+    assert np.all(np.abs(z) > 300)  # exp(-|z|) underflows in float32, nearly in float64
+    expected_loss = np.maximum(z, 0) - y * z
+    residual = (z > 0) - y  # sigmoid is exactly 0 or 1 at this range
+    assert np.isfinite(loss_sum)
+    assert loss_sum == pytest.approx(expected_loss.sum(), rel=1e-5)
+    assert bias_sum == pytest.approx(residual.sum(), abs=1e-5)
+    np.testing.assert_allclose(gradient, residual @ X.astype(np.float64), rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("use_numba", [False, pytest.param(True, marks=needs_compiled_sums)])
+def test_block_sums_propagate_nan(rng: np.random.Generator, use_numba: bool) -> None:
+    """A diverged model gives a NaN loss (the trainer stops on it), not a number."""
+    X, y, weights = _block(rng, 10, 3, np.float64)
+    weights[1] = np.nan
+    with np.errstate(invalid="ignore"):
+        loss_sum, _, gradient = _sums(X, y, weights, 0.0, use_numba)
+    assert np.isnan(loss_sum)
+    assert np.all(np.isnan(gradient))
+
+
+@needs_compiled_sums
+def test_compiled_block_sums_accept_any_layout(rng: np.random.Generator) -> None:
+    X, y, weights = _block(rng, 50, 7, np.float64)
+    fortran = np.asfortranarray(X)
+    reference = _sums(X, y, weights, 0.0, False)
+    for use_numba in (None, True):  # None: the NumPy path; True: a contiguous copy
+        result = _sums(fortran, y, weights, 0.0, use_numba)
+        np.testing.assert_allclose(result[2], reference[2], rtol=1e-12)
+    assert fortran.flags.f_contiguous  # the caller's array is untouched
+
+
+def test_numpy_only_turns_every_compiled_kernel_off(rng: np.random.Generator) -> None:
+    before = kernels.compiled_enabled()
+    param = np.zeros(kernels.FUSED_ADAM_MIN_SIZE)
+    with kernels.numpy_only():
+        assert not kernels.compiled_enabled()
+        assert not kernels.numba_available()
+        assert kernels.logistic_block_sums_compiled() is None
+        assert not kernels.fused_adam_step(param, param.copy(), param.copy(), param.copy(),
+                                           0.9, 0.999, 1e-8, 0.01, 1.0)
+        X, y, weights = _block(rng, 8, 2, np.float64)
+        with pytest.raises(ImportError, match="numpy_only"):
+            _sums(X, y, weights, 0.0, True)
+        with kernels.numpy_only(False):
+            assert kernels.compiled_enabled()
+    assert kernels.compiled_enabled() == before
+
+
+def test_environment_variable_turns_the_compiled_kernels_off() -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = "import handnet.kernels as k; print(k.compiled_enabled(), k.numba_available())"
+    env = {**os.environ, "HANDNET_NUMPY_ONLY": "1"}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, check=True, timeout=60)
+    assert result.stdout.split() == ["False", "False"]

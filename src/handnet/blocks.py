@@ -68,7 +68,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .kernels import logistic_loss_gradient
+from .kernels import logistic_block_sums
 from .layers import Activation, Dense, Dropout, Layer
 from .losses import BinaryCrossEntropy, Loss
 from .network import Sequential
@@ -323,21 +323,20 @@ class Workspace:
         self.weight_sum += weight
 
     def _add_logistic(self, X: Array, Y: Array, weight: float) -> None:
-        """:meth:`add` for one sigmoid unit, by :func:`handnet.kernels.logistic_loss_gradient`."""
+        """:meth:`add` for one sigmoid unit, by :func:`handnet.kernels.logistic_block_sums`."""
         dense = self.network.layers[0]
         assert isinstance(dense, Dense)
         rows = X.shape[0]
         if self._scratch is None or self._scratch.shape[1] < rows:
             self._scratch = np.empty((4, rows), dtype=X.dtype)
         scratch = self._scratch[:, :rows]
-        mean, weight_gradient, bias_gradient = logistic_loss_gradient(
-            X, Y[:, 0], dense.weights[:, 0], float(dense.bias[0]),
+        # Weights come first in the flat layout, the bias last (one Dense layer).
+        loss_sum, bias_sum = logistic_block_sums(
+            X, Y[:, 0], dense.weights[:, 0], float(dense.bias[0]), self.gradient_sum[:-1],
             (scratch[0], scratch[1], scratch[2], scratch[3]),
         )
-        # Weights come first in the flat layout, the bias last (one Dense layer).
-        self.gradient_sum[:-1] += weight * weight_gradient
-        self.gradient_sum[-1] += weight * bias_gradient
-        self.loss_sum += mean * weight
+        self.gradient_sum[-1] += bias_sum
+        self.loss_sum += loss_sum
         self.weight_sum += weight
 
     def add_rows(
