@@ -28,6 +28,12 @@ cache), the second product finds the block still in cache: ``X`` comes from
 memory once per iteration. The loss's elementwise work on a block's
 ``(rows, outputs)`` logits stays in cache too.
 
+The seed's model (one sigmoid unit) goes one step further when numba is
+installed: :func:`handnet.kernels.logistic_block_sums` reads each row once and
+does the dot product, the loss, the residual and the gradient update while the
+row is in L1, one compiled call per block (and no Python between its steps, so
+the threads never wait for each other's GIL).
+
 Threads
 -------
 Blocks are independent, so :class:`FullBatchGradient` gives them to
