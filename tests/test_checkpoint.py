@@ -8,6 +8,7 @@ merely close ones.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
 import os
 import shlex
@@ -237,7 +238,8 @@ def _interrupt() -> None:
 
 @pytest.mark.parametrize("config", ["sgd-batch-1", "adam-minibatch-dropout", "lbfgs"])
 def test_ctrl_c_mid_epoch_keeps_the_steps_and_resumes_exactly(
-    config: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    config: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
 ) -> None:
     make, y, _ = CONFIGS[config]
     reference = make().fit(X, y)
@@ -276,10 +278,12 @@ def test_ctrl_c_mid_epoch_keeps_the_steps_and_resumes_exactly(
     assert interrupted._trainer.interrupted
     assert interrupted.n_iter_ == expected_epochs
     assert interrupted.loss_curve_ == reference.loss_curve_[:expected_epochs]
-    err = capsys.readouterr().err
-    assert "Interrupt received" in err
-    assert "Training interrupted after" in err
-    assert "Checkpoint saved to" in err and "resume=True" in err
+    assert "Interrupt received" in capsys.readouterr().err
+    # The report goes through logging (printed to stderr when logging is not configured).
+    report = [r for r in caplog.records if getattr(r, "handnet_event", None) == "interrupted"]
+    assert len(report) == 1 and report[0].levelno == logging.WARNING
+    assert "Training interrupted after" in caplog.text
+    assert "Checkpoint saved to" in caplog.text and "resume=True" in caplog.text
     # The model is at its last completed step: the checkpoint holds exactly it.
     np.testing.assert_array_equal(
         handnet.load(checkpoint).network_.flat_parameters,
@@ -290,7 +294,7 @@ def test_ctrl_c_mid_epoch_keeps_the_steps_and_resumes_exactly(
 
 
 def test_ctrl_c_in_full_batch_gd_keeps_the_completed_epoch(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     make, y, _ = CONFIGS["gd-full-batch"]
     with monkeypatch.context() as patch:
@@ -313,7 +317,7 @@ def test_ctrl_c_in_full_batch_gd_keeps_the_completed_epoch(
         interrupted.network_.flat_parameters, shorter.network_.flat_parameters
     )
     assert interrupted.loss_curve_ == shorter.loss_curve_
-    assert "No checkpoint is configured" in capsys.readouterr().err
+    assert "No checkpoint is configured" in caplog.text
 
 
 def test_a_second_ctrl_c_aborts_and_the_last_checkpoint_still_resumes(
@@ -517,6 +521,7 @@ def test_a_real_sigint_to_handnet_train_then_resume_gives_the_uninterrupted_mode
     assert "Traceback" not in err
     assert "Interrupt received" in err
     assert f"the run is saved in {checkpoint}" in err
+    assert "resume=True" not in err  # the Python API's hint is the library's, not the CLI's
     assert out == "" and not final.exists()
     stopped = handnet.load(checkpoint)
     assert 1 <= stopped.n_iter_ < 60
@@ -544,6 +549,29 @@ def test_a_real_sigint_to_handnet_train_then_resume_gives_the_uninterrupted_mode
     assert run.n_iter_ == 60
     assert not np.array_equal(run.network_.layers[0].weights, got.network_.layers[0].weights)
     np.testing.assert_array_equal(run.network_.layers[-1].weights, got.network_.layers[-1].weights)
+
+
+def test_ctrl_c_in_handnet_train_without_a_checkpoint_says_so_in_cli_terms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The library's Python-API hint (``checkpoint=PATH``) is not shown by the command."""
+    from handnet.cli import main
+
+    data = _write_cli_data(tmp_path / "data.npz")
+    model = tmp_path / "model.npz"
+    with monkeypatch.context() as patch:
+        _step_hook(patch, Adam, 700, _interrupt)  # 675 steps an epoch: inside epoch 2
+        status = main(["train", str(data), *CLI_OPTIONS, "--progress", "none",
+                       "--save", str(model)])
+    captured = capsys.readouterr()
+    assert status == 0
+    assert "note: interrupted after 1 complete epoch(s) of 60" in captured.err
+    assert "--checkpoint PATH" in captured.err
+    assert "checkpoint=PATH" not in captured.err  # the trainer's report is filtered out
+    assert "trained 1 epochs (stopped early)" in captured.out
+    assert handnet.load(model).n_iter_ == 1
+    # Outside the command the trainer's report is back (the filter was removed).
+    assert not logging.getLogger("handnet.training").filters
 
 
 # --- the resume API ----------------------------------------------------------------------------

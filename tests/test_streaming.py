@@ -267,7 +267,7 @@ def test_checkpoint_and_resume_on_streamed_data(files: tuple[Any, Any], tmp_path
 
 def test_ctrl_c_stops_at_a_block_boundary_and_resumes_exactly(
     files: tuple[Any, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     X, y = files
     reference = _adam(0).fit(X, y)
@@ -287,7 +287,7 @@ def test_ctrl_c_stops_at_a_block_boundary_and_resumes_exactly(
     progress = interrupted._trainer._progress
     assert interrupted._trainer.interrupted and interrupted.n_iter_ == 1
     assert progress is not None and 0 < progress.position < 6  # blocks, not rows
-    assert "blocks of epoch 2" in capsys.readouterr().err
+    assert "blocks of epoch 2" in caplog.text  # the trainer's report (logging)
     resumed = _adam(0).fit(X, y, checkpoint=checkpoint, resume=True)
     np.testing.assert_array_equal(resumed.network_.flat_parameters,
                                   reference.network_.flat_parameters)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import logging
 import math
 import os
 import shlex
@@ -663,6 +664,27 @@ def _check_checkpoint_options(args: argparse.Namespace) -> None:
                   file=sys.stderr)
 
 
+class _DropInterruptReport(logging.Filter):
+    """Drops the trainer's "Training interrupted" record: ``train`` says it in CLI terms."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from .training import INTERRUPTED_EVENT
+
+        return getattr(record, "handnet_event", None) != INTERRUPTED_EVENT
+
+
+@contextlib.contextmanager
+def _without_interrupt_report() -> Iterator[None]:
+    """While ``fit`` runs: the interrupt report is the command's own (with ``--resume``)."""
+    trainer_logger = logging.getLogger("handnet.training")
+    report_filter = _DropInterruptReport()
+    trainer_logger.addFilter(report_filter)
+    try:
+        yield
+    finally:
+        trainer_logger.removeFilter(report_filter)
+
+
 def _fit_model(
     model: Any, args: argparse.Namespace, X: Any, y: Any, progress: TrainingProgress,
     **fit_args: Any,
@@ -676,7 +698,7 @@ def _fit_model(
         fit_args.update(checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every or 1,
                         resume=bool(args.resume))
     start = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, _without_interrupt_report():
         warnings.simplefilter("always")
         try:
             model.fit(X, y, **fit_args)
@@ -696,7 +718,14 @@ def _fit_model(
         for warning in caught:  # e.g. a ConvergenceWarning, as one readable line
             print(f"note: {' '.join(str(warning.message).split())}", file=sys.stderr)
     trainer = getattr(model, "_trainer", None)
-    return seconds, bool(getattr(trainer, "interrupted", False))
+    interrupted = bool(getattr(trainer, "interrupted", False))
+    if interrupted and args.checkpoint is None:
+        print(
+            f"note: interrupted after {model.n_iter_} complete epoch(s) of {args.epochs}; "
+            "the model trained so far is kept (with --checkpoint PATH a run can be resumed)",
+            file=sys.stderr,
+        )
+    return seconds, interrupted
 
 
 def _stopped_with_checkpoint(args: argparse.Namespace, model: Any) -> int:

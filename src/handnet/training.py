@@ -46,6 +46,8 @@ Safety nets
 * **Ctrl-C**: the first interrupt stops training at the next step boundary
   (the model keeps every completed step and its history; a configured
   checkpoint is written); a second one raises ``KeyboardInterrupt`` at once.
+  Where it stopped is reported as a warning on the ``handnet.training`` logger
+  (printed to stderr when logging is not configured).
 * **Divergence**: a non-finite loss or parameter stops training with a
   :class:`~handnet.exceptions.DivergenceError` and the last finite parameters.
 * **Checkpoints**: :meth:`Trainer.state_dict` holds everything besides the
@@ -60,6 +62,7 @@ Safety nets
 
 from __future__ import annotations
 
+import logging
 import math
 import signal
 import sys
@@ -84,6 +87,14 @@ from .schedules import Constant, Schedule
 from .state import check_rng_state, check_trainer_state, copy_tree
 from .streaming import RowBlocks
 from .validation import all_finite
+
+#: The trainer's reports that are neither errors nor warnings about the model (an
+#: interrupted fit). With logging not configured, Python prints them to stderr.
+logger = logging.getLogger(__name__)
+
+#: ``record.handnet_event`` of the log record that reports an interrupted fit (a front
+#: end that says it in its own words filters that record out).
+INTERRUPTED_EVENT = "interrupted"
 
 Array = NDArray[np.floating]
 
@@ -674,11 +685,9 @@ class Trainer:
             )
         else:
             saved = self.last_checkpoint or "The checkpoint was written."
-        print(
-            f"Training interrupted after {where}; the model keeps its last completed step "
-            f"and its history. {saved}",
-            file=sys.stderr,
-            flush=True,
+        logger.warning(
+            "Training interrupted after %s; the model keeps its last completed step and its "
+            "history. %s", where, saved, extra={"handnet_event": INTERRUPTED_EVENT},
         )
 
     def _save_checkpoint(self) -> None:
