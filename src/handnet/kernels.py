@@ -429,7 +429,7 @@ def logistic_block_sums(
 
 
 #: How far ahead of the rows being computed the compiled kernel asks for memory.
-#: A row's arithmetic (two scalar transcendentals) leaves the memory bus idle;
+#: A row's arithmetic (scalar exp and log1p) leaves the memory bus idle;
 #: without the hint the hardware prefetcher stops running ahead and every row
 #: waits for DRAM. About 12 KiB (16 rows of 100 float64) measured best here;
 #: 25 KiB ahead was already worse (lines start to leave L1 before their use), and
