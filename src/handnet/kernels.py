@@ -43,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -568,6 +569,7 @@ def _build_prefetch() -> Any:
 
 
 _LOGISTIC_SUMS: Callable[..., tuple[float, float]] | bool | None = False  # False: not yet built
+_BUILD_LOCK = threading.Lock()
 
 
 def logistic_block_sums_compiled() -> Callable[..., tuple[float, float]] | None:
@@ -579,18 +581,20 @@ def logistic_block_sums_compiled() -> Callable[..., tuple[float, float]] | None:
     global _LOGISTIC_SUMS
     if not _COMPILED:
         return None
-    if _LOGISTIC_SUMS is False:
-        kernel = None
-        for prefetch in (True, False):
-            try:
-                kernel = _build_logistic_sums(prefetch)
-                if kernel is not None:
-                    probe = np.zeros((5, 2))
-                    kernel(probe, np.zeros(5), np.zeros(2), 0.0, np.zeros(2))
-                break
-            except Exception:  # any compiler error: try the kernel without the hint
-                kernel = None
-        _LOGISTIC_SUMS = kernel
+    # The engine's threads all ask on their first block: compile once, not per thread.
+    with _BUILD_LOCK:
+        if _LOGISTIC_SUMS is False:
+            kernel = None
+            for prefetch in (True, False):
+                try:
+                    kernel = _build_logistic_sums(prefetch)
+                    if kernel is not None:
+                        probe = np.zeros((5, 2))
+                        kernel(probe, np.zeros(5), np.zeros(2), 0.0, np.zeros(2))
+                    break
+                except Exception:  # any compiler error: try the kernel without the hint
+                    kernel = None
+            _LOGISTIC_SUMS = kernel
     return _LOGISTIC_SUMS if callable(_LOGISTIC_SUMS) else None
 
 
