@@ -262,6 +262,10 @@ def test_compiled_block_sums_accept_any_layout(rng: np.random.Generator) -> None
         result = _sums(fortran, y, weights, 0.0, use_numba)
         np.testing.assert_allclose(result[2], reference[2], rtol=1e-12)
     assert fortran.flags.f_contiguous  # the caller's array is untouched
+    read_only = X.copy()
+    read_only.setflags(write=False)  # e.g. np.frombuffer, or a block of a read-only array
+    result = _sums(read_only, y, weights, 0.0, True)
+    np.testing.assert_allclose(result[2], reference[2], rtol=1e-12)
 
 
 def test_numpy_only_turns_every_compiled_kernel_off(rng: np.random.Generator) -> None:
