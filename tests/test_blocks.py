@@ -81,7 +81,7 @@ def test_blocked_gradient_equals_the_plain_gradient(
 )
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_logistic_blocks_on_either_kernel_give_the_plain_gradient(
-    rng: np.random.Generator, compiled: bool, dtype: type
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, compiled: bool, dtype: type
 ) -> None:
     """The seed's model adds its blocks through handnet.kernels: NumPy or compiled."""
     n, d = 5003, 9
@@ -91,7 +91,16 @@ def test_logistic_blocks_on_either_kernel_give_the_plain_gradient(
     Y = _targets("logistic", rng, n, k, dtype)
     value, gradient = _plain(network, loss, X, Y, None)
     calls: list[bool] = []
+    compiled_calls: list[bool] = []
     engine = FullBatchGradient(network, n_threads=2, block_bytes=300 * d * 8)
+    real_kernel = kernels.logistic_block_sums_compiled()
+    if real_kernel is not None:
+
+        def compiled_spy(*args):  # type: ignore[no-untyped-def]
+            compiled_calls.append(True)
+            return real_kernel(*args)
+
+        monkeypatch.setattr(kernels, "_LOGISTIC_SUMS", compiled_spy)
     with kernels.numpy_only(not compiled):
         original = kernels.logistic_block_sums
 
@@ -107,7 +116,8 @@ def test_logistic_blocks_on_either_kernel_give_the_plain_gradient(
             engine.close()
     tolerance = 1e-12 if dtype == np.float64 else 1e-5
     rows = blocks.rows_per_block(d, np.dtype(dtype).itemsize, 300 * d * 8)
-    assert len(calls) == -(-n // rows)  # every block through the kernel
+    assert len(calls) == -(-n // rows)  # every block through the kernel ...
+    assert len(compiled_calls) == (len(calls) if compiled else 0)  # ... on the path asked for
     assert network.flat_gradients.dtype == dtype
     assert blocked == pytest.approx(value, rel=tolerance)
     assert relative(network.flat_gradients, gradient) <= 10 * tolerance

@@ -295,3 +295,62 @@ def test_environment_variable_turns_the_compiled_kernels_off() -> None:
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                             text=True, check=True, timeout=60)
     assert result.stdout.split() == ["False", "False"]
+
+
+@needs_compiled_sums
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_default_dispatch_runs_the_compiled_kernel(
+    rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, dtype: type, order: str
+) -> None:
+    """``use_numba=None`` with numba: compiled, whatever X's layout; numpy_only(): never."""
+    real = kernels.logistic_block_sums_compiled()
+    calls: list[int] = []
+
+    def spy(*args):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(kernels, "_LOGISTIC_SUMS", spy)
+    X, y, weights = _block(rng, 300, 7, dtype)
+    X = np.asarray(X, order=order)
+    result = _sums(X, y, weights, 0.1, None)
+    assert calls == [1]
+    with kernels.numpy_only():
+        reference = _sums(X, y, weights, 0.1, None)
+    assert calls == [1]
+    tolerance = 1e-12 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(result[2], reference[2], rtol=tolerance, atol=tolerance * 300)
+
+
+@needs_compiled_sums
+@pytest.mark.parametrize(("n", "d"), [(131_072, 4), (65_536, 8), (5242, 100)])
+def test_compiled_float32_gradient_is_as_accurate_as_numpys(
+    rng: np.random.Generator, n: int, d: int
+) -> None:
+    """Long float32 blocks (few features): blocked summation keeps the error small."""
+    X, y, weights = _block(rng, n, d, np.float64, scale=0.3)
+    exact = _sums(X, y, weights, 0.1, False)[2]
+    args = (X.astype(np.float32), y.astype(np.float32), weights.astype(np.float32), 0.1)
+    errors = []
+    for use_numba in (True, False):
+        gradient = _sums(*args, use_numba)[2]
+        assert gradient.dtype == np.float32
+        errors.append(np.max(np.abs(gradient - exact)) / np.max(np.abs(exact)))
+    compiled_error, numpy_error = errors
+    assert compiled_error <= max(numpy_error, 1e-6)
+
+
+@pytest.mark.parametrize("use_numba", [False, pytest.param(True, marks=needs_compiled_sums)])
+def test_block_sums_compute_in_the_gradients_dtype(
+    rng: np.random.Generator, use_numba: bool
+) -> None:
+    X, y, weights = _block(rng, 64, 5, np.float64)
+    reference = _sums(X, y, weights, 0.2, use_numba)
+    gradient = np.zeros(5)
+    loss_sum, bias_sum = kernels.logistic_block_sums(
+        X.astype(np.float32), y.astype(np.int64), weights, 0.2, gradient, use_numba=use_numba
+    )
+    assert loss_sum == pytest.approx(reference[0], rel=1e-6)
+    assert bias_sum == pytest.approx(reference[1], abs=1e-5)
+    np.testing.assert_allclose(gradient, reference[2], rtol=1e-5, atol=1e-5)

@@ -375,7 +375,7 @@ def block_sums(
     training: bool = False,
     limit_blas: bool = True,
 ) -> tuple[float, Array, float]:
-    r"""``(loss_sum, gradient_sum, weight_sum)`` of one chunk of rows: a pure NumPy function.
+    r"""``(loss_sum, gradient_sum, weight_sum)`` of one chunk of rows: a pure function.
 
     This is what a Dask worker runs on each block of a distributed array (see
     :mod:`handnet.cluster`): it needs only the chunk, the small flat parameter

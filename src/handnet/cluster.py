@@ -8,7 +8,7 @@ The data stays where Dask keeps it; only small things travel. With a
    (:func:`handnet.streaming.prepare_block`) and **persisted** there: the
    client holds one future per block.
 2. **Every evaluation** (one GD iteration, one L-BFGS function evaluation), one
-   pure NumPy function, :func:`handnet.blocks.block_sums`, runs on each block
+   pure function, :func:`handnet.blocks.block_sums`, runs on each block
    future, on the worker that holds it, given the flat parameter vector (a few
    kilobytes: a NumPy array, never a lazy Dask graph that would grow each
    step), the network's layer config and the loss; it returns ``(loss_sum,

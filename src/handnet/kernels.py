@@ -31,11 +31,14 @@ A fused Adam step (:func:`fused_adam_step`) sits here too.
 
 Compiled or not
 ---------------
-With numba installed every kernel here has a compiled twin, used by default; the
-two give the same numbers to rounding (about 1e-12 relative in float64, 1e-5 in
-float32), not the same bits. :func:`numpy_only` (or the environment variable
-``HANDNET_NUMPY_ONLY=1``) makes a process use the NumPy paths alone, as if numba
-were not installed: for results that match a machine without it bit for bit.
+With numba installed, the per-example SGD epoch (float64, from
+``Trainer.NUMBA_MIN_ROWS`` rows), the full-batch block sums and the Adam step run
+compiled twins by default; the two paths give the same numbers to rounding (about
+1e-12 relative in float64, 1e-5 in float32), not the same bits.
+:func:`numpy_only` (or the environment variable ``HANDNET_NUMPY_ONLY=1``) makes a
+process use the NumPy paths alone, as if numba were not installed: for results
+that match a machine without it bit for bit. Dask workers are other processes:
+set the variable in their environment.
 """
 
 from __future__ import annotations
@@ -75,8 +78,9 @@ def _no_compiled_kernel() -> ImportError:
 def numpy_only(enabled: bool = True) -> Iterator[None]:
     """Within the block, every kernel takes its NumPy path, as if numba were not installed.
 
-    A process-wide switch (not per thread): meant for a script, a test or a
-    benchmark that compares the two paths, not for threads that disagree.
+    A process-wide switch (not per thread), meant for a script, a test or a
+    benchmark that compares the two paths: enter and leave it from one thread
+    (blocks left out of order by several threads restore the wrong state).
     ``numpy_only(False)`` re-allows the compiled kernels inside the block.
     """
     global _COMPILED
@@ -384,9 +388,10 @@ def logistic_block_sums(
     workspace : four ndarrays of shape (n_samples,), optional
         Scratch space for the NumPy path (allocated when omitted).
     use_numba : bool, optional
-        ``None`` uses the compiled kernel when numba is installed and ``X`` is
-        C-contiguous in the parameters' dtype; ``False`` never; ``True`` always
-        (raising ``ImportError`` without numba).
+        ``None`` uses the compiled kernel when numba is installed (and not turned
+        off by :func:`numpy_only`); ``False`` never; ``True`` always (raising
+        ``ImportError`` when it cannot). Either way the arithmetic is in
+        ``gradient``'s dtype (float32 or float64).
 
     Returns
     -------
@@ -403,26 +408,27 @@ def logistic_block_sums(
     L1: see :func:`_build_logistic_sums`. The two agree to rounding (the sums are
     added in a different order).
     """
+    dtype = gradient.dtype  # the parameters' dtype: the one everything is computed in
     if use_numba is None:
         use_numba = (
-            X.flags.c_contiguous
-            and X.dtype == weights.dtype == gradient.dtype
-            and X.dtype in (np.float32, np.float64)
-            and logistic_block_sums_compiled() is not None
+            dtype in (np.float32, np.float64) and logistic_block_sums_compiled() is not None
         )
     if use_numba:
         kernel = logistic_block_sums_compiled()
         if kernel is None:
             raise _no_compiled_kernel()
-        dtype = gradient.dtype
-        # One compiled specialisation per dtype: every array C-contiguous in it.
+        # One compiled specialisation per dtype: every array C-contiguous in it. A
+        # block of a Fortran-ordered X (a DataFrame's values) is copied, which still
+        # costs less than the NumPy path's second read.
         loss_sum, bias_sum = kernel(
             np.ascontiguousarray(X, dtype=dtype), np.ascontiguousarray(y, dtype=dtype),
             np.ascontiguousarray(weights, dtype=dtype), dtype.type(bias), gradient,
         )
         return float(loss_sum), float(bias_sum)
+    X = X.astype(dtype, copy=False)
+    weights = weights.astype(dtype, copy=False)
     if workspace is None:
-        z, e, terms, residual = (np.empty(X.shape[0], dtype=X.dtype) for _ in range(4))
+        z, e, terms, residual = (np.empty(X.shape[0], dtype=dtype) for _ in range(4))
         workspace = (z, e, terms, residual)
     loss_sum, residual = _loss_sum_and_residual(X, y, weights, bias, workspace)
     gradient += np.dot(residual, X)
@@ -432,10 +438,16 @@ def logistic_block_sums(
 #: How far ahead of the rows being computed the compiled kernel asks for memory.
 #: A row's arithmetic (scalar exp and log1p) leaves the memory bus idle;
 #: without the hint the hardware prefetcher stops running ahead and every row
-#: waits for DRAM. About 12 KiB (16 rows of 100 float64) measured best here;
-#: 25 KiB ahead was already worse (lines start to leave L1 before their use), and
-#: without the hint the kernel took 1.3 x (float64) to 1.6 x (float32) as long.
+#: waits for DRAM. 12 KiB measured best here (rounded down to whole groups of four
+#: rows: 12 rows ahead for 100 float64 features); 24 KiB ahead was already worse
+#: (lines start to leave L1 before their use), and without the hint the kernel
+#: took 1.3 x (float64) to 1.6 x (float32) as long.
 PREFETCH_BYTES = 12 << 10
+
+#: Rows whose gradient terms the compiled kernel adds in the data's dtype before
+#: adding that partial sum to a float64 total: float32 rounding then grows with
+#: this chunk, not with the block (over 100,000 rows when there are few features).
+CHUNK_ROWS = 256
 
 
 def _build_logistic_sums(prefetch: bool = True) -> Callable[..., tuple[float, float]] | None:
@@ -450,7 +462,7 @@ def _build_logistic_sums(prefetch: bool = True) -> Callable[..., tuple[float, fl
     :math:`\log(1 + a) + \log(1 + b) = \log(1 + a + b + ab)`, exact in
     arithmetic and free of cancellation (all terms are >= 0). ``fastmath`` allows
     only reassociation and fused multiply-add (so that the dot products
-    vectorise); NaN and infinity behave as in NumPy.
+    vectorise); a NaN in the data or the parameters gives a NaN loss, as in NumPy.
     """
     try:
         import numba
@@ -492,6 +504,10 @@ def _build_logistic_sums(prefetch: bool = True) -> Callable[..., tuple[float, fl
         ahead = PREFETCH_BYTES // max(1, n_features * X.itemsize) // 4 * 4
         loss_sum = 0.0
         bias_sum = 0.0
+        # Blocked summation of the gradient: CHUNK_ROWS rows added in X's dtype (so the
+        # update vectorises at float32 width), the chunks' sums added in float64.
+        partial = np.zeros(n_features, X.dtype)
+        total = np.zeros(n_features, np.float64)
         n_quads = n_samples - n_samples % 4
         for i in range(0, n_quads, 4):
             if ahead and i + ahead < n_samples:
@@ -517,9 +533,13 @@ def _build_logistic_sums(prefetch: bool = True) -> Callable[..., tuple[float, fl
             )
             bias_sum += (float(r0) + float(r1)) + (float(r2) + float(r3))
             for j in range(n_features):
-                gradient[j] += (r0 * X[i, j] + r1 * X[i + 1, j]) + (
+                partial[j] += (r0 * X[i, j] + r1 * X[i + 1, j]) + (
                     r2 * X[i + 2, j] + r3 * X[i + 3, j]
                 )
+            if (i + 4) % CHUNK_ROWS == 0:
+                for j in range(n_features):
+                    total[j] += partial[j]
+                    partial[j] = zero
         for i in range(n_quads, n_samples):
             z = b
             for j in range(n_features):
@@ -528,7 +548,9 @@ def _build_logistic_sums(prefetch: bool = True) -> Callable[..., tuple[float, fl
             loss_sum += float(math.log1p(e)) + float(linear)
             bias_sum += float(r)
             for j in range(n_features):
-                gradient[j] += r * X[i, j]
+                partial[j] += r * X[i, j]
+        for j in range(n_features):
+            gradient[j] += total[j] + partial[j]
         return loss_sum, bias_sum
 
     return sums
