@@ -409,12 +409,10 @@ def logistic_block_sums(
     added in a different order).
     """
     dtype = gradient.dtype  # the parameters' dtype: the one everything is computed in
+    kernel = None if use_numba is False else logistic_block_sums_compiled()
     if use_numba is None:
-        use_numba = (
-            dtype in (np.float32, np.float64) and logistic_block_sums_compiled() is not None
-        )
+        use_numba = kernel is not None and dtype in (np.float32, np.float64)
     if use_numba:
-        kernel = logistic_block_sums_compiled()
         if kernel is None:
             raise _no_compiled_kernel()
         # One compiled specialisation per dtype: every array C-contiguous in it. A
@@ -603,6 +601,8 @@ def logistic_block_sums_compiled() -> Callable[..., tuple[float, float]] | None:
     global _LOGISTIC_SUMS
     if not _COMPILED:
         return None
+    if callable(_LOGISTIC_SUMS):  # built: no lock on the per-block path
+        return _LOGISTIC_SUMS
     # The engine's threads all ask on their first block: compile once, not per thread.
     with _BUILD_LOCK:
         if _LOGISTIC_SUMS is False:
