@@ -22,6 +22,11 @@ Two models, each configured to optimise the same objective in both libraries:
   handnet gets ``alpha = alpha_sklearn / batch_size``. The two libraries draw
   different initial weights and batch orders from the same seed, so their
   results agree in distribution, not run by run.
+* **The drop-in, MLP, Adam.** ``handnet.sklearn.MLPClassifier`` (scikit-learn's
+  constructor on handnet's math) against ``sklearn.neural_network.MLPClassifier``
+  with the very same arguments: the MLP above, in scikit-learn's terms. The
+  drop-in draws its initial weights and batch orders as scikit-learn does, so the
+  two runs agree run by run, up to floating-point rounding.
 
 Run::
 
@@ -57,6 +62,7 @@ except ImportError:  # pragma: no cover - the benchmark compares against scikit-
     sys.exit("benchmarks/accuracy.py needs scikit-learn: pip install 'handnet[sklearn]'")
 
 import handnet
+import handnet.sklearn
 from handnet.exceptions import ConvergenceWarning
 
 DATASETS: dict[str, Callable[..., Any]] = {
@@ -124,6 +130,24 @@ def mlp_models(seed: int, epochs: int) -> tuple[Any, Any, str]:
     return ours, theirs, f"MLP {HIDDEN[0]} ReLU, Adam, {epochs} epochs"
 
 
+def dropin_models(seed: int, epochs: int) -> tuple[Any, Any, str]:
+    """handnet.sklearn's drop-in and scikit-learn's MLP, built from the same arguments."""
+    settings = {
+        "hidden_layer_sizes": HIDDEN,
+        "activation": "relu",
+        "solver": "adam",
+        "learning_rate_init": LEARNING_RATE,
+        "batch_size": BATCH_SIZE,
+        "max_iter": epochs,
+        "alpha": SKLEARN_MLP_ALPHA,
+        "n_iter_no_change": epochs + 1,
+        "random_state": seed,
+    }
+    ours = handnet.sklearn.MLPClassifier(**settings)
+    theirs = SklearnMLPClassifier(**settings)
+    return ours, theirs, f"drop-in `handnet.sklearn` MLP 64 ReLU, Adam, {epochs} epochs"
+
+
 def _fit_score(model: Any, data: tuple[np.ndarray, ...]) -> tuple[float, np.ndarray, float]:
     X_train, X_test, y_train, y_test = data
     start = time.perf_counter()
@@ -153,6 +177,7 @@ def run(seeds: int, epochs: int, log: Callable[[str], None]) -> dict[tuple[str, 
             for ours, theirs, label in (
                 linear_models(len(y_train), n_classes),
                 mlp_models(seed, epochs),
+                dropin_models(seed, epochs),
             ):
                 result = results.setdefault((name, label), Result())
                 accuracy, ours_pred, seconds = _fit_score(ours, data)
@@ -226,6 +251,10 @@ def report(results: dict[tuple[str, str], Result], seeds: int, epochs: int, comm
         f"scikit-learn `alpha={SKLEARN_MLP_ALPHA:g}`, handnet `alpha={SKLEARN_MLP_ALPHA:g} / "
         f"{BATCH_SIZE}` (scikit-learn divides its L2 term by the batch size). Initial weights "
         "and batch orders come from each library's own generator.",
+        "* Drop-in: `handnet.sklearn.MLPClassifier` and scikit-learn's `MLPClassifier` "
+        "constructed with the same arguments (the MLP above in scikit-learn's terms, "
+        f"`alpha={SKLEARN_MLP_ALPHA:g}`, `random_state=seed`); the drop-in draws its initial "
+        "weights and batch orders as scikit-learn does, so the runs match one for one.",
         "",
         "",
     ]

@@ -395,8 +395,9 @@ def _sparse(X: np.ndarray) -> Any:
 HYPERPARAMETERS: list[tuple[str, tuple[str, ...], list[tuple[Any, type[BaseException], str]]]] = [
     ("learning_rate", MODELS, [(-0.1, ValueError, "> 0"), (0, ValueError, "> 0"),
                                (NAN, ValueError, "> 0"), (INF, ValueError, "> 0"),
-                               ("0.1", TypeError, "number"), (None, TypeError, "number"),
-                               (True, TypeError, "number")]),
+                               ("0.1", TypeError, "number"), (True, TypeError, "number")]),
+    # None is the linear models' default (optimizer="auto"); the MLPs need a number.
+    ("learning_rate", MLPS, [(None, TypeError, "number")]),
     ("max_iter", MODELS, [(0, ValueError, "> 0"), (-5, ValueError, "> 0"),
                           (2.5, TypeError, "integer"), ("10", TypeError, "integer"),
                           (True, TypeError, "integer")]),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -354,3 +356,35 @@ def test_block_sums_compute_in_the_gradients_dtype(
     assert loss_sum == pytest.approx(reference[0], rel=1e-6)
     assert bias_sum == pytest.approx(reference[1], abs=1e-5)
     np.testing.assert_allclose(gradient, reference[2], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "path", ["gd_step", "sgd_numpy", "sgd_numba", "block_numpy", "block_numba"]
+)
+def test_every_logistic_kernel_keeps_the_digits_of_confident_right_predictions(path: str) -> None:
+    """Each place the binary cross-entropy is written computes it without cancellation.
+
+    One row with y = 1 and z = 33.3 (and one with y = 0, z = -25): the loss is
+    log1p(exp(-|z|)), 3.4e-15 and 1.4e-11, which (log1p(e) + max(z, 0)) - y z rounds
+    to 0 and to a value 2.8e-5 off.
+    """
+    if path.endswith("numba") and not kernels.numba_available():
+        pytest.skip("numba is not installed")
+    for z, target in ((33.3, 1.0), (-25.0, 0.0)):
+        X = np.array([[z]])
+        y = np.array([target])
+        expected = math.log1p(math.exp(-abs(z)))
+        weights, bias = np.array([1.0]), np.array([0.0])
+        if path == "gd_step":
+            workspace = tuple(np.empty((4, 1)))
+            loss = kernels.logistic_gd_step(X, y, weights, bias, 0.0, 0.0, workspace)
+        elif path.startswith("sgd"):
+            loss = kernels.logistic_sgd_epoch(
+                X, y, np.array([0]), weights, bias, 0.0, use_numba=path == "sgd_numba"
+            )
+        else:
+            gradient = np.zeros(1)
+            loss, _ = kernels.logistic_block_sums(
+                X, y, weights, 0.0, gradient, use_numba=path == "block_numba"
+            )
+        assert loss == pytest.approx(expected, rel=1e-12, abs=0), (z, target, loss)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from handnet import losses
-from handnet.gradcheck import check_loss
+from handnet.gradcheck import check_loss, gradcheck
 
 TOL = 1e-6
 N = 8
@@ -233,3 +234,77 @@ def test_get_loss(name: str, cls: Callable[[], losses.Loss]) -> None:
 def test_get_loss_unknown() -> None:
     with pytest.raises(ValueError, match="unknown loss"):
         losses.get_loss("hinge")
+
+
+# Confident predictions, right and wrong, in both tails: z = 25 and 33.3 are where
+# (log1p(e) + max(z, 0)) - y z loses log1p(e)'s digits (33.3 gave 0 for 3.45e-15).
+_TAIL_LOGITS = np.array(
+    [-745.0, -40.0, -33.3, -25.0, -5.0, -1e-3, 0.0, 1e-3, 5.0, 25.0, 33.3, 40.0]
+)
+
+
+def _exact_bce(z: float, y: float) -> float:
+    """-y log(sigmoid z) - (1-y) log(1-sigmoid z) for y in {0, 1}, without cancellation.
+
+    With s = y ? z : -z (the margin), the loss is log(1 + exp(-s)): log1p(exp(-s))
+    for s >= 0 (exp never overflows, log1p keeps every digit), s + log1p(exp(s)) else.
+    """
+    s = z if y == 1.0 else -z
+    return math.log1p(math.exp(-s)) if s >= 0 else -s + math.log1p(math.exp(s))
+
+
+@pytest.mark.parametrize("target", [0.0, 1.0])
+def test_bce_value_is_exact_in_both_tails(target: float) -> None:
+    z = _TAIL_LOGITS.reshape(-1, 1)
+    y = np.full_like(z, target)
+    expected = np.array([_exact_bce(float(v), target) for v in _TAIL_LOGITS])
+    per_row = [losses.binary_cross_entropy(z[i : i + 1], y[i : i + 1])[0] for i in range(len(z))]
+    np.testing.assert_allclose(per_row, expected, rtol=4 * np.finfo(float).eps, atol=0)
+    values = [losses.binary_cross_entropy_value(z[i : i + 1], y[i : i + 1]) for i in range(len(z))]
+    np.testing.assert_allclose(values, expected, rtol=4 * np.finfo(float).eps, atol=0)
+    assert losses.binary_cross_entropy_value(np.array([[33.3]]), np.array([[1.0]])) > 0
+
+
+# --- Poisson deviance (the log-link loss of handnet.sklearn.MLPRegressor(loss="poisson")) ---
+
+
+def _poisson_data(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    z = rng.normal(size=(N, 3))
+    y = rng.poisson(np.exp(rng.normal(size=(N, 3)))).astype(np.float64)
+    y[0, 0] = 0.0  # 0 log 0 = 0
+    return z, y
+
+
+def test_poisson_value_matches_naive_formula(rng: np.random.Generator) -> None:
+    z, y = _poisson_data(rng)
+    mu = np.exp(z)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y_log = np.where(y > 0, y * np.log(y / mu), 0.0)
+    per_sample = (y_log - y + mu).sum(axis=1)
+    weights = rng.uniform(0.5, 2.0, size=N)
+    loss, _ = losses.poisson_deviance(z, y)
+    assert loss == pytest.approx(per_sample.mean(), rel=1e-12)
+    loss_w, _ = losses.poisson_deviance(z, y, weights)
+    assert loss_w == pytest.approx(np.dot(weights, per_sample) / weights.sum(), rel=1e-12)
+    assert losses.poisson_deviance_value(z, y, weights) == loss_w
+    assert losses.poisson_deviance(np.log(y[1:2] + 1.0), y[1:2] + 1.0)[0] == pytest.approx(0.0)
+
+
+def test_poisson_gradient_matches_central_differences(rng: np.random.Generator) -> None:
+    z, y = _poisson_data(rng)
+    weights = rng.uniform(0.5, 2.0, size=N)
+    for sample_weight in (None, weights):
+        result = gradcheck(lambda v, sw=sample_weight: losses.poisson_deviance(v, y, sw), z)
+        assert result.max_relative_error < 1e-8
+        _, dlogits = losses.poisson_deviance(z, y, sample_weight)
+        scale = 1 / N if sample_weight is None else (sample_weight / sample_weight.sum())[:, None]
+        np.testing.assert_allclose(dlogits, (np.exp(z) - y) * scale, rtol=1e-12)
+
+
+def test_poisson_loss_object(rng: np.random.Generator) -> None:
+    z, y = _poisson_data(rng)
+    loss = losses.get_loss("poisson_deviance")
+    assert isinstance(loss, losses.PoissonDeviance)
+    np.testing.assert_array_equal(loss.link(z), np.exp(z))
+    assert loss.value(z, y) == loss(z, y)[0]
+    assert loss(z.astype(np.float32), y)[1].dtype == np.float32

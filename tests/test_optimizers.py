@@ -24,6 +24,8 @@ from handnet.optimizers import (
     Nesterov,
     Optimizer,
     RMSProp,
+    SklearnAdam,
+    SklearnSGD,
     get_optimizer,
 )
 
@@ -102,6 +104,30 @@ def ref_adam(lr: float, b1: float, b2: float, eps: float, weight_decay: float = 
     return th
 
 
+def ref_sklearn_sgd(lrs: list[float], mu: float, nesterov: bool) -> list[float]:
+    """scikit-learn's SGDOptimizer: v = mu v - lr g; update v, or mu v - lr g (Nesterov)."""
+    th, v = list(THETA0), [0.0, 0.0]
+    for lr in lrs:
+        g = gradient(th)
+        for i in range(2):
+            v[i] = mu * v[i] - lr * g[i]
+            th[i] += mu * v[i] - lr * g[i] if nesterov else v[i]
+    return th
+
+
+def ref_sklearn_adam(lr: float, b1: float, b2: float, eps: float) -> list[float]:
+    """scikit-learn's AdamOptimizer: eps added to the uncorrected sqrt(v)."""
+    th, m, v = list(THETA0), [0.0, 0.0], [0.0, 0.0]
+    for t in range(1, STEPS + 1):
+        g = gradient(th)
+        lr_t = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+        for i in range(2):
+            m[i] = b1 * m[i] + (1 - b1) * g[i]
+            v[i] = b2 * v[i] + (1 - b2) * g[i] ** 2
+            th[i] -= lr_t * m[i] / (math.sqrt(v[i]) + eps)
+    return th
+
+
 CASES: dict[str, tuple[Callable[[], Optimizer], Callable[[], list[float]]]] = {
     "sgd": (lambda: SGD(0.1), lambda: ref_sgd(0.1)),
     "momentum": (lambda: Momentum(0.1, 0.8), lambda: ref_momentum(0.1, 0.8, False)),
@@ -114,6 +140,18 @@ CASES: dict[str, tuple[Callable[[], Optimizer], Callable[[], list[float]]]] = {
     "adamw": (
         lambda: AdamW(0.1, 0.8, 0.9, eps=0.05, weight_decay=0.3),
         lambda: ref_adam(0.1, 0.8, 0.9, 0.05, weight_decay=0.3),
+    ),
+    "sklearn_sgd": (
+        lambda: SklearnSGD(0.1, 0.8, nesterov=False),
+        lambda: ref_sklearn_sgd([0.1] * STEPS, 0.8, False),
+    ),
+    "sklearn_nesterov": (
+        lambda: SklearnSGD(0.1, 0.8, nesterov=True),
+        lambda: ref_sklearn_sgd([0.1] * STEPS, 0.8, True),
+    ),
+    "sklearn_adam": (
+        lambda: SklearnAdam(0.1, 0.8, 0.9, eps=0.05),
+        lambda: ref_sklearn_adam(0.1, 0.8, 0.9, 0.05),
     ),
 }
 
@@ -132,6 +170,80 @@ def test_momentum_and_nesterov_differ_and_adamw_differs_from_adam() -> None:
     """Guards against a reference that would pass for the wrong rule."""
     assert not np.allclose(ref_momentum(0.1, 0.8, False), ref_momentum(0.1, 0.8, True))
     assert not np.allclose(ref_adam(0.1, 0.8, 0.9, 0.05), ref_adam(0.1, 0.8, 0.9, 0.05, 0.3))
+
+
+def test_sklearn_forms_hand_computed_first_step() -> None:
+    """One step from θ = 0 with g = 2 (η = 0.1), worked out by hand.
+
+    SklearnAdam (β1 = 0.5, β2 = 0.75, ε = 0.5): m = 0.5·2 = 1, v = 0.25·4 = 1,
+    η_t = 0.1·√0.25/0.5 = 0.1, Δθ = -0.1·1/(1 + 0.5) = -1/15 (PyTorch's Adam:
+    -0.1·2/(2 + 0.5) = -0.08). SklearnSGD (μ = 0.5): v = -0.2, Δθ = v = -0.2, or
+    with Nesterov μv - ηg = -0.1 - 0.2 = -0.3.
+    """
+    theta = np.array([0.0])
+    SklearnAdam(0.1, beta1=0.5, beta2=0.75, eps=0.5).step([(theta, np.array([2.0]))])
+    assert theta[0] == pytest.approx(-1.0 / 15.0, rel=1e-15)
+    theta = np.array([0.0])
+    Adam(0.1, beta1=0.5, beta2=0.75, eps=0.5).step([(theta, np.array([2.0]))])
+    assert theta[0] == pytest.approx(-0.08, rel=1e-15)
+    for nesterov, expected in ((False, -0.2), (True, -0.3)):
+        theta = np.array([0.0])
+        SklearnSGD(0.1, momentum=0.5, nesterov=nesterov).step([(theta, np.array([2.0]))])
+        assert theta[0] == pytest.approx(expected, rel=1e-15)
+
+
+@pytest.mark.parametrize("nesterov", [False, True])
+def test_sklearn_sgd_keeps_the_learning_rate_inside_the_velocity(nesterov: bool) -> None:
+    """A learning rate changed between steps scales only the new gradient.
+
+    With a constant rate the rule is PyTorch's (Momentum / Nesterov); with a rate
+    that changes, the two differ, and SklearnSGD follows scikit-learn's formula.
+    """
+    rates = [0.1, 0.02, 0.5]
+    optimizer = SklearnSGD(rates[0], 0.8, nesterov=nesterov)
+    theta = np.array(THETA0)
+    for rate in rates:
+        optimizer.learning_rate = rate
+        optimizer.step([(theta, np.array(gradient(theta.tolist())))])
+    np.testing.assert_allclose(theta, ref_sklearn_sgd(rates, 0.8, nesterov), rtol=1e-13)
+    torch_form = Nesterov(0.1, 0.8) if nesterov else Momentum(0.1, 0.8)
+    np.testing.assert_allclose(
+        run(torch_form), ref_sklearn_sgd([0.1] * STEPS, 0.8, nesterov), rtol=1e-13
+    )
+    other = Nesterov(rates[0], 0.8) if nesterov else Momentum(rates[0], 0.8)
+    theta_other = np.array(THETA0)
+    for rate in rates:
+        other.learning_rate = rate
+        other.step([(theta_other, np.array(gradient(theta_other.tolist())))])
+    assert not np.allclose(theta_other, theta)
+
+
+def test_lbfgs_first_step_and_evaluation_limit() -> None:
+    """``first_step="inverse_l2"`` tries 1/|g|_2 first (SciPy's); ``max_evaluations`` stops."""
+    points: list[np.ndarray] = []
+
+    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        points.append(x.copy())
+        grad = np.array(gradient(x.tolist()))
+        return 0.5 * float(x @ np.array(A) @ x) - float(np.dot(B, x)), grad
+
+    x0 = np.array(THETA0)
+    g0 = np.array(gradient(THETA0))
+    for first_step, step in (
+        ("unit_l1", min(1.0, 1.0 / np.abs(g0).sum())),
+        ("inverse_l2", 1.0 / np.linalg.norm(g0)),
+    ):
+        points.clear()
+        solver = LBFGS(first_step=first_step)
+        _, _, _, converged = solver.minimize(fun, x0, max_iter=50, gtol=1e-10)
+        assert converged and solver.stop_reason in ("gtol", "ftol", "line_search")
+        np.testing.assert_allclose(points[1], x0 - step * g0, rtol=1e-15)
+    solver = LBFGS()
+    _, _, _, converged = solver.minimize(fun, x0, max_iter=50, gtol=0.0, max_evaluations=2)
+    assert not converged and solver.stop_reason == "max_evaluations"
+    assert solver.iterations <= 2 < solver.n_evaluations
+    with pytest.raises(ValueError, match="first_step"):
+        LBFGS(first_step="unit")
 
 
 def test_adam_first_step_is_learning_rate_times_sign() -> None:
@@ -237,6 +349,10 @@ def test_several_parameters_are_updated_independently() -> None:
         lambda: LBFGS(c1=0.0),
         lambda: LBFGS(c2=1.0),
         lambda: LBFGS(max_line_search=0),
+        lambda: SklearnSGD(0.1, momentum=1.5),
+        lambda: SklearnSGD(0.0),
+        lambda: SklearnAdam(beta1=1.0),
+        lambda: SklearnAdam(eps=-1.0),
     ],
 )
 def test_bad_hyperparameters_raise(make: Callable[[], object]) -> None:

@@ -26,11 +26,11 @@ installed, would make a model's class hierarchy (and pickles) depend on the
 environment; a small class of our own keeps one behaviour everywhere.
 
 Exceptions and warnings that scikit-learn's tools catch by *its* classes
-(``NotFittedError``, ``DataConversionWarning``) are raised through
-:func:`sklearn_compatible`: when scikit-learn has already been imported by the
-user's program, the raised object is an instance of a subclass of both the
-handnet class and scikit-learn's class of the same name, so
-``except sklearn.exceptions.NotFittedError`` and
+(``NotFittedError``, ``DataConversionWarning``, ``ConvergenceWarning``) are
+raised through :func:`~handnet.exceptions.sklearn_compatible`: when
+scikit-learn has already been imported by the user's program, the raised object
+is an instance of a subclass of both the handnet class and scikit-learn's class
+of the same name, so ``except sklearn.exceptions.NotFittedError`` and
 ``except handnet.NotFittedError`` both catch it. When scikit-learn has not been
 imported it is the plain handnet class; scikit-learn is never imported for it.
 """
@@ -39,68 +39,13 @@ from __future__ import annotations
 
 import functools
 import inspect
-import sys
 from collections.abc import Callable
 from types import MethodType
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
-from .exceptions import NotFittedError
-
-E = TypeVar("E", bound=BaseException)
-
-_SKLEARN_TWINS: dict[type[BaseException], type[BaseException]] = {}
-
-
-def _rebuild_compatible(
-    cls: type[BaseException], args: tuple[Any, ...]
-) -> BaseException:
-    """Unpickle an exception made by :func:`sklearn_compatible` (in this process's terms)."""
-    return sklearn_compatible(cls)(*args)
-
-
-def sklearn_compatible(cls: type[E]) -> type[E]:
-    """``cls``, or its twin that also subclasses scikit-learn's class of the same name.
-
-    The twin is used only when ``sklearn.exceptions`` is already in
-    ``sys.modules`` (the program imported scikit-learn); this function never
-    imports it. The twin keeps ``cls``'s name and module, so messages and
-    tracebacks read the same, and it pickles by rebuilding through this function
-    (a process without scikit-learn gets the plain handnet class).
-
-    Parameters
-    ----------
-    cls : exception or warning class
-        A handnet class such as :class:`~handnet.exceptions.NotFittedError`.
-
-    Returns
-    -------
-    type
-        A subclass of ``cls`` (possibly ``cls`` itself).
-    """
-    module = sys.modules.get("sklearn.exceptions")
-    sklearn_cls = getattr(module, cls.__name__, None) if module is not None else None
-    if not isinstance(sklearn_cls, type) or issubclass(cls, sklearn_cls):
-        return cls
-    twin = _SKLEARN_TWINS.get(cls)
-    if twin is None or not issubclass(twin, sklearn_cls):
-
-        def __reduce__(self: BaseException) -> tuple[Any, ...]:
-            return (_rebuild_compatible, (cls, self.args), self.__dict__ or None)
-
-        twin = type(
-            cls.__name__,
-            (cls, sklearn_cls),
-            {
-                "__module__": cls.__module__,
-                "__qualname__": cls.__qualname__,
-                "__doc__": cls.__doc__,
-                "__reduce__": __reduce__,
-            },
-        )
-        _SKLEARN_TWINS[cls] = twin
-    return twin  # type: ignore[return-value]
+from .exceptions import NotFittedError, sklearn_compatible
 
 
 class available_if:  # lower case: a decorator, named like scikit-learn's

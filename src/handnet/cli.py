@@ -851,10 +851,12 @@ def _run_train_streamed(
     if model.loss_curve_:
         write(f"training:   loss {model.loss_curve_[-1]:.4f} (mean over the last epoch)\n")
     scores = model.validation_scores_ or []
-    if scores:
-        best = int(np.argmax(scores))
-        write(f"validation: accuracy {scores[best]:.4f}   (best epoch {best + 1} of "
-              f"{len(scores)} kept)\n")
+    best_epoch = getattr(model, "best_epoch_", None)
+    if scores and best_epoch is not None:
+        validation_loss = model.validation_loss_curve_[best_epoch - 1]
+        write(f"validation: accuracy {scores[best_epoch - 1]:.4f}   loss "
+              f"{validation_loss:.4f}   (epoch {best_epoch} of {len(scores)} kept: the "
+              "lowest validation loss)\n")
     if args.save:
         _save_model(model, args.save)
         write(f"model saved to {args.save}\n")
@@ -992,14 +994,17 @@ def _run_train(args: argparse.Namespace, out: IO[str]) -> int:
     if X_val is not None and y_val is not None:
         val_accuracy, val_loss = _classification_numbers(model, X_val, y_val)
         scores = model.validation_scores_ or []
-        kept = (f"best epoch {int(np.argmax(scores)) + 1} of {len(scores)} kept" if scores
-                else "the last iteration kept")
+        best_epoch = getattr(model, "best_epoch_", None)
+        kept = (f"epoch {best_epoch} of {len(scores)} kept: the lowest validation loss"
+                if scores and best_epoch is not None else "the last iteration kept")
         write(f"validation: accuracy {val_accuracy:.4f}   log loss {val_loss:.4f}   ({kept})\n")
     if args.plot and curves is not None:
         from .plot import save_figure, training_figure
 
         curves.extend("training loss", model.loss_curve_)
+        curves.extend("validation loss", getattr(model, "validation_loss_curve_", None) or [])
         curves.extend("validation accuracy", model.validation_scores_ or [])
+        curves.kept_epoch = getattr(model, "best_epoch_", None)
         figure = training_figure(
             curves, model=model, X=data.X if data.n_features == 2 else None, y=data.y,
             title=f"{_describe_model(model)} on {os.path.basename(data.source)}",
@@ -1223,10 +1228,16 @@ def _run_info(args: argparse.Namespace, out: IO[str]) -> int:
     write(f"  loss: first {losses[0]:.6g}, last {losses[-1]:.6g}, lowest {min(losses):.6g} "
           f"(epoch {int(np.argmin(losses)) + 1})\n")
     scores = list(getattr(model, "validation_scores_", None) or [])
+    validation_losses = list(getattr(model, "validation_loss_curve_", None) or [])
+    best_epoch = getattr(model, "best_epoch_", None)
+    if validation_losses:
+        write(f"  validation loss: first {validation_losses[0]:.6g}, last "
+              f"{validation_losses[-1]:.6g}, lowest {min(validation_losses):.6g}\n")
     if scores:
-        best = int(np.argmax(scores)) + 1
-        write(f"  validation score: last {scores[-1]:.4f}, best {max(scores):.4f} "
-              f"(epoch {best}; training with validation data keeps that epoch's parameters)\n")
+        write(f"  validation score: last {scores[-1]:.4f}, best {max(scores):.4f}\n")
+    if best_epoch is not None and scores:
+        write(f"  kept epoch: {best_epoch} of {len(scores)} (the lowest validation loss; "
+              f"its validation score {scores[best_epoch - 1]:.4f})\n")
     return 0
 
 

@@ -12,6 +12,9 @@ chosen so that activations neither shrink nor blow up from layer to layer:
   for tanh and sigmoid.
 * ``he`` (He et al., 2015), normal: :math:`W_{ij} \\sim \\mathcal N(0, 2 / n_{in})`;
   for ReLU, which zeroes half its inputs.
+
+:func:`sklearn_uniform` draws a layer's weights *and biases* the way
+scikit-learn's ``MLPClassifier`` does (used by :mod:`handnet.sklearn`).
 """
 
 from __future__ import annotations
@@ -52,6 +55,36 @@ def he(
     """He/Kaiming normal weights, standard deviation ``sqrt(2 / n_inputs)``."""
     scale = np.sqrt(2.0 / n_inputs)
     return (scale * rng.standard_normal((n_inputs, n_outputs))).astype(dtype, copy=False)
+
+
+def sklearn_uniform(
+    n_inputs: int,
+    n_outputs: int,
+    rng: np.random.Generator | np.random.RandomState,
+    dtype: DTypeLike = np.float64,
+    factor: float = 6.0,
+) -> tuple[NDArray[np.floating], NDArray[np.floating]]:
+    r"""Weights and biases as scikit-learn's MLP draws them (Glorot, biases included).
+
+    .. math:: W_{ij},\ b_j \sim U(-a, a), \qquad a = \sqrt{\frac{f}{n_{in} + n_{out}}}
+
+    with :math:`f = 6` (Glorot & Bengio's bound), or :math:`f = 2` for the logistic
+    activation, as scikit-learn chooses. Drawn in float64, weights first and then
+    biases, in one call each, so that the same ``numpy.random.RandomState`` gives
+    the same numbers as ``sklearn.neural_network.MLPClassifier``; then cast to
+    ``dtype``.
+
+    Returns
+    -------
+    weights : ndarray of shape (n_inputs, n_outputs)
+    bias : ndarray of shape (n_outputs,)
+    """
+    if not np.isfinite(factor) or factor <= 0:
+        raise ValueError(f"factor must be a finite number > 0, got {factor!r}")
+    bound = np.sqrt(factor / (n_inputs + n_outputs))
+    weights = rng.uniform(-bound, bound, (n_inputs, n_outputs))
+    bias = rng.uniform(-bound, bound, n_outputs)
+    return weights.astype(dtype, copy=False), bias.astype(dtype, copy=False)
 
 
 INITIALIZERS: dict[str, Initializer] = {

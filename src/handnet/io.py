@@ -96,6 +96,7 @@ from .models import (
     MLPRegressor,
     SoftmaxRegression,
     _NetworkEstimator,
+    resolve_optimizer,
 )
 from .network import Sequential
 from .optimizers import LBFGS, OPTIMIZERS, Optimizer
@@ -448,6 +449,15 @@ def _describe_estimator(
     for optional in ("best_loss_", "best_validation_score_"):
         if optional in overrides or hasattr(model, optional):
             fitted[optional] = float(attribute(optional))
+    if "best_epoch_" in overrides or hasattr(model, "best_epoch_"):
+        fitted["best_epoch_"] = int(attribute("best_epoch_"))
+    validation_losses = (
+        overrides["validation_loss_curve_"]
+        if "validation_loss_curve_" in overrides
+        else getattr(model, "validation_loss_curve_", None)
+    )
+    if validation_losses is not None:
+        fitted["validation_loss_curve_"] = [float(v) for v in validation_losses]
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
         fitted["feature_names_in_"] = [str(n) for n in names]
@@ -1023,7 +1033,14 @@ class _EstimatorPlan:
 
 
 _FITTED_REQUIRED = {"n_features_in_", "loss_curve_", "validation_scores_", "n_iter_", "t_"}
-_FITTED_OPTIONAL = {"best_loss_", "best_validation_score_", "feature_names_in_"}
+_FITTED_OPTIONAL = {
+    "best_loss_",
+    "best_validation_score_",
+    "feature_names_in_",
+    # Written since early stopping keeps the epoch of the lowest validation loss.
+    "validation_loss_curve_",
+    "best_epoch_",
+}
 
 
 def _check_fitted(
@@ -1066,6 +1083,23 @@ def _check_fitted(
         if name in fitted:
             _require(_is_number(fitted[name], finite=False), f"{name} must be a number")
             result[name] = float(fitted[name])
+    validation_losses = fitted.get("validation_loss_curve_")
+    if validation_losses is not None:
+        result["validation_loss_curve_"] = _check_float_list(
+            validation_losses, "validation_loss_curve_"
+        )
+        _require(
+            result["validation_scores_"] is not None
+            and len(result["validation_loss_curve_"]) == len(result["validation_scores_"]),
+            "validation_loss_curve_ must have one entry per validation score",
+        )
+    if "best_epoch_" in fitted:
+        n_validated = len(result.get("validation_loss_curve_") or [])
+        _require(
+            _is_int(fitted["best_epoch_"], 1) and fitted["best_epoch_"] <= n_validated,
+            f"best_epoch_={fitted['best_epoch_']!r} must be an epoch of the validation curve "
+            f"(1 to {n_validated})",
+        )
     n_outputs = dense[-1]["n_outputs"]
     if is_classifier:
         classes = _check_classes(fitted["classes_"])
@@ -1133,7 +1167,12 @@ def _check_content(content: Mapping[str, Any]) -> _NetworkPlan | _EstimatorPlan:
     training = content["training"]
     if training is not None:
         defaults = {n: p.default for n, p in _signature_defaults(cls).items()}
-        optimizer_type = _optimizer_type_name(params.get("optimizer", defaults.get("optimizer")))
+        chosen = resolve_optimizer(
+            params.get("optimizer", defaults.get("optimizer")),
+            params.get("batch_size", defaults.get("batch_size")),
+            params.get("learning_rate", defaults.get("learning_rate")),
+        )
+        optimizer_type = _optimizer_type_name(chosen)
         schedule_type = _schedule_type_name(params.get("schedule", defaults.get("schedule")))
         try:
             check_trainer_state(
@@ -1487,11 +1526,16 @@ class CheckpointRun:
         for name in ("loss_curve_", "validation_scores_", "t_", "n_iter_"):
             value = fitted[name]
             setattr(model, name, list(value) if isinstance(value, list) else value)
-        for name in ("best_loss_", "best_validation_score_"):
+        for name in ("best_loss_", "best_validation_score_", "best_epoch_"):
             if name in fitted:
                 setattr(model, name, fitted[name])
+        validation_losses = fitted.get("validation_loss_curve_")
+        model.validation_loss_curve_ = (
+            None if validation_losses is None else list(validation_losses)
+        )
         if model.validation_scores_ is None and trainer.history.validation_score:
             model.validation_scores_ = []
+            model.validation_loss_curve_ = []
 
     def remaining_epochs(self, model: _NetworkEstimator, trainer: Trainer) -> int:
         """Epochs left for this fit: all of ``max_iter``, or what a resumed run lacks."""
@@ -1519,12 +1563,24 @@ class CheckpointRun:
         if losses:
             fitted["best_loss_"] = min(losses)
         scores = model.validation_scores_
+        validation_losses = None
         if scores is not None:
             scores = [float(v) for v in scores]
             scores += [float(v) for v in history.validation_score[self._start_scores :]]
-            if scores:
-                fitted["best_validation_score_"] = max(scores)
+            earlier = getattr(model, "validation_loss_curve_", None) or []
+            validation_losses = [float(v) for v in earlier]
+            validation_losses += [
+                float(v) for v in history.validation_loss[self._start_scores :]
+            ]
+            if validation_losses and len(validation_losses) == len(scores):
+                # The epoch fit keeps (see _NetworkEstimator._record_best_epoch).
+                best = int(np.argmin(validation_losses))
+                fitted["best_epoch_"] = best + 1
+                fitted["best_validation_score_"] = scores[best]
+            else:
+                validation_losses = None
         fitted["validation_scores_"] = scores
+        fitted["validation_loss_curve_"] = validation_losses
         return fitted
 
     def _write(self, trainer: Trainer) -> str:

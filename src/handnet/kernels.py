@@ -140,7 +140,7 @@ def logistic_sgd_epoch_numpy(
         e = exp(-abs(z))
         p = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
         # the same order of operations as handnet.losses.binary_cross_entropy
-        loss = log1p(e) + (z if z > 0 else 0.0) - target * z
+        loss = ((z if z > 0 else 0.0) - target * z) + log1p(e)
         if l2:
             loss += half_l2 * float(weights @ weights)
             weights *= decay
@@ -249,15 +249,17 @@ def _loss_sum_and_residual(
     np.abs(z, out=e)
     np.negative(e, out=e)
     np.exp(e, out=e)  # e = exp(-|z|) in (0, 1]: shared by the loss and the sigmoid
-    np.log1p(e, out=terms)
     np.maximum(z, 0.0, out=residual)
-    terms += residual
+    # The loss as (max(z, 0) - y z) + log1p(e), in that order: no cancellation of
+    # log1p(e)'s digits for confident right predictions (see losses.binary_cross_entropy).
+    np.multiply(y, z, out=terms)
+    np.subtract(residual, terms, out=terms)
     # sigmoid(z) = exp(min(z, 0)) / (1 + e): 1 / (1 + e) for z >= 0, e / (1 + e) below;
     # min(z, 0) = z - max(z, 0), and exp of it is exactly e where z < 0.
     np.subtract(z, residual, out=residual)
     np.exp(residual, out=residual)
-    np.multiply(y, z, out=z)  # z is not needed any more
-    terms -= z
+    np.log1p(e, out=z)  # z is not needed any more
+    terms += z
     loss_sum = float(terms.sum())
     e += 1.0
     residual /= e
@@ -288,7 +290,7 @@ def _build_numba_kernel() -> Callable[..., float] | None:
             z += b
             e = math.exp(-abs(z))
             p = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
-            loss = math.log1p(e) + (z if z > 0 else 0.0) - y[i] * z
+            loss = ((z if z > 0 else 0.0) - y[i] * z) + math.log1p(e)
             if l2 != 0.0:
                 norm = 0.0
                 for j in range(n_features):

@@ -35,11 +35,37 @@ class Layer:
     #: every array a layer returns is the caller's to keep.
     reuse_buffers: bool = False
 
+    #: The attributes in which :meth:`forward` keeps what :meth:`backward` needs (the
+    #: batch's inputs, outputs or mask). They are dropped when the layer is pickled
+    #: (a saved model holds no training rows) and untouched by :meth:`predict`.
+    _forward_cache: tuple[str, ...] = ()
+
     def forward(self, X: Array, training: bool = False) -> Array:
         raise NotImplementedError
 
     def backward(self, dout: Array, need_input_gradient: bool = True) -> Array | None:
         raise NotImplementedError
+
+    def predict(self, X: Array) -> Array:
+        """The evaluation-mode output, keeping nothing for :meth:`backward`.
+
+        The layer's forward caches are left as they were, so predicting between
+        two training steps (or from another thread) changes nothing.
+        """
+        kept = {name: self.__dict__[name] for name in self._forward_cache if name in self.__dict__}
+        try:
+            return self.forward(X, training=False)
+        finally:
+            self.__dict__.update(kept)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What pickle and ``copy.deepcopy`` keep: no forward caches, no work buffers."""
+        state = self.__dict__.copy()
+        state.pop("_buffers", None)
+        for name in self._forward_cache:
+            if name in state:
+                state[name] = None
+        return state
 
     def parameters(self) -> list[Array]:
         """The layer's trainable arrays (updated in place by the optimizers)."""
@@ -104,6 +130,7 @@ class Dense(Layer):
     """
 
     penalized = (True, False)
+    _forward_cache = ("_X", "_training")
 
     def __init__(
         self,
@@ -188,6 +215,8 @@ class Activation(Layer):
     :mod:`handnet.activations`.
     """
 
+    _forward_cache = ("_z", "_a", "_training")
+
     def __init__(self, name: str) -> None:
         self.name = name
         self._forward, self._backward = get_activation(name)
@@ -237,6 +266,8 @@ class Dropout(Layer):
     random_state : int, Generator or None
         Source of the masks; a model sets its own generator here.
     """
+
+    _forward_cache = ("mask",)
 
     def __init__(self, rate: float, random_state: int | np.random.Generator | None = None) -> None:
         if not 0.0 <= float(rate) < 1.0:

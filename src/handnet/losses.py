@@ -90,10 +90,13 @@ def binary_cross_entropy(
     .. math::
 
         \ell = -y \log p - (1 - y) \log(1 - p)
-             = \max(z, 0) - y z + \log(1 + e^{-|z|})
+             = \big(\max(z, 0) - y z\big) + \log(1 + e^{-|z|})
 
     The right-hand form never overflows (``exp`` sees only ``-|z|``) and never
-    takes ``log(0)``. Its derivative is the prediction minus the target:
+    takes ``log(0)``. It is added in the order of the brackets: for a confident
+    right prediction (:math:`y = 1`, :math:`z \gg 0`) the bracket is exactly 0,
+    so the loss keeps every digit of the small :math:`\log(1 + e^{-|z|})`. Its
+    derivative is the prediction minus the target:
 
     .. math:: \frac{\partial \ell}{\partial z} = \sigma(z) - y
 
@@ -115,9 +118,12 @@ def binary_cross_entropy(
     e = np.abs(logits)
     np.negative(e, out=e)
     np.exp(e, out=e)  # e = exp(-|z|), in (0, 1]: shared by the loss and the sigmoid
-    terms = np.log1p(e)
-    terms += np.maximum(logits, 0.0)
+    # max(z, 0) - y z first, log1p(e) last: for a confident right prediction the
+    # first part is exactly 0 and the sum keeps log1p(e)'s digits (added the other
+    # way, z + log1p(e) - z would round e.g. 3.45e-15 at z = 33.3 away to 0).
+    terms = np.maximum(logits, 0.0)
     terms -= targets * logits
+    terms += np.log1p(e)
     loss = _weighted_mean(terms, sample_weight)
     # sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) for z < 0, with e = exp(-|z|)
     dlogits = np.where(logits >= 0, 1.0, e)
@@ -132,9 +138,9 @@ def binary_cross_entropy_value(
 ) -> float:
     """The mean binary cross-entropy alone (no gradient): for monitoring."""
     logits, targets = _as_float_pair(logits, targets)
-    terms = np.log1p(np.exp(-np.abs(logits)))
-    terms += np.maximum(logits, 0)
+    terms = np.maximum(logits, 0.0)
     terms -= targets * logits
+    terms += np.log1p(np.exp(-np.abs(logits)))  # last: see binary_cross_entropy
     return _weighted_mean(terms, sample_weight)
 
 
@@ -224,6 +230,68 @@ def mean_squared_error_value(
     return 0.5 * _weighted_mean(residual * residual, sample_weight)
 
 
+# --- Poisson deviance --------------------------------------------------------------------
+
+
+def _y_log_y(y: Array) -> Array:
+    r""":math:`y \log y`, with :math:`0 \log 0 = 0`."""
+    positive = y > 0
+    result: Array = np.where(positive, y * np.log(np.where(positive, y, 1)), 0)
+    return result.astype(y.dtype, copy=False)
+
+
+def poisson_deviance(
+    logits: Array, targets: Array, sample_weight: Array | None = None
+) -> tuple[float, Array]:
+    r"""Half the Poisson deviance of an exponential output (log link), from the logits.
+
+    The output :math:`z` is the log of the predicted mean, :math:`\mu = e^z`. For a
+    target :math:`y \ge 0` (a count, or any non-negative value):
+
+    .. math::
+
+        \ell = y \log\frac{y}{\mu} - y + \mu
+             = e^z - y z + (y \log y - y)
+
+    with :math:`0 \log 0 = 0`. The bracket does not depend on :math:`z`: it makes
+    :math:`\ell = 0` at :math:`\mu = y` (scikit-learn's ``MLPRegressor(loss="poisson")``
+    includes it). Written in :math:`z`, no log of a prediction is ever taken. The
+    derivative is once more the prediction minus the target:
+
+    .. math:: \frac{\partial \ell}{\partial z} = e^z - y
+
+    Parameters
+    ----------
+    logits : ndarray of shape (n_samples, n_outputs)
+    targets : ndarray of shape (n_samples, n_outputs), non-negative
+    sample_weight : ndarray of shape (n_samples,), optional
+
+    Returns
+    -------
+    loss : float
+        The weighted mean over samples of :math:`\ell` summed over outputs.
+    dlogits : ndarray of shape (n_samples, n_outputs)
+    """
+    logits, targets = _as_float_pair(logits, targets)
+    n_samples = logits.shape[0]
+    mean = np.exp(logits)
+    terms = mean - targets * logits
+    terms += _y_log_y(targets) - targets
+    loss = _weighted_mean(terms, sample_weight)
+    dlogits = mean - targets
+    return loss, _scale_rows(dlogits, n_samples, sample_weight)
+
+
+def poisson_deviance_value(
+    logits: Array, targets: Array, sample_weight: Array | None = None
+) -> float:
+    """The mean half Poisson deviance alone (no gradient): for monitoring."""
+    logits, targets = _as_float_pair(logits, targets)
+    terms = np.exp(logits) - targets * logits
+    terms += _y_log_y(targets) - targets
+    return _weighted_mean(terms, sample_weight)
+
+
 # --- loss objects ------------------------------------------------------------------------
 
 
@@ -303,10 +371,28 @@ class MeanSquaredError(Loss):
         return logits
 
 
+class PoissonDeviance(Loss):
+    """Exponential output (log link) + half Poisson deviance; see :func:`poisson_deviance`."""
+
+    name = "poisson_deviance"
+
+    def __call__(
+        self, logits: Array, targets: Array, sample_weight: Array | None = None
+    ) -> tuple[float, Array]:
+        return poisson_deviance(logits, targets, sample_weight)
+
+    def value(self, logits: Array, targets: Array, sample_weight: Array | None = None) -> float:
+        return poisson_deviance_value(logits, targets, sample_weight)
+
+    def link(self, logits: Array) -> Array:
+        return np.exp(logits)
+
+
 LOSSES: dict[str, type[Loss]] = {
     "binary_cross_entropy": BinaryCrossEntropy,
     "softmax_cross_entropy": SoftmaxCrossEntropy,
     "mean_squared_error": MeanSquaredError,
+    "poisson_deviance": PoissonDeviance,
 }
 
 

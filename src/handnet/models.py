@@ -76,8 +76,8 @@ class _Prepared:
         the blocks carry them).
     weighting : (n_samples, mean_weight) or None
         For :class:`_DatasetWeightedLoss` when the rows are weighted.
-    validation : (X_val, y_val, w_val) or None
-        In memory.
+    validation : (X_val, y_val, w_val, Y_val) or None
+        In memory; ``Y_val`` encoded for the loss like ``Y``.
     fingerprint : tuple
         What :meth:`handnet.io.CheckpointRun.attach` fingerprints.
     """
@@ -87,7 +87,7 @@ class _Prepared:
     Y: Any
     weight: Any
     weighting: tuple[int, float] | None
-    validation: tuple[Any, Any, Any] | None
+    validation: tuple[Any, Any, Any, Any] | None
     fingerprint: tuple[Any, ...]
 
     @property
@@ -95,9 +95,30 @@ class _Prepared:
         return len(self.X)
 
 
+#: The step size of ``optimizer="auto"`` when it picks gradient descent.
+AUTO_LEARNING_RATE = 0.1
+
+
+def resolve_optimizer(optimizer: Any, batch_size: Any, learning_rate: Any) -> Any:
+    """What ``optimizer="auto"`` stands for (any other value is returned as it is).
+
+    L-BFGS for full-batch training when no ``learning_rate`` is given: it needs no
+    step size, so unscaled or weighted data cannot make it oscillate or diverge.
+    Plain gradient descent ("sgd") as soon as a ``learning_rate`` or a
+    ``batch_size`` is given: the user asked for steps of that size or on batches.
+    """
+    if not (isinstance(optimizer, str) and optimizer == "auto"):
+        return optimizer
+    return "lbfgs" if batch_size is None and learning_rate is None else "sgd"
+
+
 def _has_stochastic_optimizer(model: Any) -> bool:
-    """``partial_fit`` exists only for optimizers that take steps on batches."""
-    if isinstance(model.optimizer, LBFGS) or model.optimizer == "lbfgs":
+    """``partial_fit`` exists only for optimizers that take steps on batches.
+
+    (``optimizer="auto"`` takes gradient-descent steps in ``partial_fit``.)
+    """
+    optimizer = model._optimizer(incremental=True)
+    if isinstance(optimizer, LBFGS) or optimizer == "lbfgs":
         raise AttributeError(
             "partial_fit needs a stochastic optimizer (e.g. optimizer='sgd' or 'adam'); "
             "L-BFGS trains on the full batch only"
@@ -112,11 +133,12 @@ class _NetworkEstimator(BaseEstimator):
 
     # Set by subclasses.
     _is_classifier = False
+    _auto_learning_rate = False  # whether learning_rate=None (picked for the optimizer) is allowed
     _default_init = "zeros"
 
     # Declared here so that mypy knows the hyperparameters every subclass stores.
     optimizer: str | Optimizer | LBFGS
-    learning_rate: float
+    learning_rate: float | None
     schedule: str | Schedule
     max_iter: int
     batch_size: int | str | None
@@ -137,6 +159,20 @@ class _NetworkEstimator(BaseEstimator):
     def _hidden_layers(self) -> tuple[int, ...]:
         return ()
 
+    def _optimizer(self, incremental: bool = False) -> str | Optimizer | LBFGS:
+        """The ``optimizer`` hyperparameter, with ``"auto"`` resolved.
+
+        ``partial_fit`` (``incremental``) takes steps on each chunk it is given,
+        so there ``"auto"`` is gradient descent.
+        """
+        if incremental and self.optimizer == "auto":
+            return "sgd"
+        return resolve_optimizer(self.optimizer, self.batch_size, self.learning_rate)
+
+    def _learning_rate(self) -> float:
+        """The ``learning_rate`` hyperparameter, with ``None`` (auto) resolved."""
+        return AUTO_LEARNING_RATE if self.learning_rate is None else self.learning_rate
+
     def _hidden_activation(self) -> str:
         return "relu"
 
@@ -153,7 +189,9 @@ class _NetworkEstimator(BaseEstimator):
             check_positive(self.tol, "tol", allow_zero=True)
         if self.clip_norm is not None:
             check_positive(self.clip_norm, "clip_norm")
-        if not isinstance(self.optimizer, (Optimizer, LBFGS)):
+        if not isinstance(self.optimizer, (Optimizer, LBFGS)) and not (
+            self.learning_rate is None and self._auto_learning_rate
+        ):
             check_positive(self.learning_rate, "learning_rate")
         if self.batch_size is not None and self.batch_size != "auto":
             check_positive(self.batch_size, "batch_size", integer=True)
@@ -238,12 +276,20 @@ class _NetworkEstimator(BaseEstimator):
         layers.append(Dense(n_inputs, n_outputs, init=output_init, random_state=rng, dtype=dtype))
         return Sequential(layers)
 
-    def _make_trainer(self, network: Sequential, loss: Loss, callbacks: Sequence[Any]) -> Trainer:
+    def _trainer_optimizer(self) -> Optimizer | LBFGS | None:
+        trainer: Trainer | None = getattr(self, "_trainer", None)
+        return None if trainer is None else trainer.optimizer
+
+    def _make_trainer(
+        self, network: Sequential, loss: Loss, callbacks: Sequence[Any], incremental: bool = False
+    ) -> Trainer:
         # A user's optimizer or schedule object is trained as a copy: fitting must not
         # change the estimator's parameters (a schedule rewrites the optimizer's
         # learning_rate, ReduceOnPlateau keeps a scale), or a second fit would start
         # from the first one's decayed learning rate.
-        optimizer = get_optimizer(copy.deepcopy(self.optimizer), self.learning_rate)
+        optimizer = get_optimizer(
+            copy.deepcopy(self._optimizer(incremental)), self._learning_rate()
+        )
         if isinstance(optimizer, (Optimizer, LBFGS)) and not isinstance(self.optimizer, str):
             optimizer.reset()  # a user's object starts fresh for a fresh fit
         if isinstance(optimizer, LBFGS) and self._dropout_rate() > 0:
@@ -264,7 +310,8 @@ class _NetworkEstimator(BaseEstimator):
         )
 
     def _resolve_batch_size(self, n_samples: int) -> int | None:
-        if isinstance(self.optimizer, LBFGS) or self.optimizer == "lbfgs":
+        optimizer = self._optimizer()
+        if isinstance(optimizer, LBFGS) or optimizer == "lbfgs":
             return None
         if self.batch_size == "auto":
             return min(200, n_samples)
@@ -284,7 +331,8 @@ class _NetworkEstimator(BaseEstimator):
     def _class_sample_weight(self, y: Any) -> Array | None:
         return None
 
-    def _score_for_validation(self, X: Array, y: Any, sample_weight: Array | None) -> float:
+    def _score_outputs(self, outputs: Array, y: Any, sample_weight: Array | None) -> float:
+        """The model's score (``score``'s metric) of the network's outputs against ``y``."""
         raise NotImplementedError
 
     def _check_y(self, y: Any, n_samples: int) -> NDArray[Any]:
@@ -316,8 +364,10 @@ class _NetworkEstimator(BaseEstimator):
         sample_weight : array-like of shape (n_samples,), optional
             Per-sample weights in the mean loss; weight 2 counts a sample twice.
         validation_data : (X_val, y_val), optional
-            Score on this set after every epoch (``validation_scores_``); the
-            stopping rule uses it and the best epoch's weights are kept.
+            Scored after every epoch: the loss (``validation_loss_curve_``) and
+            the score (``validation_scores_``). The stopping rule watches the
+            validation loss, and the parameters of the epoch with the lowest
+            one (``best_epoch_``) are kept.
         callbacks : sequence of callables ``callback(trainer) -> bool``
             Called after every epoch; returning ``True`` stops training.
         checkpoint : path, optional
@@ -404,9 +454,17 @@ class _NetworkEstimator(BaseEstimator):
             self.network_.set_random_state(self._rng)
             self.loss_curve_: list[float] = []
             self.validation_scores_: list[float] | None = None
+            self.validation_loss_curve_: list[float] | None = None
             self.t_ = 0
-        if first_call or not incremental:
-            self._trainer = self._make_trainer(self.network_, self._loss(), callbacks)
+        if (
+            first_call
+            or not incremental
+            # partial_fit after an L-BFGS fit of optimizer="auto": steps from here on.
+            or (self.optimizer == "auto" and isinstance(self._trainer_optimizer(), LBFGS))
+        ):
+            self._trainer = self._make_trainer(
+                self.network_, self._loss(), callbacks, incremental=incremental
+            )
         trainer = self._trainer
         trainer.loss = (
             self._loss()
@@ -418,15 +476,12 @@ class _NetworkEstimator(BaseEstimator):
             trainer.callbacks.append(_print_progress)
         trainer.batch_size = self._resolve_batch_size(data.n_train)
         run.attach(self, trainer, data.fingerprint, data.n_train)
-        score_fn = None
+        validate = None
         if data.validation is not None:
-            Xv, yv, wv = data.validation
-
-            def score_fn() -> float:
-                return self._score_for_validation(Xv, yv, wv)
-
+            validate = self._validation_scorer(*data.validation)
             if self.validation_scores_ is None:
                 self.validation_scores_ = []
+                self.validation_loss_curve_ = []
 
         self._fitted = True  # the network exists: scoring during training needs it
         start_epoch = trainer.epoch
@@ -442,7 +497,7 @@ class _NetworkEstimator(BaseEstimator):
                     data.Y,
                     data.weight,
                     max_iter=max_iter,
-                    validation=None if score_fn is None else (Xv, yv, score_fn),
+                    validation=validate,
                 )
         finally:
             history = trainer.history
@@ -451,8 +506,7 @@ class _NetworkEstimator(BaseEstimator):
             self.loss_curve_.extend(new_losses)
             if self.validation_scores_ is not None:
                 self.validation_scores_.extend(history.validation_score[start_scores:])
-                if self.validation_scores_:
-                    self.best_validation_score_ = max(self.validation_scores_)
+                self._record_best_epoch(history, start_scores)
             # Epochs of this fit (a fresh trainer starts at 0; a resumed one counts
             # the epochs before the interruption too), or all of partial_fit's.
             self.n_iter_ = trainer.epoch
@@ -460,6 +514,56 @@ class _NetworkEstimator(BaseEstimator):
             if self.loss_curve_:
                 self.best_loss_ = min(self.loss_curve_)
         return self
+
+    def _validation_set(
+        self, X_val: Array, y_val: Any, w_val: Array | None
+    ) -> tuple[Array, Any, Array | None, Array]:
+        """Held-out rows checked for scoring, with their targets encoded for the loss."""
+        n_val = len(X_val)
+        if n_val < 2:
+            raise ValueError(
+                f"the validation set has {n_val} row; scoring a model needs at least 2 "
+                "(R² is undefined on one row, and an accuracy on one row is 0 or 1): "
+                "raise validation_fraction, pass more data, or pass "
+                "validation_data=(X_val, y_val) with more rows"
+            )
+        y_val = np.asarray(y_val)
+        return X_val, y_val, w_val, self._encode_targets(y_val, n_val, self._dtype, reset=False)
+
+    def _validation_scorer(
+        self, X_val: Array, y_val: Any, w_val: Array | None, Y_val: Array
+    ) -> Callable[[], tuple[float, float]]:
+        """``validate() -> (loss, score)`` on held-out rows, for the trainer.
+
+        The loss is the model's own (weighted like the held-out rows, without
+        the L2 term): what early stopping watches and keeps the best of. The
+        score (accuracy, or R² for a regressor) is ``validation_scores_``.
+        """
+        loss = self._loss()
+
+        def validate() -> tuple[float, float]:
+            outputs = self._forward_checked(X_val)
+            return loss.value(outputs, Y_val, w_val), self._score_outputs(outputs, y_val, w_val)
+
+        return validate
+
+    def _record_best_epoch(self, history: History, start: int) -> None:
+        """``validation_loss_curve_``, ``best_epoch_`` and ``best_validation_score_``.
+
+        The kept epoch is the one of the lowest validation loss (the trainer
+        restores its parameters); ``best_validation_score_`` is *its* score, so
+        it describes the model that ``fit`` returns.
+        """
+        curve = getattr(self, "validation_loss_curve_", None)  # None in files before it
+        if curve is None:
+            curve = self.validation_loss_curve_ = []
+        curve.extend(history.validation_loss[start:])
+        if history.best_epoch is None or self.validation_scores_ is None:
+            return
+        # Epochs of earlier warm-start fits come before this fit's in the curves.
+        offset = len(curve) - len(history.validation_loss)
+        self.best_epoch_ = offset + history.best_epoch
+        self.best_validation_score_ = self.validation_scores_[self.best_epoch_ - 1]
 
     def _prepare_in_memory(
         self,
@@ -521,10 +625,9 @@ class _NetworkEstimator(BaseEstimator):
                         "every training sample left after the early-stopping split has "
                         "sample weight 0; lower validation_fraction or check sample_weight"
                     )
-            X_validation, y_validation = X_val, y_val
-            validation = (X_validation, y_validation, w_val)
+            validation = self._validation_set(X_val, y_val, w_val)
 
-        validation_arrays = (None, None, None) if validation is None else validation
+        validation_arrays = (None, None, None) if validation is None else validation[:3]
         weighting = None
         if w_train is not None:
             weighting = (len(w_train), float(np.mean(w_train, dtype=np.float64)))
@@ -606,18 +709,18 @@ class _NetworkEstimator(BaseEstimator):
             weights = check_sample_weight(materialize(sample_weight), n_samples, dtype)
         data = RowBlocks(X, y, weights, encoder, dtype)
         train = data
-        validation: tuple[Any, Any, Any] | None = None
+        validation: tuple[Any, Any, Any, Any] | None = None
         if validation_data is not None:
             X_val = check_features(
                 materialize(validation_data[0]), "X_val", dtype, n_features, estimator_name=name
             )
-            validation = (X_val, materialize(validation_data[1]), None)
+            validation = self._validation_set(X_val, materialize(validation_data[1]), None)
         elif self.early_stopping and not incremental:
             train, held_out = self._split_blocks(data, run)
             X_val, y_val, w_val = held_out.read_all()
             if w_val is not None and not np.any(w_val > 0):
                 w_val = None
-            validation = (X_val, y_val, w_val)
+            validation = self._validation_set(X_val, y_val, w_val)
         weighting = None
         if weights is not None or encoder.class_weight is not None:
             total = train.total_weight()
@@ -627,7 +730,7 @@ class _NetworkEstimator(BaseEstimator):
                     "check sample_weight and class_weight"
                 )
             weighting = (train.n_rows, total / train.n_rows)
-        validation_arrays = (None, None, None) if validation is None else validation
+        validation_arrays = (None, None, None) if validation is None else validation[:3]
         return _Prepared(
             n_features=n_features,
             X=train,
@@ -913,8 +1016,8 @@ class _ClassifierMixin(_NetworkEstimator):
         labels, weights = check_score_inputs(y, len(predictions), sample_weight, self.classes_)
         return accuracy(labels, predictions, weights)
 
-    def _score_for_validation(self, X: Array, y: Any, sample_weight: Array | None) -> float:
-        return accuracy(np.asarray(y), self._labels(self._forward_checked(X)), sample_weight)
+    def _score_outputs(self, outputs: Array, y: Any, sample_weight: Array | None) -> float:
+        return accuracy(np.asarray(y), self._labels(outputs), sample_weight)
 
     @available_if(_has_stochastic_optimizer)
     def partial_fit(
@@ -1020,13 +1123,15 @@ class _LinearClassifier(_ClassifierMixin):
     :class:`LogisticRegression` and :class:`SoftmaxRegression` share through here.
     """
 
+    _auto_learning_rate = True
+
     def __init__(
         self,
-        learning_rate: float = 0.1,
+        learning_rate: float | None = None,
         max_iter: int = 1000,
         batch_size: int | None = None,
         alpha: float = 0.0,
-        optimizer: str | Optimizer | LBFGS = "gd",
+        optimizer: str | Optimizer | LBFGS = "auto",
         schedule: str | Schedule = "constant",
         tol: float | None = 1e-4,
         n_iter_no_change: int = 10,
@@ -1070,33 +1175,46 @@ class _LinearClassifier(_ClassifierMixin):
 
 
 class LogisticRegression(_LinearClassifier):
-    r"""Binary logistic regression trained by gradient descent (the seed's model).
+    r"""Binary logistic regression (the seed's model).
 
     :math:`P(y = \text{classes\_}[1] \mid x) = \sigma(x \cdot w + b)`, trained on the mean
     binary cross-entropy plus :math:`\frac{\alpha}{2}\lVert w\rVert^2` (never on ``b``).
 
+    With the defaults it is fitted by L-BFGS, which needs no step size and so
+    copes with unscaled and weighted data; give a ``learning_rate`` (or a
+    ``batch_size``) and it is trained by gradient descent, as in the seed
+    (``LogisticRegression(learning_rate=0.01, max_iter=5001, init="normal")``).
+
     Parameters
     ----------
-    learning_rate : float, default 0.1
+    learning_rate : float or None, default None
+        The step size of the gradient methods; ``None``: 0.1 for them, and
+        ``optimizer="auto"`` then picks L-BFGS for a full batch.
     max_iter : int, default 1000
-        Epochs (full passes over the data); with ``batch_size=None`` one epoch
-        is one gradient-descent iteration.
+        Epochs (full passes over the data; one gradient-descent step each with
+        ``batch_size=None``), or L-BFGS iterations.
     batch_size : int or None, default None
         ``None``: full-batch GD; ``1``: SGD, one example per step, reshuffled
         every epoch; ``k``: mini-batches of ``k`` rows (at most the number of
         rows in ``fit``; a shorter ``partial_fit`` chunk makes one batch).
     alpha : float, default 0.0
         L2 strength on the weights.
-    optimizer : str or Optimizer, default "gd"
-        ``"gd"``/``"sgd"``, ``"momentum"``, ``"nesterov"``, ``"adagrad"``,
-        ``"rmsprop"``, ``"adam"``, ``"adamw"``, ``"lbfgs"`` or an object.
+    optimizer : str or Optimizer, default "auto"
+        ``"auto"``: ``"lbfgs"`` when neither ``learning_rate`` nor ``batch_size``
+        is given, else ``"sgd"``; or ``"gd"``/``"sgd"``, ``"momentum"``,
+        ``"nesterov"``, ``"adagrad"``, ``"rmsprop"``, ``"adam"``, ``"adamw"``,
+        ``"lbfgs"`` or an object.
     schedule : str or Schedule, default "constant"
     tol : float or None, default 1e-4
         Stop when the loss has not improved by ``tol`` for ``n_iter_no_change``
-        epochs; ``None`` runs all ``max_iter`` epochs.
+        epochs (L-BFGS: when the gradient's largest entry is below ``tol``);
+        ``None`` runs all ``max_iter`` epochs. A stop on a loss that rose and
+        fell instead of settling warns (``ConvergenceWarning``), as does
+        reaching ``max_iter``.
     n_iter_no_change : int, default 10
     early_stopping : bool, default False
-        Hold out ``validation_fraction`` of the data and stop on its accuracy.
+        Hold out ``validation_fraction`` of the data, stop when its loss stops
+        improving, and keep the epoch with the lowest validation loss.
     validation_fraction : float, default 0.1
     clip_norm : float or None, default None
     class_weight : None, "balanced" or dict
@@ -1343,8 +1461,8 @@ class MLPRegressor(_MLPMixin, _NetworkEstimator):
         targets, weights = check_score_inputs(y, len(predictions), sample_weight, allow_2d=True)
         return r2_score(targets, predictions, weights)
 
-    def _score_for_validation(self, X: Array, y: Any, sample_weight: Array | None) -> float:
-        return r2_score(np.asarray(y), self._forward_checked(X), sample_weight)
+    def _score_outputs(self, outputs: Array, y: Any, sample_weight: Array | None) -> float:
+        return r2_score(np.asarray(y), outputs, sample_weight)
 
     @available_if(_has_stochastic_optimizer)
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -87,6 +88,27 @@ class Sequential:
                 pairs = [views[(id(layer), i)] for i in range(n)]
                 layer.bind([p for p, _ in pairs], [g for _, g in pairs])
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What pickle and ``copy.deepcopy`` keep: the layers (and their values), not the views.
+
+        Pickle stores a view as an array of its own, so the flat vectors would be
+        stored twice and, restored, no longer shared with the layers' arrays.
+        They are rebuilt from the layers instead (:meth:`__setstate__`).
+        """
+        state = self.__dict__.copy()
+        del state["flat_parameters"], state["flat_gradients"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Rebuild the flat vectors from the layers' values and bind the views again.
+
+        Without this, a restored network's layers would read arrays that the
+        optimizer (which updates :attr:`flat_parameters`) never touches: a
+        pickled, deep-copied or joblib-loaded model would stop learning.
+        """
+        self.__dict__.update(state)
+        self._flatten()
+
     # --- the forward and backward passes -------------------------------------------------
 
     def forward(self, X: Array, training: bool = False) -> Array:
@@ -135,8 +157,14 @@ class Sequential:
             grad = self.layers[position].backward(grad, need_input_gradient=position > 0)
 
     def predict(self, X: Array) -> Array:
-        """The logits in evaluation mode (no dropout)."""
-        return self.forward(X, training=False)
+        """The logits in evaluation mode (no dropout), leaving the network as it was.
+
+        Unlike :meth:`forward`, nothing is kept for a backward pass: predicting
+        does not change the model (nor drop what a training step keeps).
+        """
+        for layer in self.layers:
+            X = layer.predict(X)
+        return X
 
     # --- parameters ----------------------------------------------------------------------
 

@@ -312,6 +312,118 @@ class AdamW(Adam):
         super()._update(param, grad, state, decay=1.0 - self.learning_rate * self.weight_decay)
 
 
+class SklearnSGD(Optimizer):
+    r"""Gradient descent with momentum in scikit-learn's form (``MLPClassifier(solver="sgd")``).
+
+    The learning rate sits *inside* the velocity, so a learning rate changed
+    between steps (``invscaling``, ``adaptive``) only scales the new gradient,
+    not the velocity already built up:
+
+    .. math::
+
+        v &\leftarrow \mu\, v - \eta\, g \\
+        \theta &\leftarrow \theta + v \quad\text{(classical)} \\
+        \theta &\leftarrow \theta + \mu\, v - \eta\, g \quad\text{(Nesterov)}
+
+    with :math:`v = 0` before the first step. With a constant :math:`\eta` this is
+    :class:`Momentum` / :class:`Nesterov` (PyTorch's form, :math:`\eta` outside the
+    velocity) with :math:`v_{\text{here}} = -\eta\, v_{\text{there}}`; with
+    ``momentum=0`` it is :class:`SGD`.
+
+    Parameters
+    ----------
+    learning_rate : float, default 0.001
+    momentum : float in [0, 1], default 0.9
+    nesterov : bool, default True
+    """
+
+    def __init__(
+        self, learning_rate: float = 1e-3, momentum: float = 0.9, nesterov: bool = True
+    ) -> None:
+        super().__init__(learning_rate)
+        self.momentum = check_interval(
+            momentum, "momentum", 0.0, 1.0, left_closed=True, right_closed=True
+        )
+        self.nesterov = bool(nesterov)
+
+    def _init_state(self, param: Array) -> State:
+        return {"velocity": np.zeros_like(param)}
+
+    def _update(self, param: Array, grad: Array, state: State) -> None:
+        dtype = param.dtype.type
+        momentum, learning_rate = dtype(self.momentum), dtype(self.learning_rate)
+        velocity = state["velocity"]
+        velocity *= momentum
+        velocity -= learning_rate * grad
+        if self.nesterov:
+            param += momentum * velocity - learning_rate * grad
+        else:
+            param += velocity
+
+    def __repr__(self) -> str:
+        return (
+            f"SklearnSGD(learning_rate={self.learning_rate}, momentum={self.momentum}, "
+            f"nesterov={self.nesterov})"
+        )
+
+
+class SklearnAdam(Optimizer):
+    r"""Adam in scikit-learn's form (``MLPClassifier(solver="adam")``).
+
+    At step :math:`t = 1, 2, \dots`:
+
+    .. math::
+
+        m &\leftarrow \beta_1 m + (1 - \beta_1)\, g \\
+        v &\leftarrow \beta_2 v + (1 - \beta_2)\, g^2 \\
+        \eta_t &= \eta\, \frac{\sqrt{1 - \beta_2^t}}{1 - \beta_1^t} \\
+        \theta &\leftarrow \theta - \eta_t\, \frac{m}{\sqrt{v} + \epsilon}
+
+    The same as :class:`Adam` except where :math:`\epsilon` goes: here it is added
+    to the *uncorrected* :math:`\sqrt{v}`, which amounts to :class:`Adam` with
+    :math:`\epsilon / \sqrt{1 - \beta_2^t}`, a larger :math:`\epsilon` in the first
+    steps.
+
+    Parameters
+    ----------
+    learning_rate : float, default 0.001
+    beta1, beta2 : float in [0, 1), default 0.9 and 0.999
+    eps : float > 0, default 1e-8
+    """
+
+    def __init__(
+        self,
+        learning_rate: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+    ) -> None:
+        super().__init__(learning_rate)
+        self.beta1 = check_interval(beta1, "beta1", 0.0, 1.0, left_closed=True)
+        self.beta2 = check_interval(beta2, "beta2", 0.0, 1.0, left_closed=True)
+        self.eps = _check_eps(eps)
+
+    def _init_state(self, param: Array) -> State:
+        return {"m": np.zeros_like(param), "v": np.zeros_like(param)}
+
+    def _update(self, param: Array, grad: Array, state: State) -> None:
+        dtype = param.dtype.type
+        t = self.iterations
+        m, v = state["m"], state["v"]
+        m *= dtype(self.beta1)
+        m += dtype(1.0 - self.beta1) * grad
+        v *= dtype(self.beta2)
+        v += dtype(1.0 - self.beta2) * (grad * grad)
+        step_size = self.learning_rate * np.sqrt(1.0 - self.beta2**t) / (1.0 - self.beta1**t)
+        param -= dtype(step_size) * m / (np.sqrt(v) + dtype(self.eps))
+
+    def __repr__(self) -> str:
+        return (
+            f"SklearnAdam(learning_rate={self.learning_rate}, beta1={self.beta1}, "
+            f"beta2={self.beta2}, eps={self.eps})"
+        )
+
+
 # --- L-BFGS ------------------------------------------------------------------------------
 
 Objective = Callable[[Array], tuple[float, Array]]
@@ -336,6 +448,19 @@ class LBFGS:
 
     Use :meth:`minimize` with a function returning ``(loss, gradient)`` of a flat
     parameter vector; the models do this for ``optimizer="lbfgs"``.
+
+    Parameters
+    ----------
+    memory : int, default 10
+        Number of :math:`(s, y)` pairs kept.
+    c1, c2 : float, default 1e-4 and 0.9
+        The Wolfe constants, :math:`0 < c_1 < c_2 < 1`.
+    max_line_search : int, default 25
+        Evaluations allowed per line search (and per zoom).
+    first_step : {"unit_l1", "inverse_l2"}, default "unit_l1"
+        The first trial step along steepest descent (first iteration, and after a
+        restart; later iterations try 1): :math:`\min(1, 1/\lVert g\rVert_1)`, or
+        :math:`1/\lVert g\rVert_2` as SciPy's L-BFGS-B (which scikit-learn's MLP uses).
     """
 
     def __init__(
@@ -344,6 +469,7 @@ class LBFGS:
         c1: float = 1e-4,
         c2: float = 0.9,
         max_line_search: int = 25,
+        first_step: str = "unit_l1",
     ) -> None:
         self.memory: int = check_positive(memory, "memory", integer=True)
         self.c1 = check_interval(c1, "c1", 0.0, 1.0)
@@ -351,6 +477,11 @@ class LBFGS:
         if not self.c1 < self.c2:
             raise ValueError(f"need 0 < c1 < c2 < 1, got c1={c1!r}, c2={c2!r}")
         self.max_line_search: int = check_positive(max_line_search, "max_line_search", integer=True)
+        if first_step not in ("unit_l1", "inverse_l2"):
+            raise ValueError(
+                f"first_step must be 'unit_l1' or 'inverse_l2', got {first_step!r}"
+            )
+        self.first_step = first_step
         self.learning_rate = 1.0  # the line search chooses the step; kept for a uniform API
         self.reset()
 
@@ -359,6 +490,10 @@ class LBFGS:
         self.y: list[Array] = []
         self.iterations = 0
         self.n_evaluations = 0
+        #: Why the last :meth:`minimize` stopped: ``"gtol"``, ``"ftol"``,
+        #: ``"line_search"`` (converged), or ``"max_iter"``, ``"max_evaluations"``,
+        #: ``"callback"`` (not converged); ``""`` before any.
+        self.stop_reason = ""
 
     def direction(self, grad: Array) -> Array:
         """The two-loop recursion: :math:`-H g` from the stored pairs."""
@@ -386,6 +521,7 @@ class LBFGS:
         gtol: float = 1e-6,
         ftol: float | None = None,
         callback: Callable[[int, float, Array], bool | None] | None = None,
+        max_evaluations: int | None = None,
     ) -> tuple[Array, float, Array, bool]:
         """Minimise ``fun`` from ``x0``.
 
@@ -402,21 +538,29 @@ class LBFGS:
             (default: 10 machine epsilons of the parameters' dtype).
         callback : callable ``(iteration, f, x) -> bool``, optional
             Called after each iteration; returning ``True`` stops.
+        max_evaluations : int, optional
+            Stop after the iteration during which the number of evaluations of
+            ``fun`` in this call exceeded ``max_evaluations`` (SciPy's ``maxfun``:
+            a line search is never cut short, and, as in SciPy, this test comes
+            before the ``ftol`` test).
 
         Returns
         -------
         x, f, grad, converged
+            :attr:`stop_reason` says why it stopped.
         """
         dtype = x0.dtype
         if ftol is None:
             ftol = 10 * float(np.finfo(dtype).eps)
         x = np.array(x0, dtype=dtype, copy=True)
+        first_evaluation = self.n_evaluations
         f, g = fun(x)
         self.n_evaluations += 1
         converged = False
+        self.stop_reason = "max_iter"
         for _ in range(max_iter):
             if float(np.max(np.abs(g), initial=0.0)) <= gtol:
-                converged = True
+                converged, self.stop_reason = True, "gtol"
                 break
             d = self.direction(g).astype(dtype, copy=False)
             slope = float(np.dot(g, d))
@@ -424,10 +568,10 @@ class LBFGS:
                 self.s, self.y = [], []
                 d = -g
                 slope = -float(np.dot(g, g))
-            first_step = 1.0 if self.s else min(1.0, 1.0 / max(float(np.sum(np.abs(g))), 1e-12))
+            first_step = 1.0 if self.s else self._first_trial_step(g)
             step, f_new, g_new = self._line_search(fun, x, f, g, d, slope, first_step)
             if step == 0.0:  # no step satisfied the conditions: we are as low as we can get
-                converged = True
+                converged, self.stop_reason = True, "line_search"
                 break
             s = (step * d).astype(dtype, copy=False)
             x = x + s
@@ -442,11 +586,24 @@ class LBFGS:
             f, g = f_new, g_new
             self.iterations += 1
             if callback is not None and callback(self.iterations, f, x):
+                self.stop_reason = "callback"
+                break
+            if (
+                max_evaluations is not None
+                and self.n_evaluations - first_evaluation > max_evaluations
+            ):
+                self.stop_reason = "max_evaluations"
                 break
             if decrease <= ftol * max(abs(f), abs(f + decrease), 1.0):
-                converged = True
+                converged, self.stop_reason = True, "ftol"
                 break
         return x, f, g, converged
+
+    def _first_trial_step(self, grad: Array) -> float:
+        """The trial step along :math:`-g` when there is no curvature information yet."""
+        if self.first_step == "inverse_l2":
+            return 1.0 / max(float(np.sqrt(np.dot(grad, grad))), 1e-12)
+        return min(1.0, 1.0 / max(float(np.sum(np.abs(grad))), 1e-12))
 
     def _evaluate(self, fun: Objective, x: Array, d: Array, step: float) -> tuple[float, Array]:
         self.n_evaluations += 1

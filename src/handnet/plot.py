@@ -124,6 +124,9 @@ class TrainingCurves:
     """
 
     series: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+    #: The epoch whose parameters training kept (early stopping: the lowest
+    #: validation loss), marked in both panels; ``None``: the last one.
+    kept_epoch: int | None = None
 
     def add(self, name: str, epoch: int, value: float) -> None:
         """Record ``value`` for ``name`` at ``epoch``."""
@@ -138,11 +141,15 @@ class TrainingCurves:
 
     @classmethod
     def from_model(cls, model: Any) -> TrainingCurves:
-        """The training loss (``loss_curve_``) and validation accuracy a model recorded."""
+        """The training loss (``loss_curve_``), the validation loss and accuracy a model
+        recorded, and the epoch it kept (``best_epoch_``)."""
         curves = cls()
         curves.extend("training loss", list(getattr(model, "loss_curve_", None) or []))
+        validation_losses = getattr(model, "validation_loss_curve_", None) or []
+        curves.extend("validation loss", list(validation_losses))
         scores = getattr(model, "validation_scores_", None) or []
         curves.extend("validation accuracy", list(scores))
+        curves.kept_epoch = getattr(model, "best_epoch_", None)
         return curves
 
     def last(self, name: str) -> float | None:
@@ -179,6 +186,9 @@ def plot_curves(
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
+        if drawn and curves.kept_epoch is not None:
+            ax.axvline(curves.kept_epoch, color="C2", linestyle=":", linewidth=1.5,
+                       label=f"kept: epoch {curves.kept_epoch}")
         if drawn:
             ax.legend(loc="best", fontsize="small")
             if suffix == "loss":

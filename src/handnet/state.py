@@ -157,13 +157,20 @@ def check_trainer_state(
     for name in ("converged", "interrupted", "finished"):
         _check_bool(state[name], name)
     _check_float(state["initial_learning_rate"], "initial_learning_rate", positive=True)
-    history_keys = {"loss", "validation_score", "learning_rate"}
-    history = _check_keys(state["history"], "history", history_keys)
+    history_keys = {"loss", "validation_score", "learning_rate", "validation_loss"}
+    history = state["history"]
+    if isinstance(history, Mapping) and "validation_loss" not in history:
+        # Written before the validation loss was recorded: none, as it was then.
+        history = {**history, "validation_loss": []}
+    history = _check_keys(history, "history", history_keys)
     losses = _check_float_list(history["loss"], "history.loss")
     rates = _check_float_list(history["learning_rate"], "history.learning_rate")
     scores = _check_float_list(history["validation_score"], "history.validation_score")
+    validation_losses = _check_float_list(history["validation_loss"], "history.validation_loss")
     if not len(losses) == len(rates) == epoch or len(scores) > epoch:
         _fail("history", f"does not have one entry per epoch ({epoch} epochs)")
+    if validation_losses and len(validation_losses) != len(scores):
+        _fail("history.validation_loss", "must have one entry per validation score")
     stopping = _check_keys(
         state["stopping"],
         "stopping",

@@ -884,7 +884,7 @@ def materialize(X: Any) -> Any:
 
 def warn_column_y() -> None:
     """The column-vector ``y`` warning of :func:`handnet.validation.check_target`."""
-    from .base import sklearn_compatible
+    from .exceptions import sklearn_compatible
     from .validation import DataConversionWarning
 
     warnings.warn(

@@ -76,7 +76,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import blocks
-from .exceptions import ConvergenceWarning, DivergenceError
+from .exceptions import ConvergenceWarning, DivergenceError, sklearn_compatible
 from .kernels import logistic_gd_step, logistic_sgd_epoch, numba_available
 from .layers import Dense
 from .losses import BinaryCrossEntropy, Loss
@@ -106,6 +106,18 @@ class History:
     loss: list[float] = field(default_factory=list)
     validation_score: list[float] = field(default_factory=list)
     learning_rate: list[float] = field(default_factory=list)
+    #: The loss on the validation data (no penalty), with ``validation_score``.
+    validation_loss: list[float] = field(default_factory=list)
+
+    @property
+    def best_epoch(self) -> int | None:
+        """The epoch (counted from 1) with the lowest validation loss: the one kept.
+
+        The earliest of equal ones; ``None`` without validation data.
+        """
+        if not self.validation_loss:
+            return None
+        return int(np.argmin(self.validation_loss)) + 1
 
 
 @dataclass
@@ -134,6 +146,9 @@ class Callback(Protocol):
 
     def __call__(self, trainer: Trainer) -> bool | None: ...
 
+
+Validation = Callable[[], "tuple[float, float]"]
+"""Scores the network on held-out data: returns ``(loss, score)`` (score: higher is better)."""
 
 CheckpointHook = Callable[["Trainer"], "str | None"]
 """Saves a checkpoint of the trainer's run; returns a line for the user (or ``None``)."""
@@ -230,8 +245,10 @@ class Trainer:
         Clip the global gradient norm to this value before each step.
     tol, n_iter_no_change : float or None, int
         Stop once the training loss (or, with validation data, the validation
-        score) has not improved by ``tol`` for ``n_iter_no_change`` epochs in a
-        row. ``tol=None`` runs every epoch.
+        loss) has not improved by ``tol`` for ``n_iter_no_change`` epochs in a
+        row. ``tol=None`` runs every epoch. A stop on a training loss that went
+        up and down instead of settling (see :meth:`_oscillated`) warns with a
+        :class:`~handnet.exceptions.ConvergenceWarning`, as ``max_iter`` does.
     shuffle : bool
         Visit rows in a new random order each epoch (mini-batch regimes).
     callbacks : sequence of callables
@@ -306,9 +323,36 @@ class Trainer:
         self._resuming = False
         self._engine: blocks.FullBatchGradient | None = None
         #: Warn (``ConvergenceWarning``) when ``max_iter`` ends training before the
-        #: stopping rule; off for partial_fit's one pass. An attribute, not a
+        #: stopping rule, or the rule stops an oscillating loss; off for partial_fit's
+        #: one pass (whose chunks differ from call to call). An attribute, not a
         #: warnings filter, which would be process-wide and race with other threads.
         self.warn_at_max_iter = True
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What pickle and ``copy.deepcopy`` keep: the run's state, none of its data.
+
+        The optimizer, schedule, generator, history and stopping state stay (a
+        restored model's ``partial_fit`` continues exactly like the original's);
+        the batch buffers (training rows), the block engine and its threads, and
+        the per-call hooks (callbacks, checkpoint writer), which every ``fit`` sets
+        again, are dropped.
+        """
+        state = self.__dict__.copy()
+        state.update(
+            _buffers={},
+            _engine=None,
+            _gd_kernel_arguments=None,
+            _interrupt=None,
+            callbacks=[],
+            checkpoint=None,
+        )
+        del state["_parameter_pairs"]  # views of the network's flat vectors: made anew
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        network = self.network  # restored first: it holds no reference to the trainer
+        self._parameter_pairs = [(network.flat_parameters, network.flat_gradients)]
 
     # --- one step ------------------------------------------------------------------------
 
@@ -606,7 +650,7 @@ class Trainer:
         Y: Array | None,
         sample_weight: Array | None = None,
         max_iter: int = 200,
-        validation: tuple[Array, Array, Callable[[], float]] | None = None,
+        validation: Validation | None = None,
     ) -> History:
         """Train for up to ``max_iter`` epochs (or L-BFGS iterations).
 
@@ -623,10 +667,13 @@ class Trainer:
             Epochs to run in this call (counted on from any earlier call). An
             epoch left unfinished by an interrupt, restored with
             :meth:`load_state_dict`, counts as the first of them.
-        validation : (X_val, Y_val, score) or None
-            With validation data, ``score()`` (higher is better) is recorded each
-            epoch, drives the stopping rule, and the best epoch's parameters are
-            restored at the end.
+        validation : callable ``validation() -> (loss, score)``, optional
+            Called after every epoch on held-out data: both are recorded
+            (``history.validation_loss``, ``history.validation_score``), the
+            loss drives the stopping rule, and the parameters of the epoch with
+            the lowest validation loss (:attr:`History.best_epoch`) are restored
+            at the end. The loss, not an accuracy: an accuracy on a small
+            validation set stops improving (ties) long before the model does.
         """
         self.interrupted = False
         self.finished = False
@@ -700,7 +747,7 @@ class Trainer:
         Y: Array | None,
         sample_weight: Array | None,
         max_iter: int,
-        validation: tuple[Array, Array, Callable[[], float]] | None,
+        validation: Validation | None,
     ) -> None:
         network = self.network
         interrupt = self._interrupt
@@ -734,10 +781,15 @@ class Trainer:
             self.history.learning_rate.append(self.current_lr)
             self.epoch += 1
             self.schedule.observe(loss)
-            score = validation[2]() if validation is not None else None
-            if score is not None:
+            validation_loss = None
+            if validation is not None:
+                validation_loss, score = validation()
+                self.history.validation_loss.append(validation_loss)
                 self.history.validation_score.append(score)
-            converged = self._update_stopping(loss, score)
+                self._best_score = max(self._best_score, score)
+            converged = self._update_stopping(loss, validation_loss)
+            if converged and validation is None and self.warn_at_max_iter and self._oscillated():
+                self._warn_oscillation()
             # Callbacks hear every finished epoch, the one that meets the stopping
             # rule included (a logger or checkpoint would otherwise miss the last).
             stop_requested = bool(self.callbacks) and any(
@@ -802,18 +854,48 @@ class Trainer:
                 return
         parameters[...] = finite[0] if finite else candidates[-1]
 
-    def _update_stopping(self, loss: float, score: float | None) -> bool:
-        """scikit-learn's rule: count epochs without an improvement of ``tol``."""
-        if score is not None:
-            if score > self._best_score:
-                self._best_parameters = self.network.flat_parameters.copy()
-            improved = self.tol is None or score >= self._best_score + self.tol
-            self._best_score = max(self._best_score, score)
-        else:
-            improved = self.tol is None or loss <= self._best_loss - self.tol
-            self._best_loss = min(self._best_loss, loss)
+    def _update_stopping(self, loss: float, validation_loss: float | None) -> bool:
+        """scikit-learn's rule: count epochs without an improvement of ``tol``.
+
+        On the training loss, or on the validation loss when there is one; the
+        parameters of the lowest validation loss so far are kept.
+        """
+        monitored = loss if validation_loss is None else validation_loss
+        if validation_loss is not None and validation_loss < self._best_loss:
+            self._best_parameters = self.network.flat_parameters.copy()
+        improved = self.tol is None or monitored <= self._best_loss - self.tol
+        self._best_loss = min(self._best_loss, monitored)
         self._no_improvement = 0 if improved else self._no_improvement + 1
         return self.tol is not None and self._no_improvement >= self.n_iter_no_change
+
+    #: A training loss that rose this far above its best (relative to the best,
+    #: plus ``tol``) within the stopping rule's window did not settle: it oscillated.
+    OSCILLATION = 0.1
+
+    def _oscillated(self) -> bool:
+        """Whether the stopping rule fired on a loss that went up, not on a plateau.
+
+        The rule counts epochs without improvement; a step size too large for
+        the data (unscaled features, large weights) also produces them, with
+        the loss jumping around: 0.69, 1.25, 0.73, 0.63, 1.54, ... Such a stop is
+        no convergence.
+        """
+        window = self.history.loss[-(self.n_iter_no_change + 1) :]
+        best = self._best_loss
+        tol = self.tol or 0.0
+        return max(window) > best + tol + self.OSCILLATION * abs(best)
+
+    def _warn_oscillation(self) -> None:
+        window = self.history.loss[-(self.n_iter_no_change + 1) :]
+        warnings.warn(
+            f"Stopped after {self.epoch} epochs on a training loss that did not settle: "
+            f"it went between {min(window):.4g} and {max(window):.4g} over the last "
+            f"{len(window)} epochs (learning rate {self.current_lr:g}). Lower the "
+            "learning rate, scale the features (zero mean, unit variance), or use "
+            "optimizer='lbfgs' or 'adam'.",
+            sklearn_compatible(ConvergenceWarning),
+            stacklevel=4,
+        )
 
     def _warn_not_converged(self) -> None:
         if self.tol is not None and self.warn_at_max_iter:
@@ -821,7 +903,7 @@ class Trainer:
                 f"Stopped at max_iter={self.epoch} epochs before the loss settled "
                 f"(tol={self.tol}); raise max_iter, scale the features or raise the "
                 "learning rate.",
-                ConvergenceWarning,
+                sklearn_compatible(ConvergenceWarning),
                 stacklevel=4,
             )
 
@@ -908,7 +990,8 @@ class Trainer:
             A tree of ``dict``/``list``/numbers/strings with NumPy arrays as
             leaves (copies): ``epoch``, ``converged``, ``interrupted``,
             ``finished``, ``initial_learning_rate``, ``history`` (``loss``,
-            ``validation_score``, ``learning_rate`` lists), ``stopping`` (the
+            ``validation_score``, ``learning_rate``, ``validation_loss`` lists),
+            ``stopping`` (the
             early-stopping counter, best loss and score, best parameters or
             ``None``), ``rng`` (``Generator.bit_generator.state``), ``optimizer``
             (``type`` plus :meth:`Optimizer.state_dict`, or L-BFGS's memory),
@@ -940,6 +1023,7 @@ class Trainer:
                 "loss": [float(v) for v in self.history.loss],
                 "validation_score": [float(v) for v in self.history.validation_score],
                 "learning_rate": [float(v) for v in self.history.learning_rate],
+                "validation_loss": [float(v) for v in self.history.validation_loss],
             },
             "stopping": {
                 "no_improvement": self._no_improvement,
@@ -1016,6 +1100,7 @@ class Trainer:
             loss=list(history["loss"]),
             validation_score=list(history["validation_score"]),
             learning_rate=list(history["learning_rate"]),
+            validation_loss=list(history.get("validation_loss", [])),
         )
         stopping = state["stopping"]
         self._no_improvement = stopping["no_improvement"]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .base import sklearn_compatible
+from .exceptions import sklearn_compatible
 
 FLOAT_DTYPES = (np.float64, np.float32)
 
@@ -25,7 +25,7 @@ class DataConversionWarning(UserWarning):
     """The input had to be converted, e.g. a column-vector ``y`` was flattened.
 
     Named like scikit-learn's warning, whose role it plays; raised through
-    :func:`~handnet.base.sklearn_compatible` so that scikit-learn's filters match it.
+    :func:`~handnet.exceptions.sklearn_compatible` so that scikit-learn's filters match it.
     """
 
 
