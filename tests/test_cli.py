@@ -184,7 +184,9 @@ def test_csv_train_predict_evaluate_info(files: dict[str, Path], tmp_path: Path)
     assert re.search(r"trained 150 epochs in [\d.]+ s: adam", out)
     train_accuracy = float(re.search(r"training:\s+accuracy ([\d.]+)\s+log loss ([\d.]+)", out)[1])
     assert train_accuracy > 0.9
-    assert re.search(r"validation: accuracy [\d.]+\s+log loss [\d.]+", out)
+    kept = re.search(r"validation: accuracy [\d.]+\s+log loss [\d.]+\s+\(epoch (\d+) of "
+                     r"(\d+) kept: the lowest validation loss\)", out)
+    assert kept, out
     assert f"model saved to {model_file}" in out
     assert model_file.exists()
     # The progress log goes to stderr, stdout keeps the summary.
@@ -242,6 +244,11 @@ def test_csv_train_predict_evaluate_info(files: dict[str, Path], tmp_path: Path)
     assert "parameters: 65 (48 weights, 17 biases)" in out
     assert "hidden_layer_sizes = (16,)" in out and "learning_rate = 0.02" in out
     assert "classes: 2 [left, right]" in out and "inputs: 2 features [x1, x2]" in out
+    # The kept epoch (the lowest validation loss) is named, as train named it.
+    saved = model_files.load(model_file)
+    assert saved.best_epoch_ == int(kept[1])
+    assert saved.validation_loss_curve_[saved.best_epoch_ - 1] == min(saved.validation_loss_curve_)
+    assert f"kept epoch: {kept[1]} of {kept[2]} (the lowest validation loss" in out
 
     result = run("gradcheck", str(model_file))
     assert result.returncode == 0, result.stderr

@@ -156,3 +156,21 @@ def test_demo_mlp_plot_and_animation(tmp_path: Path) -> None:
     assert "animation written to spirals.gif" in result.stdout
     wrong = run("demo", "--animate", "x.gif", cwd=tmp_path)
     assert wrong.returncode == 2 and "--model mlp" in wrong.stderr
+
+
+def test_the_kept_epoch_is_marked_in_both_panels() -> None:
+    """Early stopping keeps one epoch's parameters: the curves show which."""
+    X, y = make_moons(200, noise=0.3, random_state=0)
+    model = MLPClassifier(hidden_layer_sizes=(8,), learning_rate=0.02, early_stopping=True,
+                          validation_fraction=0.2, max_iter=60, tol=None,
+                          random_state=0).fit(X, y)
+    curves = plot.TrainingCurves.from_model(model)
+    assert curves.kept_epoch == model.best_epoch_
+    assert "validation loss" in curves.series
+    ax_loss, ax_accuracy = plot.plot_curves(curves, *plot.new_figure(2)[1])
+    for ax in (ax_loss, ax_accuracy):
+        assert ax is not None
+        marks = [line for line in ax.get_lines() if line.get_label().startswith("kept")]
+        assert len(marks) == 1
+        assert list(marks[0].get_xdata()) == [model.best_epoch_] * 2
+

@@ -5,7 +5,8 @@
 ``feature_names_in_``, dtype handling, fit idempotence, ``partial_fit``,
 classifier and regressor behaviour, sample weights, pickling, ...
 
-Each model runs in several configurations: full-batch gradient descent,
+Each model runs with its defaults (what a user who does not tune gets) and in
+several configurations: full-batch gradient descent,
 per-example SGD (``batch_size=1``), Adam on mini-batches, and L-BFGS (plus, for
 MLPClassifier, early stopping). The settings are kept small so the module stays
 fast, while still letting each configuration reach the scores the checks demand.
@@ -30,6 +31,7 @@ pytest.importorskip("pandas")  # check_dataframe_column_names_consistency
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from handnet import LogisticRegression, MLPClassifier, MLPRegressor, SoftmaxRegression
+from handnet.models import resolve_optimizer
 
 # The L-BFGS and early-stopping configurations keep the default tol, so on some of
 # the checks' tiny or unscaled data sets they stop at max_iter with handnet's
@@ -53,6 +55,11 @@ _LINEAR = dict(random_state=0)
 _MLP = dict(hidden_layer_sizes=(16,), random_state=0)
 
 ESTIMATORS: list[Any] = [
+    # --- the defaults: what a user who does not tune gets (issue 12) ---
+    LogisticRegression(random_state=0),
+    SoftmaxRegression(random_state=0),
+    MLPClassifier(random_state=0),
+    MLPRegressor(random_state=0),
     # --- LogisticRegression (binary only) ---
     LogisticRegression(learning_rate=0.5, max_iter=100, tol=None, **_LINEAR),  # full-batch GD
     LogisticRegression(batch_size=1, learning_rate=0.05, max_iter=10, tol=None, **_LINEAR),
@@ -94,10 +101,16 @@ ESTIMATORS: list[Any] = [
 
 
 def _is_stochastic(estimator: Any) -> bool:
-    """Mini-batch training: more than one step per epoch, rows in random order."""
-    batch_size = estimator.get_params()["batch_size"]
-    optimizer = estimator.get_params()["optimizer"]
-    return optimizer != "lbfgs" and batch_size is not None
+    """Mini-batch training: more than one step per epoch, rows in random order.
+
+    ``batch_size="auto"`` (the MLPs' default) is min(200, n_samples): one full batch
+    on the checks' small data sets, so not stochastic there; ``optimizer="auto"``
+    with no batch size is L-BFGS.
+    """
+    params = estimator.get_params()
+    batch_size = params["batch_size"]
+    optimizer = resolve_optimizer(params["optimizer"], batch_size, params["learning_rate"])
+    return optimizer != "lbfgs" and batch_size not in (None, "auto")
 
 
 def expected_failed_checks(estimator: Any) -> dict[str, str]:

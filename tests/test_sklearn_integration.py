@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 import subprocess
 import sys
 import textwrap
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -571,3 +573,164 @@ def test_warnings_do_not_leak_from_a_clean_fit(iris) -> None:
         warnings.simplefilter("error")
         make_pipeline(StandardScaler(), SoftmaxRegression(optimizer="lbfgs")).fit(X, y)
     assert handnet.__version__
+
+
+# --- pickle, deepcopy, joblib: a restored model is the model ---------------------------------
+
+
+def _restorers() -> dict[str, Any]:
+    import copy
+
+    import joblib
+
+    def via_joblib(model: Any) -> Any:
+        buffer = io.BytesIO()
+        joblib.dump(model, buffer)
+        buffer.seek(0)
+        return joblib.load(buffer)
+
+    return {
+        "pickle": lambda model: pickle.loads(pickle.dumps(model)),
+        "deepcopy": copy.deepcopy,
+        "joblib": via_joblib,
+    }
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy", "joblib"])
+def test_a_restored_model_keeps_learning_like_the_original(how: str) -> None:
+    """The issue's case: pickled layers used to stop being views of the trained vector."""
+    model = MLPRegressor(
+        hidden_layer_sizes=(42,), random_state=42, learning_rate=0.01, tol=None
+    ).fit([[2.0]], [4.0])
+    restored = _restorers()[how](model)
+    for _ in range(200):
+        model.partial_fit([[2.0]], [1.0])
+        restored.partial_fit([[2.0]], [1.0])
+    assert restored.predict([[2.0]])[0] == pytest.approx(1.0, abs=1e-3)
+    np.testing.assert_array_equal(restored.network_.flat_parameters, model.network_.flat_parameters)
+    # The layers read the vector the optimizer updates.
+    restored.network_.flat_parameters[:] = 0.0
+    assert all(not np.any(p) for p in restored.network_.parameters())
+
+
+@pytest.mark.parametrize("how", ["pickle", "deepcopy", "joblib"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: MLPClassifier(hidden_layer_sizes=(16,), dropout=0.2, max_iter=5, random_state=0),
+        lambda: SoftmaxRegression(optimizer="adam", learning_rate=0.05, batch_size=16,
+                                  max_iter=5, random_state=0),
+        lambda: LogisticRegression(),  # the defaults: L-BFGS
+    ],
+)
+def test_a_restored_model_predicts_and_trains_exactly_like_the_original(
+    how: str, make: Any, iris
+) -> None:
+    X, y = iris
+    X = (X - X.mean(0)) / X.std(0)
+    if isinstance(make(), LogisticRegression):
+        y = (y == 2).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", handnet.ConvergenceWarning)
+        model = make().fit(X, y)
+        restored = _restorers()[how](model)
+        np.testing.assert_array_equal(restored.predict_proba(X), model.predict_proba(X))
+        assert restored.score(X, y) == model.score(X, y)
+        # Training goes on identically: same optimizer state, generator, dropout masks.
+        for m in (model, restored):
+            m.set_params(warm_start=True, max_iter=3)
+            m.fit(X, y)
+            if hasattr(m, "partial_fit"):
+                m.partial_fit(X, y)
+    np.testing.assert_array_equal(restored.network_.flat_parameters, model.network_.flat_parameters)
+    assert restored.loss_curve_ == model.loss_curve_
+
+
+def test_a_pickled_model_holds_no_training_data() -> None:
+    """Neither the rows of the last batch (forward caches, gathered batches) nor anything
+    that grows with the data: the pickle is the same size after 100 or 3,000 rows."""
+    rng = np.random.default_rng(0)
+    sizes = []
+    for n_samples in (100, 3000):
+        X = rng.normal(size=(n_samples, 7))
+        y = (X[:, 0] + X[:, 1] > 0).astype(int)
+        model = MLPClassifier(hidden_layer_sizes=(8,), batch_size=50, max_iter=2,
+                              random_state=0, tol=None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", handnet.ConvergenceWarning)
+            model.fit(X, y)
+        blob = pickle.dumps(model)
+        sizes.append(len(blob))
+        for row in X[::37]:
+            assert row.tobytes() not in blob
+    assert abs(sizes[1] - sizes[0]) < 200, sizes
+
+
+def test_predicting_leaves_the_model_unchanged() -> None:
+    """predict between a forward and a backward pass changes neither the caches nor the
+    gradients: the model object is the same before and after predicting."""
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(30, 3)), rng.integers(0, 2, 30)
+    model = MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, tol=None, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", handnet.ConvergenceWarning)
+        model.fit(X, y)
+    network = model.network_
+    loss = model._loss()
+    logits = network.forward(X[:8], training=True)
+    _, dlogits = loss(logits, np.asarray(model._encode_targets(y[:8], 8, X.dtype, False)))
+    caches = [dict(vars(layer)) for layer in network.layers]
+    model.predict(rng.normal(size=(50, 3)))
+    for layer, before in zip(network.layers, caches, strict=True):
+        for name in layer._forward_cache:
+            assert vars(layer).get(name) is before.get(name), name
+    network.backward(dlogits)
+    expected = network.flat_gradients.copy()
+    network.forward(X[:8], training=True)
+    network.backward(dlogits)
+    np.testing.assert_array_equal(network.flat_gradients, expected)
+
+
+# --- warnings with scikit-learn's classes ----------------------------------------------------
+
+
+def test_convergence_warning_is_sklearns_when_sklearn_is_imported() -> None:
+    from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
+
+    X, y = load_iris(return_X_y=True)
+    with pytest.warns(SklearnConvergenceWarning) as record:
+        SoftmaxRegression(max_iter=2).fit(X, y)
+    assert isinstance(record[0].message, handnet.ConvergenceWarning)
+    # scikit-learn's filter silences it (a test suite whose warnings are errors passes).
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", category=SklearnConvergenceWarning)
+        SoftmaxRegression(max_iter=2).fit(X, y)
+
+
+def test_an_oscillating_loss_warns_instead_of_stopping_as_if_converged() -> None:
+    """scikit-learn's check_class_weight_classifiers data: noisy, unscaled blobs with class
+    weights 1000 / 0.0001. Full-batch GD at learning rate 0.1 jumps around; the stopping
+    rule used to end it after 24 epochs without a word."""
+    from sklearn.datasets import make_blobs
+    from sklearn.exceptions import ConvergenceWarning as SklearnConvergenceWarning
+
+    X, y = make_blobs(centers=2, random_state=0, cluster_std=20)
+    model = LogisticRegression(optimizer="gd", learning_rate=0.1, random_state=0,
+                               class_weight={0: 1000, 1: 0.0001})
+    with pytest.warns(SklearnConvergenceWarning, match="did not settle"):
+        model.fit(X, y)
+    # The defaults (L-BFGS) fit the same data to the accuracy scikit-learn's check demands.
+    default = LogisticRegression(random_state=0, class_weight={0: 1000, 1: 0.0001}).fit(X, y)
+    assert np.mean(default.predict(X[y == 0]) == 0) >= 0.87
+
+
+def test_a_settled_stochastic_run_does_not_warn() -> None:
+    """Mini-batch noise after convergence is no oscillation: no warning for a good fit."""
+    X, y = load_iris(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = MLPClassifier(hidden_layer_sizes=(16,), learning_rate=0.01, max_iter=500,
+                              random_state=0).fit(X, y)
+    assert model.n_iter_ < 500 and model.score(X, y) > 0.95
