@@ -485,3 +485,87 @@ def test_a_validation_set_of_one_row_is_refused(model: handnet.MLPRegressor) -> 
     model.set_params(validation_fraction=0.2, early_stopping=True, max_iter=3, tol=None)
     model.fit(X, y)  # two rows are enough
     assert len(model.validation_scores_) == 3
+
+
+# --- no silent wrong answers on data at the edges (issue 13) --------------------------------
+
+
+def _binary(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(50, 3))
+    return X, (X[:, 0] > 0).astype(int)
+
+
+def test_validation_labels_of_another_kind_are_refused() -> None:
+    """They were scored as they were (accuracy 0 every epoch) and stopped training at once."""
+    X, y = _binary()
+    for y_val in (y.astype(str), np.where(y == 1, "a", "b"), y + 5):
+        with pytest.raises(ValueError, match="validation_data: y contains labels not seen"):
+            MLPClassifier(hidden_layer_sizes=(4,), max_iter=3).fit(
+                X, y, validation_data=(X, y_val)
+            )
+
+
+def test_lbfgs_that_cannot_take_a_step_says_so() -> None:
+    """One feature of 1e308: the gradient overflows along every step. L-BFGS returned an
+    untrained model (n_iter_ 0, probabilities 0.5) without a word."""
+    X, y = _binary()
+    X[0, 0] = 1e308
+    for model in (LogisticRegression(), SoftmaxRegression(optimizer="lbfgs")):
+        with pytest.raises(handnet.DivergenceError, match="could not take a single step"):
+            model.fit(X, y)
+
+
+def test_outputs_that_overflow_to_nan_are_an_error_not_a_class() -> None:
+    """Finite but huge features: z = inf - inf in the network. predict gave class 1."""
+    X, y = _binary()
+    model = MLPClassifier(hidden_layer_sizes=(2,), activation="relu", max_iter=1, tol=None,
+                          random_state=0).fit(X, y)
+    first, _, last = model.network_.layers
+    first.weights[...] = [[10.0, 10.0], [0.0, 0.0], [0.0, 0.0]]  # 1e309: inf
+    last.weights[...] = [[1.0], [-1.0]]  # inf - inf
+    huge = np.array([[1e308, 0.0, 0.0]])
+    for method in (model.predict, model.predict_proba, model.predict_log_proba):
+        with pytest.raises(ValueError, match="overflow to NaN on 1 row"):
+            method(huge)
+    assert model.predict(X[:3]).shape == (3,)  # ordinary rows are fine
+
+
+def test_log_probabilities_of_an_overflowing_logit_are_finite() -> None:
+    """float32: z = 3e38 * 1.3 is inf; log-softmax shifted by it gave NaN."""
+    X, y = _binary()
+    model = LogisticRegression(learning_rate=0.1, max_iter=5, tol=None).fit(
+        X.astype(np.float32), y
+    )
+    model.network_.layers[0].weights[0, 0] = 2.0
+    row = np.array([[3e38, 0.0, 0.0]], dtype=np.float32)
+    assert np.isinf(model.decision_function(row)).all()
+    log_proba = model.predict_log_proba(row)
+    assert np.all(~np.isnan(log_proba))
+    assert log_proba[0, 1] == 0.0 and log_proba[0, 0] < -1e38
+    np.testing.assert_array_equal(np.argmax(log_proba, 1), np.argmax(model.predict_proba(row), 1))
+
+
+def test_nan_among_the_classes_is_refused_at_the_input() -> None:
+    """save() then wrote a file that load() refused."""
+    X, y = _binary()
+    with pytest.raises(ValueError, match="non-finite label"):
+        SoftmaxRegression(learning_rate=0.1).partial_fit(X, y, classes=[0, 1, np.nan])
+
+
+def test_class_weights_that_zero_every_sample_are_refused_clearly() -> None:
+    """It raised a DivergenceError blaming the learning rate."""
+    X, y = _binary()
+    with pytest.raises(ValueError, match="every training sample has weight 0: class_weight"):
+        LogisticRegression(class_weight={0: 0, 1: 0}).fit(X, y)
+
+
+def test_a_network_too_large_for_memory_is_refused_before_allocating() -> None:
+    X, y = _binary()
+    with pytest.raises(ValueError, match="more than this machine's"):
+        MLPClassifier(hidden_layer_sizes=(2**40,)).fit(X, y)
+
+
+def test_an_integer_beyond_float64_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="too large for a float64"):
+        LogisticRegression().fit([[10**400, 1], [1, 2]], [0, 1])

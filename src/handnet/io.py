@@ -77,6 +77,7 @@ import math
 import os
 import re
 import secrets
+import stat
 import struct
 import zipfile
 import zlib
@@ -116,6 +117,9 @@ DESCRIPTION_MEMBER = "handnet.json"
 MAX_DESCRIPTION_BYTES = 1 << 20
 MAX_JSON_DEPTH = 32
 MAX_MEMBERS = 256
+#: The most bytes one member's central-directory entry may take (46 fixed, then its
+#: name, extra fields and comment): handnet's are under 300.
+MAX_DIRECTORY_ENTRY = 2048
 MAX_LAYERS = 1000
 MAX_LAYER_WIDTH = 1 << 31
 #: A member may expand (DEFLATE) at most this much relative to the whole file;
@@ -723,14 +727,7 @@ def _check_array_table(table: Any, budget: int, size: int) -> None:
 
 def _read_archive(path: str) -> dict[str, Any]:
     """The checked content of the file at ``path``, with arrays in place of references."""
-    try:
-        stream = open(path, "rb")  # noqa: SIM115 - closed below, errors need the path
-    except FileNotFoundError:
-        raise ModelFileError(f"no model file at {path!r} (file not found)") from None
-    except IsADirectoryError:
-        raise ModelFileError(f"{path!r} is a directory, not a model file") from None
-    except OSError as error:
-        raise ModelFileError(f"cannot open the model file {path!r}: {error}") from None
+    stream = _open_regular_file(path)
     with stream:
         try:
             return _read_open_archive(stream, path)
@@ -749,6 +746,107 @@ def _read_archive(path: str) -> dict[str, Any]:
             raise ModelFileError(f"cannot read the model file {path!r}: {error}") from None
 
 
+def _open_regular_file(path: str) -> IO[bytes]:
+    """``path`` opened for reading, or ``ModelFileError`` unless it is a regular file.
+
+    Opened without blocking and checked on the open descriptor (no race with a
+    rename in between): reading a FIFO would wait forever for a writer, and a
+    device or socket is no model file either.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        descriptor = os.open(path, flags)
+    except FileNotFoundError:
+        raise ModelFileError(f"no model file at {path!r} (file not found)") from None
+    except IsADirectoryError:
+        raise ModelFileError(f"{path!r} is a directory, not a model file") from None
+    except OSError as error:
+        raise ModelFileError(f"cannot open the model file {path!r}: {error}") from None
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise ModelFileError(f"{path!r} is a directory, not a model file")
+        if not stat.S_ISREG(mode):
+            raise ModelFileError(
+                f"{path!r} is not a regular file (a {_file_kind(mode)}): a model file is read "
+                "from disk; copy the model to a file first"
+            )
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(descriptor, True)
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def _file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISFIFO, "named pipe (FIFO)"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISSOCK, "socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "special file")
+
+
+#: The end-of-central-directory record: signature, disk numbers and this disk's count
+#: (skipped), the total count of members, the directory's size and offset, comment length.
+_EOCD = struct.Struct("<4s6xHII2x")
+_EOCD_SIGNATURE = b"PK\x05\x06"
+_ZIP64_LOCATOR = struct.Struct("<4sIQI")
+_ZIP64_LOCATOR_SIGNATURE = b"PK\x06\x07"
+_ZIP64_EOCD = struct.Struct("<4sQ2H2I2Q2Q")
+_ZIP64_EOCD_SIGNATURE = b"PK\x06\x06"
+
+
+def _check_central_directory(stream: IO[bytes], size: int) -> None:
+    """Refuse an archive whose end record declares too many members, before parsing it.
+
+    ``zipfile`` reads the whole central directory into ``ZipInfo`` objects
+    before anyone can count them (a million members: 40 s and 570 MB), so the
+    count in the end-of-central-directory record (and its ZIP64 twin) is
+    checked first, and the directory's declared size against the file's.
+    """
+    tail_size = min(size, _EOCD.size + 0xFFFF)  # the record, then a comment of <= 64 KiB
+    stream.seek(size - tail_size)
+    tail = stream.read(tail_size)
+    at = tail.rfind(_EOCD_SIGNATURE)
+    _require(
+        at >= 0 and at + _EOCD.size <= len(tail),
+        "the archive has no end-of-central-directory record (truncated?)",
+    )
+    _, count, directory_size, directory_offset = _EOCD.unpack_from(tail, at)
+    if count == 0xFFFF or directory_size == 0xFFFFFFFF or directory_offset == 0xFFFFFFFF:
+        # ZIP64: the real numbers are in the ZIP64 record the locator points at.
+        locator_at = at - _ZIP64_LOCATOR.size
+        _require(locator_at >= 0, "the archive's ZIP64 end record is missing")
+        signature, _, record_offset, _ = _ZIP64_LOCATOR.unpack_from(tail, locator_at)
+        _require(signature == _ZIP64_LOCATOR_SIGNATURE, "the archive's ZIP64 locator is broken")
+        _require(
+            record_offset + _ZIP64_EOCD.size <= size, "the archive's ZIP64 end record is broken"
+        )
+        stream.seek(record_offset)
+        record = stream.read(_ZIP64_EOCD.size)
+        _require(
+            len(record) == _ZIP64_EOCD.size and record[:4] == _ZIP64_EOCD_SIGNATURE,
+            "the archive's ZIP64 end record is broken",
+        )
+        fields = _ZIP64_EOCD.unpack(record)
+        count, directory_size = fields[6], fields[8]
+    _require(
+        count <= MAX_MEMBERS,
+        f"the archive declares {count} members; a model file has at most {MAX_MEMBERS}",
+    )
+    # zipfile parses the directory by its size, not its count: bound both.
+    limit = min(size, MAX_MEMBERS * MAX_DIRECTORY_ENTRY)
+    _require(
+        directory_size <= limit,
+        f"the archive's central directory declares {directory_size} bytes, more than "
+        f"{MAX_MEMBERS} members need (or than the {size}-byte file holds)",
+    )
+    stream.seek(0)
+
+
 def _read_open_archive(stream: IO[bytes], path: str) -> dict[str, Any]:
     size = os.fstat(stream.fileno()).st_size
     start = stream.read(6)
@@ -758,7 +856,7 @@ def _read_open_archive(stream: IO[bytes], path: str) -> dict[str, Any]:
         "it is a single .npy array, not a model file (write one with handnet.save)",
     )
     _require(start[:2] == b"PK", "it is not a ZIP/.npz archive (wrong leading bytes)")
-    stream.seek(0)
+    _check_central_directory(stream, size)
     archive = zipfile.ZipFile(stream)
     infos = archive.infolist()
     _require(len(infos) <= MAX_MEMBERS, f"the archive has {len(infos)} members")

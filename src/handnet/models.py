@@ -19,6 +19,7 @@ MLPRegressor           hidden_layer_sizes  identity                half squared 
 from __future__ import annotations
 
 import copy
+import itertools
 import numbers
 import os
 from collections.abc import Callable, Sequence
@@ -45,6 +46,7 @@ from .streaming import (
 )
 from .training import History, Trainer
 from .validation import (
+    all_finite,
     check_class_weight,
     check_feature_names,
     check_features,
@@ -110,6 +112,14 @@ def resolve_optimizer(optimizer: Any, batch_size: Any, learning_rate: Any) -> An
     if not (isinstance(optimizer, str) and optimizer == "auto"):
         return optimizer
     return "lbfgs" if batch_size is None and learning_rate is None else "sgd"
+
+
+def _physical_memory() -> int | None:
+    """The machine's memory in bytes, or ``None`` where the OS does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def _has_stochastic_optimizer(model: Any) -> bool:
@@ -258,7 +268,28 @@ class _NetworkEstimator(BaseEstimator):
 
     # --- building --------------------------------------------------------------------
 
+    def _check_network_size(self, n_features: int, n_outputs: int, dtype: np.dtype[Any]) -> None:
+        """Refuse layer sizes whose parameters cannot fit in memory, before allocating.
+
+        Training holds about four copies of the parameters (values, gradients, an
+        optimizer's state, the best epoch's); a network larger than the machine's
+        memory would otherwise end in a ``MemoryError`` from deep inside NumPy, or
+        in the system killing the process.
+        """
+        widths = [n_features, *self._hidden_layers(), n_outputs]
+        n_parameters = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+        needed = 4 * n_parameters * np.dtype(dtype).itemsize
+        available = _physical_memory()
+        if available is not None and needed > available:
+            raise ValueError(
+                f"hidden_layer_sizes={getattr(self, 'hidden_layer_sizes', ())} with {n_features} "
+                f"features make a network of {n_parameters:,} parameters, which needs about "
+                f"{needed / 2**30:,.1f} GiB to train, more than this machine's "
+                f"{available / 2**30:,.1f} GiB; use smaller layers"
+            )
+
     def _build_network(self, n_features: int, n_outputs: int, dtype: np.dtype[Any]) -> Sequential:
+        self._check_network_size(n_features, n_outputs, dtype)
         rng = self._rng
         init = self.init
         if init == "auto":
@@ -528,7 +559,13 @@ class _NetworkEstimator(BaseEstimator):
                 "validation_data=(X_val, y_val) with more rows"
             )
         y_val = np.asarray(y_val)
-        return X_val, y_val, w_val, self._encode_targets(y_val, n_val, self._dtype, reset=False)
+        try:
+            Y_val = self._encode_targets(y_val, n_val, self._dtype, reset=False)
+        except ValueError as error:
+            # Scored as they were, labels of another kind (strings for integer classes)
+            # would score 0 every epoch and stop training at once.
+            raise ValueError(f"validation_data: {error}") from None
+        return X_val, y_val, w_val, Y_val
 
     def _validation_scorer(
         self, X_val: Array, y_val: Any, w_val: Array | None, Y_val: Array
@@ -596,6 +633,13 @@ class _NetworkEstimator(BaseEstimator):
         class_weights = self._class_sample_weight(y)
         if class_weights is not None:
             weights = class_weights if weights is None else weights * class_weights
+            if not np.any(weights > 0):
+                class_weight = getattr(self, "class_weight", None)
+                raise ValueError(
+                    f"every training sample has weight 0: class_weight={class_weight!r} "
+                    "(times sample_weight) gives weight 0 to every class in y; give some "
+                    "class a positive weight"
+                )
 
         validation = None
         w_val = None
@@ -823,12 +867,26 @@ class _NetworkEstimator(BaseEstimator):
         """
         if is_out_of_core(X):
             self._check_is_fitted()
-            return predict_blocks(X, self.n_features_in_, self._dtype, self._forward_checked)
-        return self._forward_checked(self._validate_X(X, reset=False))
+            outputs = predict_blocks(X, self.n_features_in_, self._dtype, self._forward_checked)
+        else:
+            outputs = self._forward_checked(self._validate_X(X, reset=False))
+        if not all_finite(outputs):
+            nan_rows = np.flatnonzero(np.isnan(outputs).any(axis=1))
+            if len(nan_rows):
+                # Finite input (checked) whose products overflow in the network: inf - inf.
+                raise ValueError(
+                    f"the network's outputs overflow to NaN on {len(nan_rows)} row(s) of X "
+                    f"(first: row {nan_rows[0]}): their features are too large in magnitude "
+                    f"for {self._dtype} arithmetic in this network; scale X like the "
+                    "training data"
+                )
+        return outputs
 
     def _forward_checked(self, X_checked: Array) -> Array:
         """The outputs on an already validated array (e.g. early stopping's held-out rows)."""
-        with np.errstate(over="ignore"):
+        # Overflow to inf is an answer (a sure class); inf - inf = NaN is refused by
+        # _forward, with a message that says which rows.
+        with np.errstate(over="ignore", invalid="ignore"):
             return self.network_.predict(X_checked)
 
 
@@ -845,6 +903,12 @@ class _ClassifierMixin(_NetworkEstimator):
         self.classes_ = self._check_classes(np.unique(np.asarray(classes)))
 
     def _check_classes(self, classes: NDArray[Any]) -> NDArray[Any]:
+        if classes.dtype.kind in "fc" and not np.all(np.isfinite(classes)):
+            # A NaN class could never be predicted, saved (load refuses it) or matched.
+            raise ValueError(
+                f"classes hold a non-finite label ({classes.tolist()}); class labels must "
+                "be finite numbers or strings"
+            )
         if len(classes) < 2:
             raise ValueError(
                 f"The number of classes has to be greater than one; got {len(classes)} class "
@@ -1000,7 +1064,11 @@ class _ClassifierMixin(_NetworkEstimator):
         logits = self._forward(X)
         if logits.shape[1] == 1:
             logits = np.hstack([np.zeros_like(logits), logits])
-        return log_softmax(logits)
+        # An infinite logit (overflowed z = x.w + b) would make log-softmax's shift
+        # inf - inf = NaN; at the dtype's largest finite value the answer is the same
+        # (0 for that class, about -3.4e38 in float32 or -1.8e308 in float64 for others).
+        largest = np.finfo(logits.dtype).max
+        return log_softmax(np.clip(logits, -largest, largest))
 
     def predict(self, X: Any) -> NDArray[Any]:
         """The most probable class label for each sample."""

@@ -113,23 +113,160 @@ def _check_float_list(value: Any, where: str) -> list[float]:
     return [_check_float(v, f"{where}[{i}]", finite=False) for i, v in enumerate(value)]
 
 
+#: 2**32 and 2**64, 2**128: the ranges of the unsigned words a bit generator's state holds.
+_U32, _U64, _U128 = 1 << 32, 1 << 64, 1 << 128
+
+#: MT19937's state: 624 32-bit words and the position of the next one (624: regenerate).
+_MT_WORDS = 624
+
+#: The buffered outputs of Philox (4 words) and where the next one is read (4: refill).
+_PHILOX_BUFFER = 4
+
+
+def _rng_int(value: Any, where: str, high: int, low: int = 0) -> int:
+    """A Python ``int`` in ``[low, high)``; NumPy's C setters would wrap or overflow others."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        _fail(where, f"must be an integer, got {type(value).__name__} {value!r}")
+    number = int(value)
+    if not low <= number < high:
+        _fail(where, f"must be in [{low}, {high - 1}], got {number}")
+    return number
+
+
+def _rng_words(value: Any, where: str, length: int, high: int) -> NDArray[Any]:
+    """``length`` integers in ``[0, high)`` as a ``uint32``/``uint64`` array (a copy)."""
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _rng_int(item, f"{where}[{i}]", high)
+        value = np.array([int(item) for item in value], dtype=object)
+    if not isinstance(value, np.ndarray):
+        _fail(where, f"must be an array of {length} integers, got {type(value).__name__}")
+    if value.shape != (length,):
+        _fail(where, f"must hold {length} words, got shape {value.shape}")
+    if value.dtype.kind not in "iuO" or (
+        value.dtype.kind == "O" and not all(isinstance(v, int) for v in value)
+    ):
+        _fail(where, f"must hold integers, got dtype {value.dtype}")
+    if length and (int(value.min()) < 0 or int(value.max()) >= high):
+        _fail(where, f"must hold integers in [0, {high - 1}]")
+    return np.array(value, dtype=np.uint32 if high == _U32 else np.uint64)
+
+
+def _rng_buffered_uint32(state: Mapping[str, Any], where: str) -> dict[str, int]:
+    """``has_uint32`` (0 or 1) and ``uinteger`` (a buffered 32-bit half of a draw)."""
+    return {
+        "has_uint32": _rng_int(state["has_uint32"], f"{where}.has_uint32", 2),
+        "uinteger": _rng_int(state["uinteger"], f"{where}.uinteger", _U32),
+    }
+
+
+def _checked_rng_state(name: str, state: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """``state`` rebuilt from checked fields only (no extra keys, every value in range).
+
+    NumPy's setters copy most fields straight into C structs: an MT19937 ``pos``
+    or a Philox ``buffer_pos`` beyond its buffer makes the next draw read out of
+    bounds (a crash, or heap memory in the random stream), so every field is
+    checked here and nothing unchecked reaches them.
+    """
+    inner = f"{where}.state"
+    if name in ("PCG64", "PCG64DXSM"):
+        outer = _check_keys(state, where, {"bit_generator", "state", "has_uint32", "uinteger"})
+        words = _check_keys(outer["state"], inner, {"state", "inc"})
+        return {
+            "bit_generator": name,
+            "state": {
+                "state": _rng_int(words["state"], f"{inner}.state", _U128),
+                "inc": _rng_int(words["inc"], f"{inner}.inc", _U128),
+            },
+            **_rng_buffered_uint32(outer, where),
+        }
+    if name == "MT19937":
+        outer = _check_keys(state, where, {"bit_generator", "state"})
+        words = _check_keys(outer["state"], inner, {"key", "pos"})
+        return {
+            "bit_generator": name,
+            "state": {
+                "key": _rng_words(words["key"], f"{inner}.key", _MT_WORDS, _U32),
+                "pos": _rng_int(words["pos"], f"{inner}.pos", _MT_WORDS + 1),
+            },
+        }
+    if name == "Philox":
+        keys = {"bit_generator", "state", "buffer", "buffer_pos", "has_uint32", "uinteger"}
+        outer = _check_keys(state, where, keys)
+        words = _check_keys(outer["state"], inner, {"counter", "key"})
+        return {
+            "bit_generator": name,
+            "state": {
+                "counter": _rng_words(words["counter"], f"{inner}.counter", 4, _U64),
+                "key": _rng_words(words["key"], f"{inner}.key", 2, _U64),
+            },
+            "buffer": _rng_words(outer["buffer"], f"{where}.buffer", _PHILOX_BUFFER, _U64),
+            "buffer_pos": _rng_int(outer["buffer_pos"], f"{where}.buffer_pos", _PHILOX_BUFFER + 1),
+            **_rng_buffered_uint32(outer, where),
+        }
+    assert name == "SFC64"
+    outer = _check_keys(state, where, {"bit_generator", "state", "has_uint32", "uinteger"})
+    words = _check_keys(outer["state"], inner, {"state"})
+    return {
+        "bit_generator": name,
+        "state": {"state": _rng_words(words["state"], f"{inner}.state", 4, _U64)},
+        **_rng_buffered_uint32(outer, where),
+    }
+
+
 def check_rng_state(state: Any, where: str = "rng") -> np.random.Generator:
     """A new generator in ``state`` (a ``bit_generator.state`` dict), or ``ValueError``.
 
-    Only NumPy's own bit generators (:data:`BIT_GENERATORS`) are accepted; their
-    ``state`` setters check the contents.
+    Only NumPy's own bit generators (:data:`BIT_GENERATORS`) are accepted, and
+    every field of their state is checked here (keys, types, lengths, the range
+    of every word and position) before NumPy sees it: NumPy's setters trust
+    positions such as MT19937's ``pos``, and a bad one makes a later draw read
+    outside the generator's buffer.
+
+    Parameters
+    ----------
+    state : mapping
+        What ``Generator.bit_generator.state`` returned.
+    where : str, default "rng"
+        The field's name, for the error message.
+
+    Returns
+    -------
+    numpy.random.Generator
+
+    Raises
+    ------
+    ValueError
+        ``state`` is not a valid state of a known bit generator; the message
+        names the field.
+    """
+    return np.random.Generator(checked_bit_generator(state, where))
+
+
+def checked_rng_state(state: Any, where: str = "rng") -> dict[str, Any]:
+    """``state`` checked field by field and rebuilt from the checked values.
+
+    What :func:`check_rng_state` checks, returned as a state dict that can be
+    given to a bit generator of its kind (``bit_generator.state = ...``).
     """
     if not isinstance(state, Mapping):
         _fail(where, f"must be a mapping, got {type(state).__name__}")
     name = state.get("bit_generator")
     if not isinstance(name, str) or name not in BIT_GENERATORS:
         _fail(where, f"names an unknown bit generator {name!r}; known: {sorted(BIT_GENERATORS)}")
-    bit_generator = BIT_GENERATORS[name]()
+    return _checked_rng_state(name, state, where)
+
+
+def checked_bit_generator(state: Any, where: str = "rng") -> np.random.BitGenerator:
+    """A new bit generator in ``state``, checked by :func:`checked_rng_state`."""
+    checked = checked_rng_state(state, where)
+    bit_generator = BIT_GENERATORS[checked["bit_generator"]]()
     try:
-        bit_generator.state = dict(state)
+        bit_generator.state = checked
     except (ValueError, TypeError, KeyError, OverflowError, IndexError) as error:
-        _fail(where, f"is not a valid {name} state ({error})")
-    return np.random.Generator(bit_generator)
+        # A second line of defence: NumPy's own checks, should ours miss one.
+        _fail(where, f"is not a valid {checked['bit_generator']} state ({error})")
+    return bit_generator
 
 
 def _expected_optimizer_keys(cls: type[Optimizer]) -> set[str]:
@@ -204,7 +341,15 @@ def check_trainer_state(
             isinstance(order, np.ndarray) and order.ndim == 1 and order.dtype == np.int64
         ):
             _fail("progress.order", "must be a 1-d int64 array or null")
-        _check_int(progress["position"], "progress.position", low=1)
+        position = _check_int(progress["position"], "progress.position", low=1)
+        if order is not None:
+            # What can be checked without the data: distinct row (or block)
+            # indices, none negative, and a position inside the order. That they
+            # are exactly the data's rows is checked on resume (check_epoch_order).
+            if len(order) and (int(order.min()) < 0 or len(np.unique(order)) != len(order)):
+                _fail("progress.order", "must list distinct, non-negative row indices")
+            if position > len(order):
+                _fail("progress.position", f"is {position}, past the order's {len(order)} rows")
         _check_float(progress["total"], "progress.total")
         _check_float(progress["weight_total"], "progress.weight_total")
 
@@ -258,6 +403,53 @@ def _check_optimizer_state(
         slot = _check_keys(slot, f"optimizer.state[{i}]", expected)
         for key, value in slot.items():
             _check_vector(value, f"optimizer.state[{i}].{key}", n_parameters, dtype)
+
+
+def check_epoch_order(
+    progress: Any, units: NDArray[np.integer], unit: str = "rows"
+) -> None:
+    """Raise ``ValueError`` unless an interrupted epoch's progress fits the data.
+
+    ``progress`` is a trainer state's ``progress`` entry (or ``None``); ``units``
+    are the row indices (``arange(n_rows)``) or the storage-block indices an
+    epoch over the data visits. The saved ``order`` must be a permutation of
+    ``units`` and ``position`` at most its length: the training loops index the
+    data with the order, and the compiled kernels do so without bounds checks.
+
+    Parameters
+    ----------
+    progress : mapping or None
+        ``{"order", "position", ...}`` as :meth:`Trainer.state_dict` writes it.
+    units : ndarray of int
+        What the order must be a permutation of.
+    unit : str, default "rows"
+        What ``units`` are, for the message.
+
+    Raises
+    ------
+    ValueError
+        The order is not a permutation of ``units``, or the position lies past
+        the end of the epoch; the message says to resume with the run's data.
+    """
+    if progress is None:
+        return
+    order = progress["order"]
+    length = len(units) if order is None else len(order)
+    hint = "resume with the data the run was started on"
+    if order is not None and (
+        len(order) != len(units)
+        or not np.array_equal(np.sort(np.asarray(order)), np.sort(np.asarray(units)))
+    ):
+        raise ValueError(
+            f"trainer state field 'progress.order' is not a permutation of the data's "
+            f"{len(units)} {unit} (it lists {len(order)}, some of them not the data's): {hint}"
+        )
+    position = progress["position"]
+    if position > length:
+        raise ValueError(
+            f"trainer state field 'progress.position' is {position}, past the end of an epoch "
+            f"of {length} {unit}: {hint}"
+        )
 
 
 def copy_tree(value: Any) -> Any:

@@ -907,6 +907,23 @@ class Trainer:
                 stacklevel=4,
             )
 
+    def _check_first_step(self, gradient_max: float, gtol: float) -> None:
+        """L-BFGS stopped before its first step: no step along the gradient lowered the loss.
+
+        At a minimum that is as it should be (the gradient is then at the rounding
+        floor); with a gradient far from 0 it means the loss or its gradient overflow
+        along the way, typically on features of enormous magnitude, and the model
+        is untrained: an error, as a divergence is for the gradient methods.
+        """
+        floor = max(gtol, float(np.sqrt(np.finfo(self.network.dtype).eps)))
+        if gradient_max > floor:
+            raise DivergenceError(
+                "L-BFGS could not take a single step: no step along the gradient lowers the "
+                f"loss, while the gradient's largest entry is {gradient_max:.3g}, so the loss "
+                "or its gradient overflows along the way. The model is untrained; scale the "
+                "features (zero mean, unit variance) or check X for huge values."
+            )
+
     def _fit_lbfgs(
         self, X: Array | RowBlocks, Y: Array | None, sample_weight: Array | None, max_iter: int
     ) -> None:
@@ -956,7 +973,7 @@ class Trainer:
 
         start = network.flat_parameters.copy()
         gtol = 0.0 if self.tol is None else self.tol
-        theta, loss, _, converged = optimizer.minimize(
+        theta, loss, gradient, converged = optimizer.minimize(
             objective, start, max_iter=max_iter, gtol=gtol, ftol=ftol, callback=record
         )
         if not (math.isfinite(loss) and np.isfinite(theta).all()):
@@ -976,6 +993,8 @@ class Trainer:
             return
         if not converged and not stopped_by_callback and self.epoch - start_epoch >= max_iter:
             self._warn_not_converged()
+        elif optimizer.stop_reason == "line_search" and self.epoch == start_epoch:
+            self._check_first_step(float(np.max(np.abs(gradient))), gtol)
         self.finished = True
         self._save_checkpoint()
 

@@ -92,6 +92,12 @@ def _as_numeric(X: Any, name: str, dtype: Any) -> NDArray[Any]:
     if array.dtype.kind == "O":
         try:
             array = array.astype(np.float64)
+        except OverflowError:
+            # A Python int beyond float64's range (about 1.8e308), e.g. 10**400.
+            raise ValueError(
+                f"{name} holds an integer too large for a float64 (beyond about 1.8e308); "
+                "scale or clip it before fitting"
+            ) from None
         except (TypeError, ValueError) as error:
             # Same exception type as NumPy's (a dict entry is a TypeError, the string
             # "abc" a ValueError), with NumPy's reason kept in the message.
