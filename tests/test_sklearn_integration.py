@@ -406,7 +406,7 @@ def test_batch_size_larger_than_the_data(binary) -> None:
         LogisticRegression(batch_size=500, max_iter=10, tol=None).fit(X, y)
     # ... but partial_fit's chunk of a stream may be shorter than a batch: one batch.
     big = LogisticRegression(batch_size=500, tol=None)
-    full = LogisticRegression(batch_size=None, tol=None)
+    full = LogisticRegression(batch_size=None, optimizer="sgd", tol=None)
     for _ in range(3):
         big.partial_fit(X, y, classes=np.unique(y))
         full.partial_fit(X, y, classes=np.unique(y))

@@ -9,6 +9,7 @@ must restore, a sample weight to a repeated example, and so on.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -537,7 +538,7 @@ def test_no_convergence_warning_with_tol_none_converged_runs_or_partial_fit() ->
         LogisticRegression(optimizer="lbfgs", max_iter=2, tol=None).fit(X, y)
         converged = LogisticRegression(max_iter=10_000, tol=1e-4).fit(X, y)
         # partial_fit is one pass by design; reaching its end is no failure.
-        LogisticRegression().partial_fit(X, y, classes=[0, 1]).partial_fit(X, y)
+        LogisticRegression(optimizer="sgd").partial_fit(X, y, classes=[0, 1]).partial_fit(X, y)
     assert converged.n_iter_ < 10_000
 
 
@@ -554,3 +555,94 @@ def test_callbacks_see_every_epoch_and_can_stop_training() -> None:
         X, y, callbacks=[lambda trainer: trainer.epoch == 7]
     )
     assert stopped.n_iter_ == 7
+
+
+# --- the oscillation warning: rising losses only, full batch only ---------------------------
+
+
+def test_a_full_batch_loss_that_keeps_falling_does_not_warn() -> None:
+    """Separable data, large steps: the loss falls every epoch, by less than tol at the
+    end. The stopping rule then ends training; that is convergence, not oscillation."""
+    X, y = make_logistic(200, random_state=0)  # the seed's rounded labels: separable
+    X = (X - X.mean(0)) / X.std(0)
+    for learning_rate in (2.0, 4.0, 8.0):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            model = LogisticRegression(optimizer="gd", learning_rate=learning_rate,
+                                       max_iter=100_000).fit(X, y)
+        assert model.n_iter_ < 100_000
+        assert all(b <= a for a, b in itertools.pairwise(model.loss_curve_[-11:]))
+
+
+def test_mini_batch_noise_is_no_oscillation() -> None:
+    """Adam on mini-batches of standardised digits: epoch losses wobble near 0."""
+    datasets = pytest.importorskip("sklearn.datasets")
+    X, y = datasets.load_digits(return_X_y=True)
+    X = (X - X.mean(0)) / np.maximum(X.std(0), 1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = SoftmaxRegression(optimizer="adam", learning_rate=0.01, batch_size=32,
+                                  max_iter=300, random_state=0).fit(X, y)
+    assert model.n_iter_ < 300 and model.score(X, y) > 0.99
+
+
+def test_an_oscillating_run_warns_with_early_stopping_too() -> None:
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 20, (50, 2)), rng.normal(5, 20, (50, 2))])
+    y = np.repeat([0, 1], 50)
+    model = LogisticRegression(optimizer="gd", learning_rate=0.1, early_stopping=True,
+                               class_weight={0: 1000, 1: 0.0001}, random_state=0)
+    with pytest.warns(handnet.ConvergenceWarning, match="did not settle"):
+        model.fit(X, y)
+
+
+# --- early stopping with L-BFGS, and what an interrupted fit reports -------------------------
+
+
+def test_lbfgs_early_stopping_counts_iterations_and_keeps_the_best() -> None:
+    """L-BFGS (the linear models' default) used to ignore early_stopping and
+    validation_data silently, holding out rows and throwing them away."""
+    X, y = make_moons(300, noise=0.3, random_state=0)
+    epochs: list[np.ndarray] = []
+    model = MLPClassifier(hidden_layer_sizes=(32,), optimizer="lbfgs", early_stopping=True,
+                          validation_fraction=0.3, n_iter_no_change=5, max_iter=500,
+                          random_state=0).fit(X, y, callbacks=[record_parameters(epochs)])
+    curve = model.validation_loss_curve_
+    assert len(curve) == len(model.validation_scores_) == len(epochs) == model.n_iter_
+    assert model.n_iter_ < 500
+    assert model.best_epoch_ == int(np.argmin(curve)) + 1
+    np.testing.assert_array_equal(model.network_.flat_parameters, epochs[model.best_epoch_ - 1])
+    linear = LogisticRegression(random_state=0).fit(X, y, validation_data=(X[:50], y[:50]))
+    assert linear.validation_scores_ and linear.best_epoch_ >= 1
+
+
+def test_an_interrupted_fit_claims_no_kept_epoch() -> None:
+    """It holds the last step's parameters (so a resume continues exactly), not the
+    best epoch's: best_epoch_ would name parameters it does not have."""
+    import signal
+
+    X, y = make_moons(200, noise=0.3, random_state=0)
+
+    def interrupt(trainer: object) -> None:
+        if getattr(trainer, "epoch", 0) == 8:
+            signal.raise_signal(signal.SIGINT)
+
+    model = MLPClassifier(hidden_layer_sizes=(8,), learning_rate=0.02, early_stopping=True,
+                          max_iter=50, tol=None, random_state=0)
+    logging.getLogger("handnet.training").disabled = True
+    try:
+        model.fit(X, y, callbacks=[interrupt])
+    finally:
+        logging.getLogger("handnet.training").disabled = False
+    assert model.n_iter_ == 8
+    assert not hasattr(model, "best_epoch_") and not hasattr(model, "best_validation_score_")
+
+
+def test_partial_fit_of_the_linear_defaults() -> None:
+    """optimizer='auto' is L-BFGS there (no partial_fit, as scikit-learn's
+    LogisticRegression); with a learning rate it is gradient descent, with one."""
+    X, y = make_logistic(100, labels="bernoulli", random_state=0)
+    assert not hasattr(LogisticRegression(), "partial_fit")
+    model = LogisticRegression(learning_rate=0.1)
+    model.partial_fit(X, y, classes=[0, 1]).partial_fit(X, y)
+    assert model.n_iter_ == 2

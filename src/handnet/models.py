@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import numbers
 import os
 from collections.abc import Callable, Sequence
@@ -101,17 +102,30 @@ class _Prepared:
 AUTO_LEARNING_RATE = 0.1
 
 
-def resolve_optimizer(optimizer: Any, batch_size: Any, learning_rate: Any) -> Any:
+def resolve_optimizer(
+    optimizer: Any,
+    batch_size: Any,
+    learning_rate: Any,
+    schedule: Any = "constant",
+    clip_norm: Any = None,
+) -> Any:
     """What ``optimizer="auto"`` stands for (any other value is returned as it is).
 
-    L-BFGS for full-batch training when no ``learning_rate`` is given: it needs no
+    L-BFGS for full-batch training when nothing about steps is given: it needs no
     step size, so unscaled or weighted data cannot make it oscillate or diverge.
-    Plain gradient descent ("sgd") as soon as a ``learning_rate`` or a
-    ``batch_size`` is given: the user asked for steps of that size or on batches.
+    Plain gradient descent ("sgd") as soon as a ``learning_rate``, a
+    ``batch_size``, a ``schedule`` or a ``clip_norm`` is given: the user asked for
+    steps of that size, on batches, scheduled or clipped, which L-BFGS would ignore.
     """
     if not (isinstance(optimizer, str) and optimizer == "auto"):
         return optimizer
-    return "lbfgs" if batch_size is None and learning_rate is None else "sgd"
+    steps_asked = (
+        batch_size is not None
+        or learning_rate is not None
+        or not (isinstance(schedule, str) and schedule == "constant")
+        or clip_norm is not None
+    )
+    return "sgd" if steps_asked else "lbfgs"
 
 
 def _physical_memory() -> int | None:
@@ -125,13 +139,15 @@ def _physical_memory() -> int | None:
 def _has_stochastic_optimizer(model: Any) -> bool:
     """``partial_fit`` exists only for optimizers that take steps on batches.
 
-    (``optimizer="auto"`` takes gradient-descent steps in ``partial_fit``.)
+    (Like scikit-learn's ``LogisticRegression``, a linear model with its default
+    ``optimizer="auto"``, which then means L-BFGS, has none.)
     """
-    optimizer = model._optimizer(incremental=True)
+    optimizer = model._optimizer()
     if isinstance(optimizer, LBFGS) or optimizer == "lbfgs":
         raise AttributeError(
             "partial_fit needs a stochastic optimizer (e.g. optimizer='sgd' or 'adam'); "
-            "L-BFGS trains on the full batch only"
+            "L-BFGS trains on the full batch only (optimizer='auto' with no learning_rate, "
+            "batch_size, schedule or clip_norm means L-BFGS)"
         )
     return True
 
@@ -169,15 +185,11 @@ class _NetworkEstimator(BaseEstimator):
     def _hidden_layers(self) -> tuple[int, ...]:
         return ()
 
-    def _optimizer(self, incremental: bool = False) -> str | Optimizer | LBFGS:
-        """The ``optimizer`` hyperparameter, with ``"auto"`` resolved.
-
-        ``partial_fit`` (``incremental``) takes steps on each chunk it is given,
-        so there ``"auto"`` is gradient descent.
-        """
-        if incremental and self.optimizer == "auto":
-            return "sgd"
-        return resolve_optimizer(self.optimizer, self.batch_size, self.learning_rate)
+    def _optimizer(self) -> str | Optimizer | LBFGS:
+        """The ``optimizer`` hyperparameter, with ``"auto"`` resolved."""
+        return resolve_optimizer(
+            self.optimizer, self.batch_size, self.learning_rate, self.schedule, self.clip_norm
+        )
 
     def _learning_rate(self) -> float:
         """The ``learning_rate`` hyperparameter, with ``None`` (auto) resolved."""
@@ -307,20 +319,12 @@ class _NetworkEstimator(BaseEstimator):
         layers.append(Dense(n_inputs, n_outputs, init=output_init, random_state=rng, dtype=dtype))
         return Sequential(layers)
 
-    def _trainer_optimizer(self) -> Optimizer | LBFGS | None:
-        trainer: Trainer | None = getattr(self, "_trainer", None)
-        return None if trainer is None else trainer.optimizer
-
-    def _make_trainer(
-        self, network: Sequential, loss: Loss, callbacks: Sequence[Any], incremental: bool = False
-    ) -> Trainer:
+    def _make_trainer(self, network: Sequential, loss: Loss, callbacks: Sequence[Any]) -> Trainer:
         # A user's optimizer or schedule object is trained as a copy: fitting must not
         # change the estimator's parameters (a schedule rewrites the optimizer's
         # learning_rate, ReduceOnPlateau keeps a scale), or a second fit would start
         # from the first one's decayed learning rate.
-        optimizer = get_optimizer(
-            copy.deepcopy(self._optimizer(incremental)), self._learning_rate()
-        )
+        optimizer = get_optimizer(copy.deepcopy(self._optimizer()), self._learning_rate())
         if isinstance(optimizer, (Optimizer, LBFGS)) and not isinstance(self.optimizer, str):
             optimizer.reset()  # a user's object starts fresh for a fresh fit
         if isinstance(optimizer, LBFGS) and self._dropout_rate() > 0:
@@ -487,15 +491,8 @@ class _NetworkEstimator(BaseEstimator):
             self.validation_scores_: list[float] | None = None
             self.validation_loss_curve_: list[float] | None = None
             self.t_ = 0
-        if (
-            first_call
-            or not incremental
-            # partial_fit after an L-BFGS fit of optimizer="auto": steps from here on.
-            or (self.optimizer == "auto" and isinstance(self._trainer_optimizer(), LBFGS))
-        ):
-            self._trainer = self._make_trainer(
-                self.network_, self._loss(), callbacks, incremental=incremental
-            )
+        if first_call or not incremental:
+            self._trainer = self._make_trainer(self.network_, self._loss(), callbacks)
         trainer = self._trainer
         trainer.loss = (
             self._loss()
@@ -546,6 +543,10 @@ class _NetworkEstimator(BaseEstimator):
                 self.best_loss_ = min(self.loss_curve_)
         return self
 
+    def _validation_class_weight(self, y_train: Any, y_val: Any) -> Array | None:
+        """Per-row weights of ``validation_data`` (classifiers: ``class_weight``)."""
+        return None
+
     def _validation_set(
         self, X_val: Array, y_val: Any, w_val: Array | None
     ) -> tuple[Array, Any, Array | None, Array]:
@@ -591,11 +592,22 @@ class _NetworkEstimator(BaseEstimator):
         restores its parameters); ``best_validation_score_`` is *its* score, so
         it describes the model that ``fit`` returns.
         """
-        curve = getattr(self, "validation_loss_curve_", None)  # None in files before it
+        curve = getattr(self, "validation_loss_curve_", None)
         if curve is None:
-            curve = self.validation_loss_curve_ = []
+            # A model from a file written before the validation loss was recorded: its
+            # earlier epochs have scores but no losses (NaN), so the curves line up.
+            earlier = len(self.validation_scores_ or []) - (
+                len(history.validation_score) - start
+            )
+            curve = self.validation_loss_curve_ = [math.nan] * max(earlier, 0)
         curve.extend(history.validation_loss[start:])
         if history.best_epoch is None or self.validation_scores_ is None:
+            return
+        if not self._trainer.finished:
+            # Interrupted: the model holds the last step's parameters (so that a resume
+            # continues exactly), not the best epoch's, which are restored at the end.
+            for name in ("best_epoch_", "best_validation_score_"):
+                self.__dict__.pop(name, None)
             return
         # Epochs of earlier warm-start fits come before this fit's in the curves.
         offset = len(curve) - len(history.validation_loss)
@@ -653,6 +665,7 @@ class _NetworkEstimator(BaseEstimator):
                     )
                 )
                 y_val = validation_data[1]
+                w_val = self._validation_class_weight(y, y_val)
             else:
                 train_index, val_index = run.validation_split(self._validation_split)(y, n_samples)
                 X_train, Y_train = X_checked[train_index], Y[train_index]
@@ -952,6 +965,24 @@ class _ClassifierMixin(_NetworkEstimator):
         Y = np.zeros((n_samples, len(self.classes_)), dtype=dtype)
         Y[np.arange(n_samples), index] = 1
         return Y
+
+    def _validation_class_weight(self, y_train: Any, y_val: Any) -> Array | None:
+        """``class_weight`` for the rows of ``validation_data``, as the training rows have it.
+
+        The validation loss is the training objective on other rows: weighted by
+        class alike (``"balanced"`` from the *training* labels' counts).
+        """
+        if self.class_weight is None:
+            return None
+        labels = np.asarray(y_train)
+        counts = np.array([np.sum(labels == c) for c in self.classes_], dtype=np.float64)
+        per_class = self._per_class_weight(counts, len(labels))
+        try:
+            index = np.searchsorted(self.classes_, np.asarray(y_val))
+        except TypeError:  # labels of another kind: refused with a clear message later
+            return None
+        weights: Array = per_class[np.clip(index, 0, len(per_class) - 1)].astype(self._dtype)
+        return weights if np.any(weights > 0) else None
 
     def _check_n_classes(self) -> None:
         """Hook for models limited to two classes."""

@@ -703,7 +703,7 @@ class Trainer:
             self._seed_kernel = self._seed_kernel_applies()
             try:
                 if isinstance(self.optimizer, LBFGS):
-                    self._fit_lbfgs(X, Y, sample_weight, max_iter)
+                    self._fit_lbfgs(X, Y, sample_weight, max_iter, validation)
                 else:
                     self._fit_epochs(X, Y, sample_weight, max_iter, validation)
             finally:
@@ -754,6 +754,10 @@ class Trainer:
         assert interrupt is not None
         last_epoch = self.epoch + max_iter
         every = self.checkpoint_every
+        # One deterministic step per epoch: the only regime where a rising loss says
+        # the step is too large (mini-batch epochs' mean losses are noisy by nature).
+        n_rows = X.n_rows if isinstance(X, RowBlocks) else X.shape[0]
+        full_batch = self.batch_size is None or self.batch_size >= n_rows
         # The parameters at the start of this epoch and of the one before: where
         # a divergence sends the model back to (the nearest with a finite loss).
         snapshot: Array | None = None
@@ -788,7 +792,7 @@ class Trainer:
                 self.history.validation_score.append(score)
                 self._best_score = max(self._best_score, score)
             converged = self._update_stopping(loss, validation_loss)
-            if converged and validation is None and self.warn_at_max_iter and self._oscillated():
+            if converged and full_batch and self.warn_at_max_iter and self._oscillated():
                 self._warn_oscillation()
             # Callbacks hear every finished epoch, the one that meets the stopping
             # rule included (a logger or checkpoint would otherwise miss the last).
@@ -868,22 +872,28 @@ class Trainer:
         self._no_improvement = 0 if improved else self._no_improvement + 1
         return self.tol is not None and self._no_improvement >= self.n_iter_no_change
 
-    #: A training loss that rose this far above its best (relative to the best,
-    #: plus ``tol``) within the stopping rule's window did not settle: it oscillated.
+    #: A full-batch training loss that rose this far above its lowest value so far
+    #: (relative to it, plus ``tol``) within the stopping rule's window did not settle.
     OSCILLATION = 0.1
 
     def _oscillated(self) -> bool:
         """Whether the stopping rule fired on a loss that went up, not on a plateau.
 
-        The rule counts epochs without improvement; a step size too large for
-        the data (unscaled features, large weights) also produces them, with
-        the loss jumping around: 0.69, 1.25, 0.73, 0.63, 1.54, ... Such a stop is
-        no convergence.
+        The rule counts epochs without improvement; a step size too large for the
+        data (unscaled features, large weights) also produces them, with the loss
+        jumping around: 0.69, 1.25, 0.73, 0.63, 1.54, ... Such a stop is no
+        convergence. Full-batch gradient descent lowers the loss at every step
+        when the step is small enough, so a clear rise is the sign; a loss still
+        falling, however slowly, is not.
         """
-        window = self.history.loss[-(self.n_iter_no_change + 1) :]
-        best = self._best_loss
+        losses = self.history.loss
+        start = max(len(losses) - self.n_iter_no_change - 1, 1)
         tol = self.tol or 0.0
-        return max(window) > best + tol + self.OSCILLATION * abs(best)
+        for i in range(start, len(losses)):
+            lowest = min(losses[:i])
+            if losses[i] > lowest + tol + self.OSCILLATION * abs(lowest):
+                return True
+        return False
 
     def _warn_oscillation(self) -> None:
         window = self.history.loss[-(self.n_iter_no_change + 1) :]
@@ -925,7 +935,12 @@ class Trainer:
             )
 
     def _fit_lbfgs(
-        self, X: Array | RowBlocks, Y: Array | None, sample_weight: Array | None, max_iter: int
+        self,
+        X: Array | RowBlocks,
+        Y: Array | None,
+        sample_weight: Array | None,
+        max_iter: int,
+        validation: Validation | None = None,
     ) -> None:
         optimizer = self.optimizer
         assert isinstance(optimizer, LBFGS)
@@ -943,6 +958,7 @@ class Trainer:
                 return
         previous_f: list[float] = []
         stopped_by_callback = False
+        stopped_by_validation = [False]
         start_epoch = self.epoch
 
         def objective(theta: Array) -> tuple[float, Array]:
@@ -960,7 +976,17 @@ class Trainer:
             self.history.learning_rate.append(1.0)
             self.epoch += 1
             network.flat_parameters[...] = theta
-            stopped_by_callback = any(callback(self) for callback in self.callbacks)
+            if validation is not None:
+                # Early stopping counts L-BFGS iterations as it counts epochs.
+                validation_loss, score = validation()
+                self.history.validation_loss.append(validation_loss)
+                self.history.validation_score.append(score)
+                self._best_score = max(self._best_score, score)
+                if self._update_stopping(loss, validation_loss):
+                    stopped_by_validation[0] = True
+            stopped_by_callback = (
+                any(callback(self) for callback in self.callbacks) or stopped_by_validation[0]
+            )
             interrupted = interrupt is not None and interrupt.requested
             if (
                 every
@@ -991,11 +1017,15 @@ class Trainer:
         if self.interrupted:
             self._save_checkpoint()
             return
-        if not converged and not stopped_by_callback and self.epoch - start_epoch >= max_iter:
+        if stopped_by_validation[0]:
+            self.converged = True
+        elif not converged and not stopped_by_callback and self.epoch - start_epoch >= max_iter:
             self._warn_not_converged()
         elif optimizer.stop_reason == "line_search" and self.epoch == start_epoch:
             self._check_first_step(float(np.max(np.abs(gradient))), gtol)
         self.finished = True
+        if validation is not None and self._best_parameters is not None:
+            network.flat_parameters[...] = self._best_parameters
         self._save_checkpoint()
 
     # --- checkpoints ---------------------------------------------------------------------
