@@ -56,6 +56,16 @@ def one_blas_thread() -> Iterator[None]:
         yield
 
 
+def _load_script(name: str) -> ModuleType:
+    """A sibling test module, imported by path (the tests are no package)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def _data() -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(7)
     X = rng.normal(size=(90, 4))
@@ -784,3 +794,165 @@ def test_divergence_in_every_batch_regime(batch_size: int | None) -> None:
             model.fit(X_raw, y)
     assert np.isfinite(model.network_.flat_parameters).all()
     assert model.loss_curve_ == [v for v in model.loss_curve_ if math.isfinite(v)]
+
+
+# --- resuming needs the data's fingerprint and the same hyperparameters (issue 13) ---------
+
+
+def _interrupted_fit(
+    make: Callable[[], Any], y: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> Any:
+    with monkeypatch.context() as patch:
+        _step_hook(patch, Adam, 12, _interrupt)
+        return make().fit(X, y)
+
+
+def test_resuming_a_plain_save_checks_the_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # save() after a fit without checkpoint=: the file still carries the data's
+    # fingerprint, so resuming on other data is refused instead of training on it.
+    make, y, _ = CONFIGS["adam-minibatch-dropout"]
+    path = tmp_path / "saved.npz"
+    handnet.save(_interrupted_fit(make, y, monkeypatch), path)
+    with pytest.raises(ValueError, match="data differs"):
+        make().fit(X * 100, y, resume=path)
+    _assert_same_run(make().fit(X, y, resume=path), make().fit(X, y))
+
+
+def test_a_file_without_a_fingerprint_cannot_be_resumed(tmp_path: Path) -> None:
+    # Such files exist (older handnet; out-of-core fits without checkpoint=): resuming
+    # from one could not check the data, so it is refused, saying what to do.
+    make, y, _ = CONFIGS["adam-minibatch-dropout"]
+    path = tmp_path / "saved.npz"
+    handnet.save(make().set_params(max_iter=3).fit(X, y), path)
+    forged = _load_script("test_io_forged")
+    tree = forged.read_tree(path.read_bytes())
+    tree["run"]["fingerprint"] = None
+    path.write_bytes(forged.forge(tree))
+    with pytest.raises(ModelFileError, match="no fingerprint") as caught:
+        make().fit(X * 100, y, resume=path)
+    assert "checkpoint=PATH" in str(caught.value) and "saved.npz" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "change", [{"random_state": 1}, {"random_state": None}, {"warm_start": True}]
+)
+def test_resume_refuses_another_random_state(change: dict[str, Any], tmp_path: Path) -> None:
+    make, y, _ = CONFIGS["adam-minibatch-dropout"]
+    checkpoint = tmp_path / "run.npz"
+    with pytest.raises(Injected):
+        make().fit(X, y, checkpoint=checkpoint, callbacks=[_fail_at_epoch(3)], checkpoint_every=1)
+    name = next(iter(change))
+    with pytest.raises(ValueError, match=f"{name}=") as caught:
+        make().set_params(**change).fit(X, y, checkpoint=checkpoint, resume=True)
+    assert "only max_iter and verbose may change" in str(caught.value)
+    # What may change still may.
+    resumed = make().set_params(max_iter=15, verbose=False)
+    resumed.fit(X, y, checkpoint=checkpoint, resume=True)
+    assert resumed.n_iter_ == 15
+
+
+# --- unwritable paths fail before training -----------------------------------------------------
+
+
+def test_a_checkpoint_in_a_missing_directory_fails_before_training(tmp_path: Path) -> None:
+    model = MLPClassifier((4,), max_iter=3, tol=None, random_state=0)
+    checkpoint = tmp_path / "no" / "such" / "dir" / "ck.npz"
+    calls: list[Trainer] = []
+    with pytest.raises(FileNotFoundError) as caught:
+        model.fit(X, Y3, checkpoint=checkpoint, callbacks=[calls.append])
+    message = str(caught.value)
+    assert str(checkpoint) in message and "does not exist" in message
+    assert ".tmp" not in message
+    assert calls == [] and not hasattr(model, "n_iter_")  # not one epoch trained
+
+
+def test_an_unwritable_checkpoint_directory_fails_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read-only directory, as the file system answers it (the tests may run as root,
+    # whom permissions do not stop): creating a file there fails with EACCES.
+    real_open = os.open
+
+    def read_only(path: Any, flags: int, *args: Any) -> int:
+        if str(path).startswith(str(tmp_path)) and flags & os.O_CREAT:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", read_only)
+    model = MLPClassifier((4,), max_iter=3, tol=None, random_state=0)
+    calls: list[Trainer] = []
+    with pytest.raises(PermissionError) as caught:
+        model.fit(X, Y3, checkpoint=tmp_path / "ck.npz", callbacks=[calls.append])
+    assert "ck.npz" in str(caught.value) and ".tmp" not in str(caught.value)
+    assert calls == []
+    fitted = MLPClassifier((4,), max_iter=2, tol=None).fit(X, Y3)
+    with pytest.raises(PermissionError) as caught:
+        handnet.save(fitted, tmp_path / "model.npz")
+    assert "model.npz" in str(caught.value) and ".tmp" not in str(caught.value)
+
+
+# --- abandoned temporary files -------------------------------------------------------------
+
+
+_SLOW_WRITER = textwrap.dedent(
+    """
+    import os, sys, time
+    import numpy as np
+    import handnet
+    from handnet import LogisticRegression
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    model = LogisticRegression(max_iter=2, tol=None).fit(X, (X[:, 0] > 0).astype(int))
+    real_replace = os.replace
+
+    def stuck(source, target):  # the file is written; the writer dies before the rename
+        print("written", flush=True)
+        time.sleep(600)
+
+    os.replace = stuck
+    handnet.save(model, sys.argv[1])
+    """
+)
+
+
+def _start_writer(path: Path) -> subprocess.Popen[str]:
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_WRITER, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "written"
+    return child
+
+
+def _temporaries(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".tmp"))
+
+
+def test_a_later_save_removes_the_temporary_files_of_killed_writers(tmp_path: Path) -> None:
+    path = tmp_path / "model.npz"
+    for _ in range(2):
+        _stop(_start_writer(path))  # kill -9 mid-write
+    live = _start_writer(path)  # a writer still at work: its file must stay
+    try:
+        assert len(_temporaries(tmp_path)) == 3
+        unrelated = tmp_path / ".notes.txt.1.tmp"
+        unrelated.write_text("not handnet's")
+        handnet.save(MLPClassifier((3,), max_iter=2, tol=None).fit(X, Y3), path)
+        left = _temporaries(tmp_path)
+        assert left == sorted([f"{unrelated.name}", *_temporaries_of(tmp_path, live.pid)])
+        assert len(left) == 2  # the live writer's and the unrelated file
+        handnet.load(path)
+    finally:
+        _stop(live)
+
+
+def _stop(child: subprocess.Popen[str]) -> None:
+    child.kill()
+    child.wait()
+    if child.stdout is not None:
+        child.stdout.close()
+
+
+def _temporaries_of(directory: Path, pid: int) -> list[str]:
+    return [name for name in _temporaries(directory) if f".{pid}." in name]

@@ -62,14 +62,37 @@ wrong. The checksums detect corruption, not forgery: anyone can write a file
 with matching checksums, so only load models you trust to *behave* as you expect,
 even though loading one cannot run code.
 
+The checks bound what a file can make handnet do, as well as what it holds:
+only a regular file is opened (a FIFO would block the reader forever); the
+archive's end record must declare at most 256 members in a central directory
+of bounded size before ``zipfile`` parses it; every size the description
+declares (array shapes, the width of string class labels) must fit in what the
+file can hold before anything is allocated; every field of a generator's state
+is range-checked before NumPy's bit generators see it (they trust positions
+such as MT19937's ``pos``); and an interrupted epoch's row order must be a
+permutation of the data's rows before a resumed run indexes the data with it.
+
 Writes are atomic: the file is written under a temporary name in the same
-directory, flushed to disk, then renamed over the target, so a crash or an
-exception mid-save leaves any previous file intact.
+directory (``.<name>.<host tag>.<pid>.<random>.tmp``), flushed to disk, then
+renamed over the target, so a crash or an exception mid-save leaves any
+previous file intact. A later write of the same file removes the temporary
+files of writers that died mid-write (same machine, process gone); a live
+writer's file is never touched.
+
+Resuming (``fit(..., resume=path)``) needs the fingerprint of the training data
+that the file stores: every in-memory ``fit`` records it, so a file written by
+``save`` after an interrupted ``fit`` resumes too, and a file without one (an
+out-of-core fit without ``checkpoint=``, an older handnet) is refused rather
+than resumed unchecked. Only ``max_iter`` and ``verbose`` may differ from the
+saved run's hyperparameters (not ``random_state``: the run continues its saved
+generator).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import hashlib
 import inspect
 import json
@@ -102,7 +125,13 @@ from .models import (
 from .network import Sequential
 from .optimizers import LBFGS, OPTIMIZERS, Optimizer
 from .schedules import SCHEDULES, Schedule
-from .state import OPTIMIZER_TYPES, SCHEDULE_TYPES, check_rng_state, check_trainer_state
+from .state import (
+    OPTIMIZER_TYPES,
+    SCHEDULE_TYPES,
+    check_epoch_order,
+    check_rng_state,
+    check_trainer_state,
+)
 from .training import History, Trainer
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "load", "save"]
@@ -145,8 +174,10 @@ _NETWORK_DTYPES: dict[str, np.dtype[Any]] = {
 _ARRAY_NAME = re.compile(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*")
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
-#: Hyperparameters that may differ between a run and its resumption.
-_RESUMABLE_DIFFERENCES = frozenset({"max_iter", "verbose", "warm_start", "random_state"})
+#: Hyperparameters that may differ between a run and its resumption: how long it
+#: runs and what it prints. Not ``random_state``: the resumed run continues the
+#: saved generator, so a model that said another seed would misreport its run.
+_RESUMABLE_DIFFERENCES = frozenset({"max_iter", "verbose"})
 
 Array = NDArray[np.floating]
 
@@ -450,11 +481,11 @@ def _describe_estimator(
         "n_iter_": int(attribute("n_iter_")),
         "t_": int(attribute("t_")),
     }
-    for optional in ("best_loss_", "best_validation_score_"):
-        if optional in overrides or hasattr(model, optional):
-            fitted[optional] = float(attribute(optional))
-    if "best_epoch_" in overrides or hasattr(model, "best_epoch_"):
-        fitted["best_epoch_"] = int(attribute("best_epoch_"))
+    for optional in ("best_loss_", "best_validation_score_", "best_epoch_"):
+        # An override of None: the run names no such value yet (a mid-run checkpoint).
+        value = attribute(optional) if optional in overrides or hasattr(model, optional) else None
+        if value is not None:
+            fitted[optional] = int(value) if optional == "best_epoch_" else float(value)
     validation_losses = (
         overrides["validation_loss_curve_"]
         if "validation_loss_curve_" in overrides
@@ -551,15 +582,147 @@ def _write_archive(
             _write_member(archive, name, data)
 
 
-def _write_atomic(path: PathLike, content: dict[str, Any], arrays: Mapping[str, Any]) -> None:
-    """Write to a temporary file next to ``path``, flush it to disk, rename it over ``path``."""
+#: A temporary file's name: ``.<target name>.<host>.<pid>.<random>.tmp``. The host
+#: tag and the pid let a later write prove the file abandoned (see _remove_abandoned).
+_TEMPORARY = re.compile(
+    r"\.(?P<target>.+)\.(?P<host>[0-9a-f]{8})\.(?P<pid>[0-9]+)\.[0-9a-f]{12}\.tmp"
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _host_tag() -> str:
+    """8 hex digits naming this machine, boot and process namespace.
+
+    A pid identifies a process only within one boot of one machine (and one
+    pid namespace): a temporary file written elsewhere (another host sharing
+    the directory, another container) carries another tag and is never judged
+    from here.
+    """
+    parts = [os.uname().nodename if hasattr(os, "uname") else ""]
+    with contextlib.suppress(OSError), open("/proc/sys/kernel/random/boot_id") as boot:
+        parts.append(boot.read())
+    with contextlib.suppress(OSError):
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:8]
+
+
+def _temporary_name(target: str) -> str:
+    directory, name = os.path.split(os.path.abspath(target))
+    return os.path.join(
+        directory, f".{name}.{_host_tag()}.{os.getpid()}.{secrets.token_hex(6)}.tmp"
+    )
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (POSIX; anything doubtful counts as alive)."""
+    if pid <= 0:
+        return True  # not a pid we wrote: leave the file alone
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # e.g. another user's process: it exists
+    return True
+
+
+def _remove_abandoned(target: str) -> None:
+    """Remove the temporary files of earlier writes of ``target`` whose writer is dead.
+
+    A writer killed mid-write (kill -9, power loss) leaves its temporary file.
+    One is provably abandoned when it was written on this machine (same host
+    tag) by a process that no longer exists: a live writer's file, or one from
+    another machine, is never touched. POSIX only (``os.kill(pid, 0)`` is a
+    harmless existence check there, not on Windows). A file whose pid has been
+    reused by a new process is kept, which errs on the safe side.
+    """
+    if os.name != "posix":  # pragma: no cover
+        return
+    directory, name = os.path.split(os.path.abspath(target))
+    tag = _host_tag()
+    with contextlib.suppress(OSError), os.scandir(directory) as entries:
+        for entry in entries:
+            match = _TEMPORARY.fullmatch(entry.name)
+            if (
+                match is None
+                or match["target"] != name
+                or match["host"] != tag
+                or int(match["pid"]) == os.getpid()
+                or _process_alive(int(match["pid"]))
+            ):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+
+
+def check_writable(path: PathLike, what: str = "model") -> None:
+    """Raise ``OSError`` naming ``path`` unless a file can be written there.
+
+    Creates (and removes) a temporary file in the target's directory, as the
+    atomic write will: the one test that covers permissions, read-only file
+    systems, missing directories and quotas alike. Used before training, so
+    that a path that cannot be written fails at once, not after the training.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to be written.
+    what : str, default "model"
+        What the file is, for the message (``"checkpoint"``).
+
+    Raises
+    ------
+    OSError
+        The file cannot be written; the message names ``path`` and the reason.
+    """
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
-    temporary = os.path.join(directory, f".{os.path.basename(target)}.{secrets.token_hex(6)}.tmp")
-    # O_EXCL: never reuse (or follow a link at) an existing name; mode 0o666 lets
-    # the umask decide the permissions, as for any file the user creates.
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    descriptor = os.open(temporary, flags, 0o666)
+    if os.path.isdir(target):
+        raise IsADirectoryError(
+            errno.EISDIR, f"cannot write the {what} file {target!r}: it is a directory", target
+        )
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(
+            errno.ENOENT,
+            f"cannot write the {what} file {target!r}: its directory {directory!r} does not "
+            "exist (create it first)",
+            target,
+        )
+    probe = _temporary_name(target)
+    try:
+        descriptor = os.open(probe, _WRITE_FLAGS, 0o666)
+    except OSError as error:
+        raise type(error)(
+            error.errno, f"cannot write the {what} file {target!r}: {error.strerror}", target
+        ) from None
+    os.close(descriptor)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
+# O_EXCL: never reuse (or follow a link at) an existing name; mode 0o666 lets the
+# umask decide the permissions, as for any file the user creates.
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+
+
+def _write_atomic(path: PathLike, content: dict[str, Any], arrays: Mapping[str, Any]) -> None:
+    """Write to a temporary file next to ``path``, flush it to disk, rename it over ``path``.
+
+    The temporary file is named after this process (see :func:`_remove_abandoned`),
+    and the temporary files of earlier writers of ``path`` that died mid-write are
+    removed once this write has succeeded.
+    """
+    target = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(target))
+    temporary = _temporary_name(target)
+    try:
+        descriptor = os.open(temporary, _WRITE_FLAGS, 0o666)
+    except OSError as error:
+        # The temporary name is ours, not the user's: name the file they asked for.
+        raise type(error)(
+            error.errno, f"cannot write the model file {target!r}: {error.strerror}", target
+        ) from None
     try:
         with os.fdopen(descriptor, "wb") as stream:
             _write_archive(stream, content, arrays)
@@ -571,6 +734,7 @@ def _write_atomic(path: PathLike, content: dict[str, Any], arrays: Mapping[str, 
             os.unlink(temporary)
         raise
     _fsync_directory(directory)
+    _remove_abandoned(target)
 
 
 def _fsync_directory(directory: str) -> None:
@@ -609,6 +773,9 @@ def save(model: Any, path: PathLike, *, training_state: bool = True) -> None:
         ``model`` is of a type handnet cannot save.
     NotFittedError
         The model is not fitted.
+    OSError
+        ``path`` cannot be written (missing directory, no permission, disk
+        full); the message names ``path``.
     ValueError
         The model holds something a model file cannot describe (a custom
         optimizer class, class labels that are neither numbers nor strings).
@@ -725,8 +892,12 @@ def _check_array_table(table: Any, budget: int, size: int) -> None:
         )
 
 
-def _read_archive(path: str) -> dict[str, Any]:
-    """The checked content of the file at ``path``, with arrays in place of references."""
+def _read_archive(path: str) -> tuple[dict[str, Any], int]:
+    """The checked content of the file at ``path``, with arrays in place of references.
+
+    Also the most bytes anything the file declares may take once in memory
+    (``MAX_EXPANSION`` times the file's size), for the checks of the content.
+    """
     stream = _open_regular_file(path)
     with stream:
         try:
@@ -800,54 +971,58 @@ _ZIP64_EOCD_SIGNATURE = b"PK\x06\x06"
 
 
 def _check_central_directory(stream: IO[bytes], size: int) -> None:
-    """Refuse an archive whose end record declares too many members, before parsing it.
+    """Refuse an archive whose end records declare too big a directory, before parsing it.
 
     ``zipfile`` reads the whole central directory into ``ZipInfo`` objects
-    before anyone can count them (a million members: 40 s and 570 MB), so the
-    count in the end-of-central-directory record (and its ZIP64 twin) is
-    checked first, and the directory's declared size against the file's.
+    before anyone can count them (a million members: 40 s and 570 MB). It finds
+    the directory through the end-of-central-directory record and, where a ZIP64
+    locator precedes that, through the ZIP64 record (found next to the locator
+    or where the locator points, depending on the Python version), and parses
+    as many bytes as the record says. Every record it might use is checked here:
+    at most :data:`MAX_MEMBERS` members, in at most ``MAX_MEMBERS *
+    MAX_DIRECTORY_ENTRY`` bytes.
     """
     tail_size = min(size, _EOCD.size + 0xFFFF)  # the record, then a comment of <= 64 KiB
-    stream.seek(size - tail_size)
+    tail_start = size - tail_size
+    stream.seek(tail_start)
     tail = stream.read(tail_size)
-    at = tail.rfind(_EOCD_SIGNATURE)
+    at = tail.rfind(_EOCD_SIGNATURE)  # as zipfile searches for it
     _require(
         at >= 0 and at + _EOCD.size <= len(tail),
         "the archive has no end-of-central-directory record (truncated?)",
     )
-    _, count, directory_size, directory_offset = _EOCD.unpack_from(tail, at)
-    if count == 0xFFFF or directory_size == 0xFFFFFFFF or directory_offset == 0xFFFFFFFF:
-        # ZIP64: the real numbers are in the ZIP64 record the locator points at.
-        locator_at = at - _ZIP64_LOCATOR.size
-        _require(locator_at >= 0, "the archive's ZIP64 end record is missing")
-        signature, _, record_offset, _ = _ZIP64_LOCATOR.unpack_from(tail, locator_at)
-        _require(signature == _ZIP64_LOCATOR_SIGNATURE, "the archive's ZIP64 locator is broken")
+    _, count, directory_size, _ = _EOCD.unpack_from(tail, at)
+    records = [(count, directory_size)]
+    locator_at = tail_start + at - _ZIP64_LOCATOR.size
+    if locator_at >= 0:
+        stream.seek(locator_at)
+        locator = stream.read(_ZIP64_LOCATOR.size)
+        signature, _, record_offset, _ = _ZIP64_LOCATOR.unpack(locator)
+        if signature == _ZIP64_LOCATOR_SIGNATURE:
+            for offset in {locator_at - _ZIP64_EOCD.size, record_offset}:
+                if not 0 <= offset <= size - _ZIP64_EOCD.size:
+                    continue
+                stream.seek(offset)
+                record = stream.read(_ZIP64_EOCD.size)
+                if record[:4] == _ZIP64_EOCD_SIGNATURE:
+                    fields = _ZIP64_EOCD.unpack(record)
+                    records.append((fields[6], fields[8]))
+    limit = MAX_MEMBERS * MAX_DIRECTORY_ENTRY
+    for count, directory_size in records:
         _require(
-            record_offset + _ZIP64_EOCD.size <= size, "the archive's ZIP64 end record is broken"
+            count <= MAX_MEMBERS,
+            f"the archive declares {count} members; a model file has at most {MAX_MEMBERS}",
         )
-        stream.seek(record_offset)
-        record = stream.read(_ZIP64_EOCD.size)
+        # zipfile parses the directory by its size, not by the count: bound both.
         _require(
-            len(record) == _ZIP64_EOCD.size and record[:4] == _ZIP64_EOCD_SIGNATURE,
-            "the archive's ZIP64 end record is broken",
+            directory_size <= limit,
+            f"the archive's central directory declares {directory_size} bytes, more than "
+            f"{MAX_MEMBERS} members need ({limit} bytes at most)",
         )
-        fields = _ZIP64_EOCD.unpack(record)
-        count, directory_size = fields[6], fields[8]
-    _require(
-        count <= MAX_MEMBERS,
-        f"the archive declares {count} members; a model file has at most {MAX_MEMBERS}",
-    )
-    # zipfile parses the directory by its size, not its count: bound both.
-    limit = min(size, MAX_MEMBERS * MAX_DIRECTORY_ENTRY)
-    _require(
-        directory_size <= limit,
-        f"the archive's central directory declares {directory_size} bytes, more than "
-        f"{MAX_MEMBERS} members need (or than the {size}-byte file holds)",
-    )
     stream.seek(0)
 
 
-def _read_open_archive(stream: IO[bytes], path: str) -> dict[str, Any]:
+def _read_open_archive(stream: IO[bytes], path: str) -> tuple[dict[str, Any], int]:
     size = os.fstat(stream.fileno()).st_size
     start = stream.read(6)
     _require(size > 0, "the file is empty")
@@ -948,7 +1123,7 @@ def _read_open_archive(stream: IO[bytes], path: str) -> dict[str, Any]:
     resolved = _resolve_refs({k: v for k, v in content.items() if k != "arrays"}, arrays, used)
     unused = sorted(set(arrays) - used)
     _require(not unused, f"arrays {unused} are never referenced")
-    return dict(resolved)
+    return dict(resolved), budget
 
 
 def _resolve_refs(value: Any, arrays: Mapping[str, NDArray[Any]], used: set[str]) -> Any:
@@ -1082,7 +1257,7 @@ def _check_float_list(value: Any, where: str) -> list[float]:
     return [float(v) for v in value]
 
 
-def _check_classes(value: Any) -> NDArray[Any]:
+def _check_classes(value: Any, budget: int) -> NDArray[Any]:
     if isinstance(value, np.ndarray):
         classes = value
         _require(classes.ndim == 1, "classes_ must be 1-d")
@@ -1106,6 +1281,16 @@ def _check_classes(value: Any) -> NDArray[Any]:
             _require(all(isinstance(v, str) for v in values), "string classes_ must be strings")
             width = int(kind[2:])
             _require(all(len(v) <= width for v in values), f"a class label is longer than {kind}")
+            # NumPy stores every label in `width` characters of 4 bytes: a wide
+            # dtype declared for many labels would allocate gigabytes from a
+            # few kilobytes of file, so the declared size is bounded first.
+            declared = 4 * width * len(values)
+            _require(
+                declared <= budget,
+                f"classes_ declares {len(values)} labels of dtype {kind} ({declared} bytes), "
+                f"far more than the file can hold (its labels are at most "
+                f"{max(map(len, values), default=0)} characters long)",
+            )
             classes = np.array(values, dtype=kind)
     _require(len(classes) >= 2, "a classifier needs at least two classes")
     try:
@@ -1142,7 +1327,7 @@ _FITTED_OPTIONAL = {
 
 
 def _check_fitted(
-    fitted: Any, cls: type[_NetworkEstimator], network: _NetworkPlan
+    fitted: Any, cls: type[_NetworkEstimator], network: _NetworkPlan, budget: int
 ) -> dict[str, Any]:
     is_classifier = bool(getattr(cls, "_is_classifier", False))
     required = set(_FITTED_REQUIRED) | (
@@ -1200,7 +1385,7 @@ def _check_fitted(
         )
     n_outputs = dense[-1]["n_outputs"]
     if is_classifier:
-        classes = _check_classes(fitted["classes_"])
+        classes = _check_classes(fitted["classes_"], budget)
         binary = bool(getattr(cls, "_binary_output", True)) and len(classes) == 2
         expected = 1 if binary else len(classes)
         _require(
@@ -1225,7 +1410,7 @@ def _check_fitted(
     return result
 
 
-def _check_content(content: Mapping[str, Any]) -> _NetworkPlan | _EstimatorPlan:
+def _check_content(content: Mapping[str, Any], budget: int) -> _NetworkPlan | _EstimatorPlan:
     kind = content.get("type")
     _require(
         isinstance(kind, str) and (kind == "Sequential" or kind in MODEL_TYPES),
@@ -1261,14 +1446,15 @@ def _check_content(content: Mapping[str, Any]) -> _NetworkPlan | _EstimatorPlan:
         "dropped_params must list hyperparameter names not in params",
     )
     params = {name: _decode_param(value, name) for name, value in raw_params.items()}
-    fitted = _check_fitted(content["fitted"], cls, network)
+    fitted = _check_fitted(content["fitted"], cls, network, budget)
     training = content["training"]
     if training is not None:
         defaults = {n: p.default for n, p in _signature_defaults(cls).items()}
         chosen = resolve_optimizer(
-            params.get("optimizer", defaults.get("optimizer")),
-            params.get("batch_size", defaults.get("batch_size")),
-            params.get("learning_rate", defaults.get("learning_rate")),
+            *(
+                params.get(name, defaults.get(name))
+                for name in ("optimizer", "batch_size", "learning_rate", "schedule", "clip_norm")
+            )
         )
         optimizer_type = _optimizer_type_name(chosen)
         schedule_type = _schedule_type_name(params.get("schedule", defaults.get("schedule")))
@@ -1425,9 +1611,9 @@ def load(path: PathLike) -> Any:
 
 
 def _read_plan(path: str) -> _NetworkPlan | _EstimatorPlan:
-    content = _read_archive(path)
+    content, budget = _read_archive(path)
     try:
-        return _check_content(content)
+        return _check_content(content, budget)
     except _Invalid as error:
         raise _bad(path, str(error)) from None
     except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError) as error:
@@ -1479,6 +1665,8 @@ class CheckpointRun:
         self.resuming = plan is not None
         self.validation_index: NDArray[np.intp] | None = None
         self.fingerprint: str | None = None
+        #: The data of an in-memory fit without a checkpoint, until finish() decides.
+        self._unhashed: Sequence[NDArray[Any] | None] | None = None
 
     @classmethod
     def start(
@@ -1488,7 +1676,13 @@ class CheckpointRun:
         checkpoint_every: int | None,
         resume: PathLike | bool | None,
     ) -> CheckpointRun:
-        """Check the arguments and read the file to resume from, if any."""
+        """Check the arguments, that the checkpoint can be written, and read the file to resume.
+
+        Everything here happens before any training: a checkpoint path that cannot
+        be written raises ``OSError`` naming it; a file to resume from must hold the
+        training data's fingerprint and the same hyperparameters (only ``max_iter``
+        and ``verbose`` may change).
+        """
         if checkpoint_every is not None:
             if isinstance(checkpoint_every, bool) or not isinstance(
                 checkpoint_every, (int, np.integer)
@@ -1499,6 +1693,10 @@ class CheckpointRun:
             if checkpoint is None:
                 raise ValueError("checkpoint_every needs checkpoint=PATH, the file to write")
         path = None if checkpoint is None else os.fspath(checkpoint)
+        if path is not None:
+            # Before anything is trained: a checkpoint that cannot be written
+            # would otherwise fail only after the first epoch.
+            check_writable(path, "checkpoint")
         source: str | None = None
         if resume is True:
             if path is None:
@@ -1524,6 +1722,14 @@ class CheckpointRun:
                 raise ModelFileError(
                     f"{source!r} was saved without its training state "
                     "(training_state=False): there is nothing to resume"
+                )
+            if read.run is None or read.run["fingerprint"] is None:
+                raise ModelFileError(
+                    f"{source!r} holds no fingerprint of the data its run was trained on (it was "
+                    "saved after an out-of-core fit without checkpoint=PATH, or by an older "
+                    "handnet), so resuming could not check that the data is the same: continue "
+                    "it with load() and partial_fit, or train again with fit(..., "
+                    "checkpoint=PATH), whose file can be resumed"
                 )
             _compare_params(model, read, source)
             plan = read
@@ -1573,10 +1779,15 @@ class CheckpointRun:
         ``n_rows`` is the number of rows an epoch visits (for ``t_``).
         """
         plan = self.plan
+        in_memory = bool(data) and isinstance(data[0], np.ndarray)
         if self.checkpoint is not None or plan is not None:
             self.fingerprint = data_fingerprint(data)
+        elif in_memory:
+            # Hashed only if the fit is interrupted (finish): save() then writes a file
+            # that resume can check, and an uninterrupted fit pays no pass over its data.
+            self._unhashed = data
         if plan is not None:
-            self._restore(model, trainer, plan)
+            self._restore(model, trainer, plan, int(n_rows) if in_memory else None)
             self.plan = None  # restored: the file's arrays need not stay in memory
         self._model = model
         self._start_epoch = trainer.epoch
@@ -1588,7 +1799,19 @@ class CheckpointRun:
         trainer.checkpoint = self._write if self.checkpoint is not None else None
         trainer.checkpoint_every = self.checkpoint_every
 
-    def _restore(self, model: _NetworkEstimator, trainer: Trainer, plan: _EstimatorPlan) -> None:
+    def _restore(
+        self,
+        model: _NetworkEstimator,
+        trainer: Trainer,
+        plan: _EstimatorPlan,
+        n_rows: int | None,
+    ) -> None:
+        """Restore ``plan`` after checking it against this fit's data.
+
+        ``n_rows`` is the number of rows an epoch visits for in-memory data
+        (``None`` for out-of-core data, whose interrupted epoch lists blocks:
+        the trainer checks those against the blocks).
+        """
         source = self.resume_from
         network = model.network_
         if network.dtype != plan.network.dtype:
@@ -1615,7 +1838,21 @@ class CheckpointRun:
                 f"{classes.tolist()}"
             )
         assert plan.training is not None
+        history = plan.training["history"]
+        if history["validation_score"] and not history.get("validation_loss"):
+            # Written when early stopping watched the validation accuracy: its counter
+            # and best value are an accuracy's, not the validation loss's it now watches.
+            raise ModelFileError(
+                f"cannot resume from {source!r}: its run was written by an older handnet whose "
+                "early stopping watched the validation accuracy, and cannot continue under "
+                "today's rule (the validation loss); load() it to use the model, or start "
+                "the fit afresh"
+            )
         try:
+            if n_rows is not None:
+                # The interrupted epoch's order indexes the rows (by compiled
+                # kernels too, unchecked): it must be a permutation of them.
+                check_epoch_order(plan.training["progress"], np.arange(n_rows))
             trainer.load_state_dict(plan.training)
         except ValueError as error:
             raise ModelFileError(f"cannot resume from {source!r}: {error}") from None
@@ -1634,6 +1871,16 @@ class CheckpointRun:
         if model.validation_scores_ is None and trainer.history.validation_score:
             model.validation_scores_ = []
             model.validation_loss_curve_ = []
+
+    def finish(self, trainer: Trainer) -> None:
+        """When ``fit`` ends: fingerprint the data of an interrupted run, then let it go.
+
+        The run stays with the model (for ``save``), which must not keep the training
+        data alive, nor pay a pass over it when nothing will resume from it.
+        """
+        data, self._unhashed = self._unhashed, None
+        if data is not None and trainer.interrupted and self.fingerprint is None:
+            self.fingerprint = data_fingerprint(data)
 
     def remaining_epochs(self, model: _NetworkEstimator, trainer: Trainer) -> int:
         """Epochs left for this fit: all of ``max_iter``, or what a resumed run lacks."""
@@ -1670,13 +1917,17 @@ class CheckpointRun:
             validation_losses += [
                 float(v) for v in history.validation_loss[self._start_scores :]
             ]
-            if validation_losses and len(validation_losses) == len(scores):
-                # The epoch fit keeps (see _NetworkEstimator._record_best_epoch).
-                best = int(np.argmin(validation_losses))
-                fitted["best_epoch_"] = best + 1
-                fitted["best_validation_score_"] = scores[best]
-            else:
+            if len(validation_losses) != len(scores):
                 validation_losses = None
+            elif not trainer.finished:
+                fitted["best_epoch_"] = fitted["best_validation_score_"] = None
+            elif history.best_epoch is not None:
+                # The epoch this fit keeps, its parameters restored by now (see
+                # _NetworkEstimator._record_best_epoch); before the end a checkpoint
+                # holds the current parameters and names no kept epoch.
+                best = len(validation_losses) - len(history.validation_loss) + history.best_epoch
+                fitted["best_epoch_"] = best
+                fitted["best_validation_score_"] = scores[best - 1]
         fitted["validation_scores_"] = scores
         fitted["validation_loss_curve_"] = validation_losses
         return fitted

@@ -528,6 +528,7 @@ class _NetworkEstimator(BaseEstimator):
                     validation=validate,
                 )
         finally:
+            run.finish(trainer)
             history = trainer.history
             self.history_: History = history
             new_losses = history.loss[len(history.loss) - (trainer.epoch - start_epoch) :]

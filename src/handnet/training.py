@@ -84,7 +84,7 @@ from .network import Sequential
 from .optimizers import LBFGS, SGD, Optimizer
 from .penalties import add_l2
 from .schedules import Constant, Schedule
-from .state import check_rng_state, check_trainer_state, copy_tree
+from .state import check_epoch_order, check_rng_state, check_trainer_state, copy_tree
 from .streaming import RowBlocks
 from .validation import all_finite
 
@@ -683,17 +683,14 @@ class Trainer:
             self._progress = None
             self._lbfgs_pending = None
         self._resuming = False
-        if self._progress is not None and self._progress.order is not None:
-            order = self._progress.order
-            # An out-of-core epoch's order lists storage blocks, an in-memory one rows.
-            unit, expected = (
-                ("blocks", X.n_blocks) if isinstance(X, RowBlocks) else ("rows", X.shape[0])
+        if self._progress is not None:
+            # The saved order indexes the data (the compiled kernels too, without bounds
+            # checks): it must be a permutation of the rows, or of the storage blocks.
+            units = X.blocks if isinstance(X, RowBlocks) else np.arange(X.shape[0])
+            unit = "blocks" if isinstance(X, RowBlocks) else "rows"
+            check_epoch_order(
+                {"order": self._progress.order, "position": self._progress.position}, units, unit
             )
-            if len(order) != expected or self._progress.position > len(order):
-                raise ValueError(
-                    f"the interrupted epoch being resumed visits {len(order)} {unit}, but the "
-                    f"data has {expected}: resume with the data the run was started on"
-                )
         with (
             _InterruptGuard() as guard,
             np.errstate(over="ignore", invalid="ignore"),
