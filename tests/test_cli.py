@@ -322,7 +322,8 @@ def test_lbfgs_summary(files: dict[str, Path]) -> None:
     assert result.returncode == 0, result.stderr
     pattern = r"trained \d+ iterations (\(converged\) )?in .*: lbfgs, full batch"
     assert re.search(pattern, result.stdout)
-    assert "(the last iteration kept)" in result.stdout
+    # L-BFGS scores the validation rows every iteration too, and keeps the best one.
+    assert re.search(r"\(epoch \d+ of \d+ kept: the lowest validation loss\)", result.stdout)
 
 
 def test_train_without_saving_logistic_default(files: dict[str, Path]) -> None:
@@ -707,3 +708,205 @@ def test_checkpoint_options_and_resume_errors(files: dict[str, Path], tmp_path: 
     result = run(*longer, "--checkpoint", moons, "--resume")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "error:" in result.stderr and moons in result.stderr
+
+
+# --- issue 13: hostile files, huge sizes, unwritable paths --------------------------------
+
+# Control characters that must never reach a terminal from a file: C0 (but the line breaks
+# the output is laid out in), DEL and C1.
+LIVE_CONTROLS = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+HOSTILE_LABELS = ["\x1b[2J\x1b[31mA", "\x1b]0;pwned\x07B"]
+
+
+@needs_model_files
+def test_labels_and_names_from_files_reach_the_terminal_escaped(tmp_path: Path) -> None:
+    # A label that clears the screen and one that retitles the window; a feature name
+    # with a C1 control (CSI, 0x9b). Every command prints them as inert escapes.
+    X, y = make_moons(80, noise=0.1, random_state=0)
+    rows = [[f"{a:.5f}", f"{b:.5f}", HOSTILE_LABELS[label]]
+            for (a, b), label in zip(X, y, strict=True)]
+    data = write_csv(tmp_path / "hostile.csv", ["x\x9b1", "x2", "label"], rows)
+    model = tmp_path / "model.npz"
+    outputs = {
+        "train": run("train", str(data), "--target", "label", "--save", str(model),
+                     "--epochs", "5", "--progress", "none"),
+        "info": run("info", str(model)),
+        "predict": run("predict", str(model), str(data), "--proba"),
+        "evaluate": run("evaluate", str(model), str(data), "--target", "label"),
+        "error": run("train", str(data), "--target", "nope"),
+    }
+    for command, result in outputs.items():
+        shown = result.stdout + result.stderr
+        assert "Traceback" not in shown, shown
+        assert not LIVE_CONTROLS.search(shown), (command, shown)
+    assert r"classes: 2 [\x1b[2J\x1b[31mA, \x1b]0;pwned\x07B]" in outputs["info"].stdout
+    assert r"inputs: 2 features [x\x9b1, x2]" in outputs["info"].stdout
+    assert r"\x1b]0;pwned\x07B" in outputs["predict"].stdout
+    assert r"\x1b[2J\x1b[31mA" in outputs["evaluate"].stdout
+    assert r"the columns are: x\x9b1, x2, label" in one_line_error(outputs["error"])
+    # A file written with --output is data, not terminal text: the labels stay as they are.
+    output = tmp_path / "predictions.csv"
+    assert run("predict", str(model), str(data), "--output", str(output)).returncode == 0
+    with output.open(encoding="utf-8", newline="") as stream:
+        written = {row[0] for row in csv.reader(stream)}
+    assert written - {"prediction"} <= set(HOSTILE_LABELS)
+
+
+@needs_model_files
+def test_integer_labels_beyond_2_to_the_53_stay_exact_through_the_cli(tmp_path: Path) -> None:
+    X, y = make_moons(60, noise=0.1, random_state=1)
+    rows = [[f"{a:.5f}", f"{b:.5f}", 2**53 + int(label)]
+            for (a, b), label in zip(X, y, strict=True)]
+    data = write_csv(tmp_path / "ids.csv", ["x1", "x2", "label"], rows)
+    model = tmp_path / "model.npz"
+    trained = run("train", str(data), "--target", "label", "--save", str(model),
+                  "--progress", "none")
+    assert trained.returncode == 0, trained.stderr
+    assert "2 classes [9007199254740992, 9007199254740993]" in trained.stdout
+    predicted = run("predict", str(model), str(data))
+    assert predicted.returncode == 0, predicted.stderr
+    assert set(predicted.stdout.split()[1:]) <= {"9007199254740992", "9007199254740993"}
+    assert "9007199254740993" in predicted.stdout
+
+
+def test_a_stray_quote_stops_training_with_its_line_number(tmp_path: Path) -> None:
+    X, y = make_moons(100, noise=0.1, random_state=2)
+    lines = ["x1,x2,label"] + [f"{a:.5f},{b:.5f},{label}"
+                               for (a, b), label in zip(X, y, strict=True)]
+    lines[50] = lines[50].rsplit(",", 1)[0] + ',"1'  # row 50 ends ,"1
+    data = tmp_path / "stray.csv"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run("train", str(data), "--target", "label", "--progress", "none")
+    assert result.returncode == 1 and result.stdout == ""
+    assert re.search(r"stray\.csv, line 51: .*quote", one_line_error(result))
+
+
+def run_limited(*args: str, memory: int = 2 * 2**30) -> subprocess.CompletedProcess[str]:
+    """:func:`run` with the child's address space limited (a runaway stays harmless)."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+    env = dict(os.environ, PYTHONIOENCODING="utf-8", COLUMNS="100", **ONE_THREAD)
+    return subprocess.run([sys.executable, "-m", "handnet", *args], capture_output=True,
+                          text=True, timeout=300, env=env, preexec_fn=limit)
+
+
+def test_a_gzip_bomb_is_refused_by_the_cli(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.csv.gz"
+    block = b"0,0,1\n0,0,0\n" * (2**20 // 12)
+    with gzip.open(bomb, "wb", compresslevel=9) as stream:
+        stream.write(b"a,b,y\n")
+        for _ in range(150):  # 150 MiB of text in a few hundred KB
+            stream.write(block)
+    result = run_limited("train", str(bomb), "--target", "y", "--progress", "none")
+    line = one_line_error(result)
+    assert "bomb.csv.gz: the gzip data expands to more than" in line
+    assert "--max-expansion" in line and result.returncode == 1
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["train", "DATA", "--target", "label", "--hidden", "99999999999"],
+        ["train", "DATA", "--target", "label", "--hidden", "100000,100000"],
+        ["gradcheck", "--hidden", "99999999999"],
+        ["gradcheck", "--features", "100000000000"],
+        ["demo", "--model", "mlp", "--hidden", "99999999999"],
+    ],
+)
+def test_networks_too_large_for_memory_are_refused_before_allocating(
+    command: list[str], files: dict[str, Path]
+) -> None:
+    args = [str(files["moons"]) if arg == "DATA" else arg for arg in command]
+    result = run_limited(*args)
+    assert result.returncode == 2, result.stderr
+    line = one_line_error(result)
+    assert re.search(r"network has [\d,]+ parameters and training it needs about .* of "
+                     r"memory .* more than this machine's", line), line
+
+
+@pytest.mark.parametrize(
+    ("error", "pattern"),
+    [
+        (MemoryError("Unable to allocate 745. GiB for an array"), r"out of memory: Unable"),
+        (OverflowError("Python int too large to convert to C long"), r"a number is too large"),
+    ],
+)
+def test_memory_and_overflow_errors_are_one_line(
+    error: BaseException, pattern: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import handnet.cli as cli
+
+    def fail(args: Any, out: Any) -> int:
+        raise error
+
+    monkeypatch.setattr(cli, "_run_info", fail)
+    assert main(["info", "model.npz"]) == 1
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and re.match(r"handnet info: error: " + pattern, lines[0]), lines
+
+
+@pytest.fixture
+def read_only_folder(tmp_path: Path) -> Any:
+    """A folder this process cannot write into (as root: an immutable one, via chattr)."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    chattr = shutil.which("chattr")
+    made = chattr is not None and subprocess.run(
+        [chattr, "+i", str(folder)], capture_output=True, check=False).returncode == 0
+    if not made:
+        pytest.skip("running as root without chattr +i: no folder is read-only to root")
+    try:
+        yield folder
+    finally:
+        subprocess.run([str(chattr), "-i", str(folder)], capture_output=True, check=False)
+
+
+@needs_model_files
+def test_unwritable_output_paths_are_refused_before_any_work(
+    files: dict[str, Path], read_only_folder: Path, tmp_path: Path
+) -> None:
+    moons = str(files["moons"])
+    train = ["train", moons, "--target", "label", "--epochs", "3", "--progress", "none"]
+    model = tmp_path / "model.npz"
+    assert run(*train, "--save", str(model)).returncode == 0
+    for command, path in [
+        ([*train, "--save", "SAVE"], read_only_folder / "model.npz"),
+        ([*train, "--checkpoint", "SAVE"], read_only_folder / "run.npz"),
+        ([*train, "--plot", "SAVE"], read_only_folder / "curves.png"),
+        (["predict", str(model), moons, "--output", "SAVE"], read_only_folder / "p.csv"),
+        (["demo", "--iterations", "2", "--plot", "SAVE"], read_only_folder / "demo.png"),
+    ]:
+        result = run(*[str(path) if arg == "SAVE" else arg for arg in command])
+        line = one_line_error(result)
+        assert result.returncode == 1 and result.stdout == "", result.stdout  # nothing trained
+        assert line.split(": error: ", 1)[1].startswith(f"{path}: cannot write into the folder")
+        assert not list(read_only_folder.iterdir())
+
+
+@needs_model_files
+def test_gradcheck_of_a_model_with_huge_weights_reports_round_off(tmp_path: Path) -> None:
+    # Weights of about 4e11 (a model trained far into a separable problem): the check
+    # used to die with a ZeroDivisionError, x + eps being x - eps in float64.
+    import handnet.io as model_files
+
+    X, y = make_moons(100, noise=0.1, random_state=0)
+    model = MLPClassifier((4,), max_iter=3, random_state=0, tol=None).fit(X, y)
+    parameters = model.network_.flat_parameters
+    parameters *= 4e11 / np.abs(parameters).max()
+    path = tmp_path / "huge.npz"
+    model_files.save(model, path)
+    result = run("gradcheck", str(path))
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.returncode == 1 and result.stderr == ""
+    assert re.search(r"2: Dense\(4, 1\)\s+\S+\s+round-off", result.stdout), result.stdout
+    assert re.search(r"0: Dense\(2, 4\)\s+\S+\s+ok", result.stdout), result.stdout
+    assert result.stdout.strip().splitlines()[-1].startswith("inconclusive:")

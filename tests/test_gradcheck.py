@@ -169,3 +169,48 @@ def test_check_network_rejects_parameters_outside_the_flat_vector(
     layer.weights = layer.weights.copy()  # detached from flat_parameters: a binding bug
     with pytest.raises(ValueError, match="not a view"):
         check_network(network, MeanSquaredError(), rng.standard_normal((3, 2)), np.zeros((3, 2)))
+
+
+# --- large parameters (issue 13) ---------------------------------------------------------
+
+
+def test_numerical_gradient_scales_the_step_to_large_components() -> None:
+    # A fixed eps of 1e-6 is below the spacing of float64 numbers near 4e11 (6e-5):
+    # x + eps == x - eps, and the quotient was a ZeroDivisionError.
+    x = np.array([4e11, -3e12, 7.5e11])
+    grad = numerical_gradient(lambda v: float(np.sum(v**2)), x)
+    np.testing.assert_allclose(grad, 2 * x, rtol=1e-6)
+    # Components up to 1 keep the absolute step.
+    small = np.array([0.5, -1.0, 0.0])
+    grad = numerical_gradient(lambda v: float(np.sum(v**3)), small)
+    np.testing.assert_allclose(grad, 3 * small**2, rtol=1e-9, atol=1e-10)
+
+
+def test_numerical_gradient_refuses_a_step_lost_in_rounding() -> None:
+    with pytest.raises(ValueError, match=r"eps=1e-300 is too small .* use a larger eps"):
+        numerical_gradient(lambda v: float(np.sum(v)), np.array([1.0]), eps=1e-300)
+    with pytest.raises(ValueError, match="finite differences need finite values"):
+        numerical_gradient(lambda v: float(np.sum(v)), np.array([np.inf]))
+
+
+def test_check_network_tells_round_off_from_a_wrong_gradient(rng: np.random.Generator) -> None:
+    from handnet.gradcheck import check_network_parameters
+
+    network = Sequential([Dense(2, 4, random_state=0), Activation("relu"),
+                          Dense(4, 1, random_state=1)])
+    X, Y = rng.standard_normal((16, 2)), rng.integers(0, 2, (16, 1)).astype(np.float64)
+    ordinary = check_network_parameters(network, "binary_cross_entropy", X, Y, l2=1e-4)
+    assert all(check.verdict() == "ok" for check in ordinary.values())
+    assert all(check.round_off < 1e-6 for check in ordinary.values())
+    # A tolerance below what round-off allows still fails an ordinary network.
+    assert {check.verdict(1e-30) for check in ordinary.values()} == {"FAILED"}
+    # Weights of 4e11: the objective is about 1e22, and its round-off swamps the
+    # difference a step of the output bias makes. That is said, not called a failure.
+    network.flat_parameters[...] *= 4e11 / np.abs(network.flat_parameters).max()
+    huge = check_network_parameters(network, "binary_cross_entropy", X, Y, l2=1e-4)
+    assert huge["2.Dense.bias"].round_off > 1
+    assert huge["2.Dense.bias"].verdict() in ("ok", "round-off")
+    assert all(np.isfinite(check.relative_error) for check in huge.values())
+    assert check_network(network, "binary_cross_entropy", X, Y, l2=1e-4) == {
+        key: check.relative_error for key, check in huge.items()
+    }

@@ -20,16 +20,26 @@ not a number, a ragged row, a corrupt archive) raises :class:`DataFileError`, a
 column, so the CLI can print it as one line.
 
 Only the standard library's :mod:`csv` and NumPy are used: the core of handnet
-does not depend on pandas.
+does not depend on pandas. A CSV is parsed a block of rows at a time, so reading
+it takes about twice the memory of the float64 array it becomes; a gzipped CSV
+that expands beyond :data:`DEFAULT_MAX_EXPANSION` times its size (and 64 MiB) is
+refused as a possible decompression bomb. Files that are not regular files
+(pipes, devices) are refused before they are opened.
 """
 
 from __future__ import annotations
 
 import csv
+import decimal
 import gzip
 import io
+import itertools
+import math
+import operator
 import os
+import stat
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -40,6 +50,7 @@ from numpy.typing import NDArray
 from .datasets import load_idx
 
 __all__ = [
+    "DEFAULT_MAX_EXPANSION",
     "DataFileError",
     "Dataset",
     "csv_header",
@@ -112,13 +123,18 @@ def detect_format(path: PathType) -> str:
     Raises
     ------
     DataFileError
-        If the file does not exist, is a directory or is empty.
+        If the file does not exist, is a directory, a pipe or a device, or is empty.
     """
     name = os.fspath(path)
     if not os.path.exists(name):
         raise DataFileError(f"{name}: no such file")
     if os.path.isdir(name):
         raise DataFileError(f"{name}: is a directory, not a data file")
+    if not stat.S_ISREG(os.stat(name).st_mode):
+        # Opening a FIFO blocks until someone writes to it, a device may never end.
+        raise DataFileError(
+            f"{name}: not a regular file (a pipe, device or socket); save the data to a file"
+        )
     head = _head(name)
     if not head:
         raise DataFileError(f"{name}: the file is empty")
@@ -139,12 +155,89 @@ def detect_format(path: PathType) -> str:
 
 # --- CSV ---------------------------------------------------------------------------------
 
+DEFAULT_MAX_EXPANSION = 100.0
+"""How many times its own size a gzip-compressed CSV may expand to (see :func:`read_csv`)."""
 
-def _open_text(path: str) -> IO[str]:
+MIN_DECOMPRESSED_LIMIT = 64 * 2**20
+"""Decompressed bytes always allowed, whatever the ratio: small files of very regular data
+compress far better than 100:1, and 64 MiB of text is no threat."""
+
+_HEADER_LIMIT = 16 * 2**20
+"""Characters the header line may have (a binary file without line breaks is not read whole)."""
+
+_CHUNK_ROWS = 16_384
+"""Rows parsed as Python strings at a time: the rest of the file is held as float64 only."""
+
+
+class _BoundedStream(io.RawIOBase):
+    """A binary stream that refuses to deliver more than ``limit`` bytes.
+
+    Wrapped around a :class:`gzip.GzipFile`, it stops a decompression bomb (a
+    small file that expands to gigabytes) as soon as the limit is passed, while
+    the CSV reader above it reads the text a buffer at a time.
+    """
+
+    def __init__(self, raw: gzip.GzipFile, limit: int, where: str, max_expansion: float) -> None:
+        super().__init__()
+        self._raw = raw
+        self._limit = limit
+        self._where = where
+        self._max_expansion = max_expansion
+        self._count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            count = self._raw.readinto(buffer)
+        except (OSError, EOFError, zlib.error) as error:
+            raise DataFileError(f"{self._where}: corrupt gzip data ({error})") from None
+        self._count += count
+        if self._count > self._limit:
+            raise DataFileError(
+                f"{self._where}: the gzip data expands to more than {self._limit:,} bytes "
+                f"({self._max_expansion:g} times the compressed file, at least "
+                f"{MIN_DECOMPRESSED_LIMIT // 2**20} MiB): refused as a possible decompression "
+                "bomb; if the file is genuine, decompress it first or raise the limit with "
+                "--max-expansion RATIO (read_csv(max_expansion=...))"
+            )
+        return int(count)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+def _open_text(path: str, max_expansion: float = DEFAULT_MAX_EXPANSION) -> IO[str]:
     # utf-8-sig drops the byte-order mark spreadsheet programs put before the header.
     if _head(path, 2) == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8-sig", newline="")
+        if not max_expansion > 0:
+            raise ValueError(f"max_expansion must be positive, got {max_expansion!r}")
+        compressed = os.path.getsize(path)
+        limit = max(int(min(max_expansion * compressed, 2.0**62)), MIN_DECOMPRESSED_LIMIT)
+        # First decompress without parsing, only counting: a bomb is refused in a fraction
+        # of a second rather than after its first 64 MiB have been parsed as CSV.
+        with _BoundedStream(gzip.GzipFile(path, "rb"), limit, path, max_expansion) as scan:
+            buffer = bytearray(2**20)
+            while scan.readinto(buffer):
+                pass
+        # The text wrapper owns (and closes) the gzip file it reads through; the bound
+        # stays in place there too (the file may have changed since the scan).
+        raw = gzip.GzipFile(path, "rb")
+        bounded = _BoundedStream(raw, limit, path, max_expansion)
+        return io.TextIOWrapper(io.BufferedReader(bounded), encoding="utf-8-sig", newline="")
     return open(path, encoding="utf-8-sig", newline="")
+
+
+def _read_header_line(stream: IO[str], where: str) -> str:
+    first = stream.readline(_HEADER_LIMIT)
+    if len(first) >= _HEADER_LIMIT and not first.endswith(("\n", "\r")):
+        raise DataFileError(
+            f"{where}: the first line is longer than {_HEADER_LIMIT:,} characters; a CSV file "
+            "starts with a header row naming its columns"
+        )
+    return first
 
 
 def _sniff_delimiter(first_line: str) -> str:
@@ -156,64 +249,118 @@ def _sniff_delimiter(first_line: str) -> str:
     return next(d for d in _DELIMITERS if counts[d] == best)
 
 
-def _parse_numbers(
-    cells: NDArray[np.str_], names: Sequence[str], lines: Sequence[int], where: str
-) -> NDArray[np.float64]:
-    """A 2-D array of numeric strings as float64, or a DataFileError naming the bad cell."""
-    try:
-        values = cells.astype(np.float64)
-    except ValueError:
-        values = None
-    if values is not None and np.isfinite(values).all():
-        return values
-    # Something failed: find the first offending cell, row by row, for the message.
-    for i, row in enumerate(cells):
-        for j, cell in enumerate(row):
-            text = str(cell).strip()
-            line = lines[i]
+def _bad_cell(
+    rows: Sequence[Sequence[str]], names: Sequence[str], lines: Sequence[int], where: str
+) -> DataFileError:
+    """The error for the first cell of ``rows`` that is not a finite number (the slow path)."""
+    for row, line in zip(rows, lines, strict=True):
+        for name, cell in zip(names, row, strict=True):
+            text = cell.strip()
             if not text:
-                raise DataFileError(
-                    f"{where}, line {line}, column {names[j]!r}: empty cell (missing value); "
+                return DataFileError(
+                    f"{where}, line {line}, column {name!r}: empty cell (missing value); "
                     "fill in or drop rows with missing values"
                 )
             try:
                 number = float(text)
             except ValueError:
-                raise DataFileError(
-                    f"{where}, line {line}, column {names[j]!r}: {text!r} is not a number; "
+                return DataFileError(
+                    f"{where}, line {line}, column {name!r}: {text!r} is not a number; "
                     "features must be numeric (encode categories as numbers or drop the column)"
-                ) from None
-            if not np.isfinite(number):
-                raise DataFileError(
-                    f"{where}, line {line}, column {names[j]!r}: {text!r} is not a finite "
+                )
+            if not math.isfinite(number):
+                return DataFileError(
+                    f"{where}, line {line}, column {name!r}: {text!r} is not a finite "
                     "number; remove or impute it"
                 )
-    raise DataFileError(f"{where}: could not read the features as numbers")  # pragma: no cover
+    return DataFileError(f"{where}: could not read the features as numbers")  # pragma: no cover
 
 
-def _labels_from_strings(
-    cells: Sequence[str], name: str, lines: Sequence[int], where: str
-) -> NDArray[Any]:
-    """Labels as int64 (whole numbers), float64 (other numbers) or str (anything else)."""
-    texts = [cell.strip() for cell in cells]
-    for i, text in enumerate(texts):
+def _parse_chunk(
+    rows: list[list[str]], columns: list[int], names: Sequence[str], lines: Sequence[int],
+    where: str,
+) -> NDArray[np.float64]:
+    """The feature cells of ``rows`` as a float64 array, or the DataFileError naming a bad cell."""
+    if len(columns) == 1:
+        only = columns[0]
+        cells = [row[only] for row in rows]
+    else:
+        pick = operator.itemgetter(*columns)
+        cells = list(itertools.chain.from_iterable(map(pick, rows)))
+    try:
+        # float() of each cell, straight into a float64 buffer: no intermediate array of
+        # strings (NumPy's would be as wide as the widest cell, for every cell).
+        values = np.fromiter(map(float, cells), dtype=np.float64, count=len(cells))
+    except ValueError:
+        values = None
+    if values is None or not np.isfinite(values).all():
+        picked = [[row[j] for j in columns] for row in rows]
+        raise _bad_cell(picked, names, lines, where)
+    return values.reshape(len(rows), len(columns))
+
+
+_WIDE_LABEL = 64
+"""Longer text labels are kept as Python strings (an object array) rather than a NumPy
+string array, which stores every label at the width of the longest."""
+
+
+def _exact_labels(texts: list[str], name: str, lines: list[int], where: str) -> NDArray[Any]:
+    """One value per distinct label text, kept exact.
+
+    Whole numbers become int64 when all of them fit (so ``9007199254740993`` stays
+    itself rather than rounding to a float64), other numbers float64 when that
+    keeps distinct texts distinct; anything else stays text. ``lines`` gives the
+    line each text first appears on, for messages.
+    """
+    for text, line in zip(texts, lines, strict=True):
         if not text:
             raise DataFileError(
-                f"{where}, line {lines[i]}, column {name!r}: empty label (missing value)"
+                f"{where}, line {line}, column {name!r}: empty label (missing value)"
             )
     try:
-        numbers = np.array([float(text) for text in texts], dtype=np.float64)
-    except ValueError:
-        return np.array(texts, dtype=str)
-    if not np.isfinite(numbers).all():
-        bad = int(np.flatnonzero(~np.isfinite(numbers))[0])
-        raise DataFileError(
-            f"{where}, line {lines[bad]}, column {name!r}: {texts[bad]!r} is not a "
-            "finite number"
-        )
-    if np.all(numbers == np.round(numbers)) and np.all(np.abs(numbers) < 2**53):
-        return numbers.astype(np.int64)
-    return numbers
+        numbers = [decimal.Decimal(text) for text in texts]
+    except (decimal.InvalidOperation, ValueError):
+        numbers = None
+    if numbers is not None:
+        for number, text, line in zip(numbers, texts, lines, strict=True):
+            if not number.is_finite() or not math.isfinite(float(number)):
+                raise DataFileError(
+                    f"{where}, line {line}, column {name!r}: {text!r} is not a finite number"
+                )
+        if all(number == number.to_integral_value() for number in numbers):
+            integers = [int(number) for number in numbers]
+            if all(-(2**63) <= value < 2**63 for value in integers):
+                return np.array(integers, dtype=np.int64)
+            # Beyond int64: exact only as text ("7" and "007" are still one class).
+            texts = [str(value) for value in integers]
+        else:
+            floats = np.array([float(number) for number in numbers], dtype=np.float64)
+            if len(np.unique(floats)) == len(floats):
+                return floats
+            # Distinct numbers that float64 cannot tell apart: keep their text instead.
+    width = max(len(text) for text in texts)
+    return np.array(texts, dtype=object if width > _WIDE_LABEL else str)
+
+
+def _label_values(
+    raw: dict[str, int], codes: NDArray[np.intp], first_lines: list[int], name: str, where: str
+) -> NDArray[Any]:
+    """Labels from the distinct raw cells (``raw``: cell -> code) and each row's code."""
+    # Distinct raw cells may differ only by surrounding spaces: merge them after stripping.
+    merged: dict[str, int] = {}
+    merged_lines: list[int] = []
+    remap = np.empty(len(raw), dtype=np.intp)
+    for cell, code in raw.items():
+        text = cell.strip()
+        target = merged.get(text)
+        if target is None:
+            target = merged[text] = len(merged)
+            merged_lines.append(first_lines[code])
+        else:
+            merged_lines[target] = min(merged_lines[target], first_lines[code])
+        remap[code] = target
+    values = _exact_labels(list(merged), name, merged_lines, where)
+    return values[remap[codes]]
 
 
 def read_csv(
@@ -221,8 +368,13 @@ def read_csv(
     target: str | None = None,
     delimiter: str | None = None,
     features: Sequence[str] | None = None,
+    max_expansion: float = DEFAULT_MAX_EXPANSION,
 ) -> Dataset:
     """Read a CSV file with a header row.
+
+    The rows are parsed a block at a time and each block's features are turned into
+    float64 at once, so reading takes about twice the memory of the resulting
+    array (plus the distinct labels), not many times the file.
 
     Parameters
     ----------
@@ -236,77 +388,138 @@ def read_csv(
     features : sequence of str, optional
         Read exactly these columns, in this order, as the features (e.g. the
         columns a model was trained on); other columns are ignored.
+    max_expansion : float, default 100
+        A gzip-compressed file may expand to at most this many times its own
+        size (and always to 64 MiB): beyond that it is refused as a possible
+        decompression bomb before it fills the memory.
 
     Returns
     -------
     Dataset
+        Labels are int64 when every label is a whole number within int64 (exact,
+        also above 2**53), float64 for other numbers, text otherwise (an object
+        array of str when a label is longer than 64 characters).
 
     Raises
     ------
     DataFileError
         Unknown or duplicated column names, rows of the wrong length, cells that
-        are empty or not numbers, no data rows.
+        are empty or not numbers, a quote that is never closed (or a field that
+        runs over several lines), no data rows, a gzip file expanding beyond
+        ``max_expansion``.
     """
     name = os.fspath(path)
     where = name
+    chunks: list[NDArray[np.float64]] = []
+    code_chunks: list[NDArray[np.intp]] = []
+    raw_labels: dict[str, int] = {}
+    first_lines: list[int] = []
     try:
-        with _open_text(name) as stream:
-            first = stream.readline()
+        with _open_text(name, max_expansion) as stream:
+            first = _read_header_line(stream, where)
             if not first.strip():
                 raise DataFileError(f"{where}: no header row (the first line is empty)")
             sep = delimiter or _sniff_delimiter(first)
             header = [column.strip() for column in next(csv.reader([first], delimiter=sep))]
-            reader = csv.reader(stream, delimiter=sep)
-            # (line number, row) with physical line numbers, the header being line 1;
-            # reader.line_num counts the lines read so far (a quoted field may span several).
-            rows = [(reader.line_num + 1, row) for row in reader]
+            _check_header(header, where)
+            target_index = (None if target is None
+                            else _index_of(header, target, "target", where))
+            if features is not None:
+                columns = [_index_of(header, column, "feature", where) for column in features]
+            else:
+                columns = [j for j in range(len(header)) if j != target_index]
+            if not columns:
+                raise DataFileError(f"{where}: no feature columns (only the target {target!r})")
+            feature_names = [header[j] for j in columns]
+            n_fields = len(header)
+
+            # strict: a quote that is never closed is an error, not the rest of the file.
+            reader = csv.reader(stream, delimiter=sep, strict=True)
+            rows: list[list[str]] = []
+            lines: list[int] = []
+            previous = 0  # reader.line_num after the last record: physical lines read
+
+            def flush() -> None:
+                chunks.append(_parse_chunk(rows, columns, feature_names, lines, where))
+                if target_index is not None:
+                    codes = np.empty(len(rows), dtype=np.intp)
+                    for i, row in enumerate(rows):
+                        cell = row[target_index]
+                        code = raw_labels.get(cell)
+                        if code is None:
+                            code = raw_labels[cell] = len(raw_labels)
+                            first_lines.append(lines[i])
+                        codes[i] = code
+                    code_chunks.append(codes)
+                rows.clear()
+                lines.clear()
+
+            try:
+                for row in reader:
+                    end = reader.line_num
+                    line = previous + 2  # the header is line 1
+                    if end != previous + 1:
+                        # One record over several lines: a quoted field holds line breaks,
+                        # which in a file of numbers means a stray or unclosed quote.
+                        raise DataFileError(
+                            f"{where}, line {line}: a quoted field runs from line {line} to "
+                            f"line {end + 1}; is a quote (\") on line {line} stray or "
+                            "unclosed? Fields must not span lines: fix or remove the quote"
+                        )
+                    previous = end
+                    if len(row) != n_fields:
+                        if not any(cell.strip() for cell in row):
+                            continue  # blank lines are skipped (a trailing one is common)
+                        raise DataFileError(
+                            f"{where}, line {line}: {len(row)} fields, but the header has "
+                            f"{n_fields} (delimiter {sep!r})"
+                        )
+                    if not row[0].strip() and not any(cell.strip() for cell in row):
+                        continue
+                    rows.append(row)
+                    lines.append(line)
+                    if len(rows) >= _CHUNK_ROWS:
+                        flush()
+            except csv.Error as error:
+                line = previous + 2
+                hint = ""
+                if "end of data" in str(error) or "field limit" in str(error):
+                    hint = f"; a quote (\") on line {line} is never closed: fix or remove it"
+                raise DataFileError(
+                    f"{where}, line {line}: malformed CSV ({error}){hint}"
+                ) from None
+            if rows:
+                flush()
     except UnicodeDecodeError as error:
         raise DataFileError(
             f"{where}: not a UTF-8 text file ({error.reason} at byte {error.start}); "
             "expected a CSV file, an .npz archive or an IDX file"
         ) from None
-    except csv.Error as error:
-        raise DataFileError(f"{where}: malformed CSV ({error})") from None
 
+    if not chunks:
+        raise DataFileError(f"{where}: the file has a header but no data rows")
+    X = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+    chunks.clear()
+    y = None
+    if target is not None and target_index is not None:
+        codes = code_chunks[0] if len(code_chunks) == 1 else np.concatenate(code_chunks)
+        y = _label_values(raw_labels, codes, first_lines, target, where)
+    return Dataset(X=X, y=y, feature_names=feature_names, target_name=target, source=where)
+
+
+def _check_header(header: list[str], where: str) -> None:
     duplicates = sorted({column for column in header if header.count(column) > 1})
     if duplicates:
         raise DataFileError(f"{where}: duplicated column name(s) in the header: {duplicates}")
     if any(not column for column in header):
         raise DataFileError(f"{where}: the header has an empty column name")
 
-    # Blank lines are skipped (a trailing empty line at the end of a file is common).
-    numbered = [(line, row) for line, row in rows if any(cell.strip() for cell in row)]
-    if not numbered:
-        raise DataFileError(f"{where}: the file has a header but no data rows")
-    for line, row in numbered:
-        if len(row) != len(header):
-            raise DataFileError(
-                f"{where}, line {line}: {len(row)} fields, but the header has {len(header)} "
-                f"(delimiter {sep!r})"
-            )
 
-    def index_of(column: str, role: str) -> int:
-        if column not in header:
-            shown = ", ".join(header[:20]) + (", ..." if len(header) > 20 else "")
-            raise DataFileError(f"{where}: no {role} column {column!r}; the columns are: {shown}")
-        return header.index(column)
-
-    target_index = index_of(target, "target") if target is not None else None
-    if features is not None:
-        feature_index = [index_of(column, "feature") for column in features]
-    else:
-        feature_index = [j for j in range(len(header)) if j != target_index]
-    if not feature_index:
-        raise DataFileError(f"{where}: no feature columns (only the target {target!r})")
-    feature_names = [header[j] for j in feature_index]
-
-    lines = [line for line, _ in numbered]
-    cells = np.array([[row[j] for j in feature_index] for _, row in numbered], dtype=str)
-    X = _parse_numbers(cells, feature_names, lines, where)
-    y = None
-    if target is not None and target_index is not None:
-        y = _labels_from_strings([row[target_index] for _, row in numbered], target, lines, where)
-    return Dataset(X=X, y=y, feature_names=feature_names, target_name=target, source=where)
+def _index_of(header: list[str], column: str, role: str, where: str) -> int:
+    if column not in header:
+        shown = ", ".join(header[:20]) + (", ..." if len(header) > 20 else "")
+        raise DataFileError(f"{where}: no {role} column {column!r}; the columns are: {shown}")
+    return header.index(column)
 
 
 # --- NPZ ---------------------------------------------------------------------------------
@@ -346,9 +559,14 @@ def _as_labels(array: NDArray[Any], n_samples: int, where: str) -> NDArray[Any]:
     if labels.dtype.kind == "f":
         if not np.isfinite(labels).all():
             raise DataFileError(f"{where}: the labels contain NaN or infinity")
-        if np.all(labels == np.round(labels)):
+        # Whole numbers become int64 only where int64 holds them: beyond 2**63 the cast
+        # would wrap, merging distinct labels.
+        if np.all(labels == np.round(labels)) and np.all(np.abs(labels) < 2.0**63):
             return labels.astype(np.int64)
         return labels
+    if labels.dtype.kind == "u" and labels.size and int(labels.max()) >= 2**63:
+        # uint64 labels beyond int64: exact as their decimal text, never wrapped.
+        return np.array([str(value) for value in labels.tolist()], dtype=str)
     if labels.dtype.kind in "biu":
         return labels.astype(np.int64)
     if labels.dtype.kind in "U":
@@ -472,6 +690,7 @@ def load_dataset(
     delimiter: str | None = None,
     need_labels: bool = True,
     features: Sequence[str] | None = None,
+    max_expansion: float = DEFAULT_MAX_EXPANSION,
 ) -> Dataset:
     """Read a CSV, NPZ, NPY or IDX file, whichever ``path`` holds.
 
@@ -490,6 +709,8 @@ def load_dataset(
         Refuse a file without labels (training, evaluation); prediction passes False.
     features : sequence of str, optional
         CSV only: the feature columns to read, by name.
+    max_expansion : float, default 100
+        CSV only: how many times its size a gzipped CSV may expand (see :func:`read_csv`).
 
     Raises
     ------
@@ -517,7 +738,8 @@ def load_dataset(
                 f"{where} is a CSV file: name its label column with --target "
                 f"(the columns are: {', '.join(header[:20])})"
             )
-        return read_csv(where, target=target, delimiter=delimiter, features=features)
+        return read_csv(where, target=target, delimiter=delimiter, features=features,
+                        max_expansion=max_expansion)
     if target is not None:
         raise DataFileError(
             f"--target names a CSV column, but {where} is {kind.upper()}"
@@ -536,7 +758,7 @@ def csv_header(path: PathType, delimiter: str | None = None) -> list[str]:
     where = os.fspath(path)
     try:
         with _open_text(where) as stream:
-            first = stream.readline()
+            first = _read_header_line(stream, where)
         sep = delimiter or _sniff_delimiter(first)
         return [column.strip() for column in next(csv.reader([first], delimiter=sep), [])]
     except UnicodeDecodeError as error:

@@ -51,9 +51,11 @@ Array = NDArray[np.floating]
 
 __all__ = [
     "GradcheckResult",
+    "ParameterCheck",
     "check_activation",
     "check_loss",
     "check_network",
+    "check_network_parameters",
     "gradcheck",
     "numerical_gradient",
     "relative_error",
@@ -74,15 +76,24 @@ def numerical_gradient(fun: Callable[[Array], float], x: Array, eps: float = 1e-
     x : ndarray of any shape
         The point; it is copied, never modified.
     eps : float, default 1e-6
-        Half the width of the difference.
+        Half the width of the difference for components with :math:`|x_i| \le 1`;
+        larger components are nudged by :math:`\epsilon |x_i|`, the same relative
+        step (a fixed ``1e-6`` vanishes next to, say, ``4e11``, whose float64
+        neighbours are ``6e-5`` apart).
 
     Returns
     -------
     ndarray of the shape of ``x``, float64
-        :math:`(f(x + \epsilon e_i) - f(x - \epsilon e_i)) / (x_i^+ - x_i^-)` for
-        every component :math:`i`, where :math:`x_i^\pm` are the perturbed values
-        as actually stored (so the rounding of :math:`x_i \pm \epsilon` does not
-        bias the quotient).
+        :math:`(f(x + h_i e_i) - f(x - h_i e_i)) / (x_i^+ - x_i^-)` with
+        :math:`h_i = \epsilon \max(1, |x_i|)` for every component :math:`i`,
+        where :math:`x_i^\pm` are the perturbed values as actually stored (so the
+        rounding of :math:`x_i \pm h_i` does not bias the quotient).
+
+    Raises
+    ------
+    ValueError
+        If ``eps`` is not positive, or so small that :math:`x_i + h_i` and
+        :math:`x_i - h_i` round to the same number (the quotient would be 0 / 0).
     """
     if not eps > 0:
         raise ValueError(f"eps must be positive, got {eps!r}")
@@ -92,11 +103,24 @@ def numerical_gradient(fun: Callable[[Array], float], x: Array, eps: float = 1e-
     grad = np.zeros(point.shape, dtype=np.float64)
     for index in np.ndindex(*point.shape):
         original = point[index]
-        point[index] = original + eps
+        if not np.isfinite(original):
+            raise ValueError(f"component {index} of x is {float(original)!r}: finite "
+                             "differences need finite values")
+        # A step relative to the component's size: an absolute eps is lost in the
+        # rounding of a large one (x + eps == x - eps), and the quotient becomes 0 / 0.
+        step = eps * max(1.0, abs(float(original)))
+        point[index] = original + step
         upper = point[index]
-        f_plus = float(fun(point))
-        point[index] = original - eps
+        point[index] = original - step
         lower = point[index]
+        if not float(upper) > float(lower):
+            raise ValueError(
+                f"eps={eps!r} is too small for component {index} of x ({float(original)!r}): "
+                f"x + h and x - h round to the same {point.dtype} number; use a larger eps"
+            )
+        point[index] = upper
+        f_plus = float(fun(point))
+        point[index] = lower
         f_minus = float(fun(point))
         point[index] = original
         grad[index] = (f_plus - f_minus) / (float(upper) - float(lower))
@@ -320,6 +344,40 @@ def _flat_indices(network: Sequential) -> dict[str, NDArray[np.intp]]:
     return indices
 
 
+@dataclass(frozen=True)
+class ParameterCheck:
+    r"""The check of one layer parameter by :func:`check_network_parameters`.
+
+    Attributes
+    ----------
+    relative_error : float
+        :func:`relative_error` of the analytic against the numeric gradient.
+    round_off : float
+        The relative error that float64 round-off alone can cause: about
+        :math:`4u\,|J| / h_i` per component (:math:`u` the unit round-off,
+        :math:`J` the objective, :math:`h_i` the step), as a norm over the
+        parameter, relative to the gradient's norm. Tiny for a network of
+        ordinary scale; when it is above the tolerance (huge weights, a huge
+        objective), finite differences cannot judge this gradient at all.
+    """
+
+    relative_error: float
+    round_off: float
+
+    def verdict(self, tol: float = DEFAULT_TOLERANCE) -> str:
+        """``"ok"``, ``"FAILED"``, or ``"round-off"`` when the check cannot judge.
+
+        ``"round-off"``: the error is above ``tol``, but round-off alone could
+        exceed both ``tol`` and :data:`DEFAULT_TOLERANCE` (the precision a float64
+        check normally reaches), so finite differences cannot tell a wrong
+        gradient from a right one here. A tolerance set below what round-off
+        allows on an ordinary network still fails.
+        """
+        if self.relative_error <= tol:
+            return "ok"
+        return "round-off" if self.round_off > max(tol, DEFAULT_TOLERANCE) else "FAILED"
+
+
 def check_network(
     network: Sequential,
     loss: Loss | str,
@@ -377,6 +435,34 @@ def check_network(
     * a parameter block whose gradient is tiny (biases under a deep sigmoid stack,
       about 1e-5), against which the round-off of the difference, about
       :math:`10^{-16}|J| / \epsilon`, is not negligible: use ``eps=1e-5``.
+
+    :func:`check_network_parameters` also estimates that round-off for each
+    parameter, to tell the second case from a wrong gradient.
+    """
+    checks = check_network_parameters(network, loss, X, Y, l2, sample_weight, eps)
+    return {key: check.relative_error for key, check in checks.items()}
+
+
+def check_network_parameters(
+    network: Sequential,
+    loss: Loss | str,
+    X: Array,
+    Y: Array,
+    l2: float = 0.0,
+    sample_weight: Array | None = None,
+    eps: float = 1e-6,
+) -> dict[str, ParameterCheck]:
+    """:func:`check_network`, with the round-off each parameter's check can suffer.
+
+    Parameters
+    ----------
+    network, loss, X, Y, l2, sample_weight, eps
+        As for :func:`check_network`.
+
+    Returns
+    -------
+    dict of str to ParameterCheck
+        Keyed as :func:`check_network`'s result.
     """
     loss = get_loss(loss)
     saved_parameters = network.flat_parameters.copy()
@@ -397,7 +483,21 @@ def check_network(
                 return value + l2_penalty(network.weights, l2)
 
             numeric = numerical_gradient(objective, saved_parameters, eps)
+            value = abs(objective(saved_parameters.copy()))
     finally:
         network.flat_parameters[...] = saved_parameters
         network.flat_gradients[...] = saved_gradients
-    return {key: relative_error(analytic[index], numeric[index]) for key, index in indices.items()}
+    # Each f(x +- h) carries a round-off of a few u |J|; their difference over 2h then
+    # errs by about 4 u |J| / h (the steps are those numerical_gradient takes).
+    steps = eps * np.maximum(1.0, np.abs(saved_parameters.astype(np.float64)))
+    noise = 4 * np.finfo(np.float64).eps * value / steps
+    tiny = np.finfo(np.float64).tiny
+    checks = {}
+    for key, index in indices.items():
+        scale = max(float(np.linalg.norm(analytic[index])),
+                    float(np.linalg.norm(numeric[index])), tiny)
+        checks[key] = ParameterCheck(
+            relative_error=relative_error(analytic[index], numeric[index]),
+            round_off=float(np.linalg.norm(noise[index])) / scale,
+        )
+    return checks

@@ -1,0 +1,247 @@
+"""Reading data files (:mod:`handnet.data_files`): CSVs that are malformed, hostile or large.
+
+The CSV reader must refuse a stray quote rather than swallow the rest of the file,
+keep integer labels exact beyond 2**53, refuse a gzip decompression bomb before it
+fills the memory, refuse pipes, and read a large CSV in memory proportional to the
+array it becomes. Memory is measured in child processes (``ru_maxrss``), the way a
+user's run would see it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from handnet import data_files
+from handnet.data_files import (
+    DataFileError,
+    Dataset,
+    detect_format,
+    load_dataset,
+    read_csv,
+    read_npz,
+)
+
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def run_python(code: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python -c CODE ARGS`` in a child process (same interpreter and handnet)."""
+    env = dict(os.environ, PYTHONIOENCODING="utf-8", **ONE_THREAD)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args],
+                          capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def labels_of(data: Dataset) -> NDArray[Any]:
+    """The labels read (the tests read files that have them)."""
+    assert data.y is not None
+    return data.y
+
+
+def moons_lines(n: int = 100) -> list[str]:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, 2))
+    return ["x1,x2,label"] + [f"{a:.6f},{b:.6f},{i % 2}" for i, (a, b) in enumerate(X)]
+
+
+# --- a stray quote -----------------------------------------------------------------------
+
+
+def test_a_stray_quote_is_refused_with_its_line_number(tmp_path: Path) -> None:
+    # Row 50 ends ',"1': the reader used to take the 51 lines after it as one field,
+    # and training went on with 50 of the 100 rows and a third "class".
+    lines = moons_lines(100)
+    lines[50] = lines[50].rsplit(",", 1)[0] + ',"1'
+    path = tmp_path / "stray.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataFileError, match=r"stray\.csv, line 51: .*quote .* never closed"):
+        read_csv(path, target="label")
+
+
+def test_a_quote_that_closes_lines_later_is_refused_too(tmp_path: Path) -> None:
+    # Two stray quotes: the field they enclose spans lines 4 to 6.
+    lines = moons_lines(10)
+    lines[3] = lines[3].rsplit(",", 1)[0] + ',"1'
+    lines[5] = lines[5] + '"'
+    path = tmp_path / "two.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataFileError, match=r"line 4: a quoted field runs from line 4 to line 6"):
+        read_csv(path, target="label")
+
+
+def test_quoted_fields_on_one_line_are_still_read(tmp_path: Path) -> None:
+    path = tmp_path / "quoted.csv"
+    path.write_text('"a","b, c",y\n"1.5","2","cat, big"\n3,4,dog\n', encoding="utf-8")
+    data = read_csv(path, target="y")
+    assert data.feature_names == ["a", "b, c"]
+    assert data.X.tolist() == [[1.5, 2.0], [3.0, 4.0]]
+    assert labels_of(data).tolist() == ["cat, big", "dog"]
+
+
+# --- exact labels ------------------------------------------------------------------------
+
+
+def test_integer_labels_above_2_to_the_53_stay_exact(tmp_path: Path) -> None:
+    # 2**53 + 1 is not a float64: through float64 both labels became 9007199254740992.0.
+    path = tmp_path / "big.csv"
+    rows = [f"{i},{-i},{2**53 + i % 2}" for i in range(6)]
+    path.write_text("a,b,y\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    y = labels_of(read_csv(path, target="y"))
+    assert y.dtype == np.int64
+    assert y.tolist() == [2**53, 2**53 + 1] * 3
+    assert sorted(set(y.tolist())) == [9007199254740992, 9007199254740993]
+
+
+def test_labels_keep_their_kind_and_stay_distinct(tmp_path: Path) -> None:
+    def labels(*cells: str) -> list[object]:
+        path = tmp_path / "labels.csv"
+        path.write_text("a,y\n" + "".join(f"{i},{c}\n" for i, c in enumerate(cells)),
+                        encoding="utf-8")
+        return list(labels_of(read_csv(path, target="y")).tolist())
+
+    assert labels("1", " 2 ", "1.0", "2e0") == [1, 2, 1, 2]  # whole numbers: int64
+    assert labels("0.5", "1", "0.5") == [0.5, 1.0, 0.5]  # other numbers: float64
+    assert labels("cat", " dog", "cat ") == ["cat", "dog", "cat"]
+    # Beyond int64: exact as text, not wrapped or rounded.
+    assert labels(str(2**64), str(2**64 + 1)) == [str(2**64), str(2**64 + 1)]
+    # Distinct numbers float64 cannot tell apart: kept as their text.
+    assert labels("0.1", "0.10000000000000001") == ["0.1", "0.10000000000000001"]
+    long = "x" * 200  # long labels: Python strings, not a NumPy array 200 characters wide
+    path = tmp_path / "long.csv"
+    path.write_text(f"a,y\n1,{long}\n2,b\n", encoding="utf-8")
+    y = labels_of(read_csv(path, target="y"))
+    assert y.dtype == object and y.tolist() == [long, "b"]
+
+
+def test_npz_labels_beyond_int64_are_not_wrapped(tmp_path: Path) -> None:
+    path = tmp_path / "big.npz"
+    np.savez(path, X=np.zeros((2, 1)), y=np.array([2.0**63, 2.0**64]))
+    # Floats, not int64's minimum twice (the cast wrapped).
+    assert labels_of(read_npz(path)).tolist() == [2.0**63, 2.0**64]
+    np.savez(path, X=np.zeros((2, 1)), y=np.array([2**63, 2**63 + 1], dtype=np.uint64))
+    assert labels_of(read_npz(path)).tolist() == [str(2**63), str(2**63 + 1)]
+
+
+# --- decompression bombs and pipes -------------------------------------------------------
+
+
+def write_bomb(path: Path, megabytes: int) -> Path:
+    """A gzipped CSV of ``megabytes`` MiB of ``0,0,0`` rows: about 1000 to 1 compressed."""
+    block = b"0,0,0\n" * (2**20 // 6)
+    with gzip.open(path, "wb", compresslevel=9) as stream:
+        stream.write(b"a,b,y\n")
+        for _ in range(megabytes):
+            stream.write(block)
+    return path
+
+
+def test_a_gzip_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> None:
+    bomb = write_bomb(tmp_path / "bomb.csv.gz", 150)
+    assert bomb.stat().st_size < 2**20  # a few hundred KB that expand to 150 MiB
+    # In a child with 1.5 GB of address space first: the old reader went past 4.7 GB.
+    result = run_python(
+        """
+        import resource, sys
+        resource.setrlimit(resource.RLIMIT_AS, (1536 * 2**20, 1536 * 2**20))
+        from handnet.data_files import DataFileError, read_csv
+        try:
+            read_csv(sys.argv[1], target="y")
+        except DataFileError as error:
+            print("refused:", error)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak {peak:.0f} MiB")
+        """,
+        str(bomb),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "refused:" in result.stdout and "decompression bomb" in result.stdout
+    assert "--max-expansion" in result.stdout
+    assert float(result.stdout.split("peak ")[1].split()[0]) < 400
+    with pytest.raises(DataFileError, match=r"bomb\.csv\.gz: the gzip data expands to more"):
+        load_dataset(bomb, target="y")
+
+
+def test_the_expansion_limit_can_be_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Small files are never refused, whatever their ratio (64 MiB are always allowed).
+    small = write_bomb(tmp_path / "small.csv.gz", 1)
+    assert read_csv(small, target="y", max_expansion=1.5).X.shape[0] == 2**20 // 6
+    # With that floor lowered to 1 MiB (to keep the test small), 2 MiB of text from a
+    # 2 KB file are refused at the default ratio and read with a larger one.
+    monkeypatch.setattr(data_files, "MIN_DECOMPRESSED_LIMIT", 2**20)
+    bomb = write_bomb(tmp_path / "regular.csv.gz", 2)
+    with pytest.raises(DataFileError, match="decompression bomb"):
+        read_csv(bomb, target="y")
+    assert read_csv(bomb, target="y", max_expansion=1e4).X.shape == (2 * (2**20 // 6), 2)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+def test_a_named_pipe_is_refused_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "data.csv"
+    os.mkfifo(fifo)
+    # In a child: opening a FIFO with no writer blocks forever.
+    result = run_python(
+        """
+        import sys
+        from handnet.data_files import DataFileError, load_dataset
+        try:
+            load_dataset(sys.argv[1], target="y")
+        except DataFileError as error:
+            print(error)
+        """,
+        str(fifo), timeout=30,
+    )
+    assert "not a regular file" in result.stdout, result.stderr
+    with pytest.raises(DataFileError, match="not a regular file"):
+        detect_format(fifo)
+
+
+# --- memory and time on a large CSV ------------------------------------------------------
+
+
+def test_a_large_csv_is_read_in_memory_proportional_to_its_array(tmp_path: Path) -> None:
+    # About 15.7 MB: 160,000 rows of 10 features and a label. The old reader (a list of
+    # every row's strings, then a NumPy string array) peaked 250 MiB above its start, 20
+    # times the 12.2 MiB array; block by block it is about 2.5 times.
+    path = tmp_path / "large.csv"
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((160_000, 10))
+    labels = np.array(["c0", "c1", "c2"])[rng.integers(0, 3, 160_000)]
+    with open(path, "w", encoding="utf-8") as stream:
+        stream.write(",".join([f"x{i}" for i in range(10)] + ["label"]) + "\n")
+        for start in range(0, len(X), 10_000):
+            block = X[start:start + 10_000]
+            stream.writelines(",".join(f"{v:.6f}" for v in row) + f",{label}\n"
+                              for row, label in zip(block, labels[start:start + 10_000],
+                                                    strict=True))
+    assert 14e6 < path.stat().st_size < 17e6
+    result = run_python(
+        """
+        import json, resource, sys, time
+        from handnet.data_files import read_csv
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        start = time.perf_counter()
+        data = read_csv(sys.argv[1], target="label")
+        seconds = time.perf_counter() - start
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(json.dumps({"shape": data.X.shape, "nbytes": data.X.nbytes,
+                          "grown": (peak - before) * 1024, "seconds": seconds}))
+        """,
+        str(path),
+    )
+    assert result.returncode == 0, result.stderr
+    measured = json.loads(result.stdout)
+    assert measured["shape"] == [160_000, 10]
+    # At most three times the array, plus the block of rows being parsed.
+    assert measured["grown"] < 3 * measured["nbytes"] + 24 * 2**20, measured
