@@ -199,6 +199,10 @@ def _partial_fit_unseen(name: str, X: np.ndarray, y: np.ndarray) -> object:
     return m.partial_fit(X, np.where(y == 0, 7, y))
 
 
+def _partial_fit_nan_class(name: str, X: np.ndarray, y: np.ndarray) -> object:
+    return stochastic_model(name).partial_fit(X, y, classes=[*np.unique(y).tolist(), NAN])
+
+
 def _partial_fit_other_classes(name: str, X: np.ndarray, y: np.ndarray) -> object:
     m = stochastic_model(name)
     m.partial_fit(X, y, classes=np.unique(y))
@@ -331,6 +335,20 @@ FIT_CASES: list[Case] = [
          _validation_data(lambda X, y: (X, spoil(y.astype(float), NAN, (0,)))), ValueError, "NaN"),
     Case("validation_data not a pair", "fit", _validation_data(lambda X, y: (X,)), ValueError,
          "pair"),
+    Case("validation labels of another kind (strings for integer classes)", "fit",
+         _validation_data(lambda X, y: (X, y.astype(str))), ValueError, "validation_data",
+         CLASSIFIERS),
+    # --- values at the edges of float64 ---
+    Case("a Python int beyond float64 (10**400) in X", "fit",
+         _with_X(lambda X: [[10**400, *row[1:]] for row in X.tolist()]), ValueError,
+         "too large for a float64"),
+    # --- weights and sizes ---
+    Case("class_weight that zeroes every class", "fit",
+         lambda n: model(n, class_weight=dict.fromkeys(np.unique(data(n)[1]).tolist(), 0)).fit(
+             *data(n)), ValueError, "weight 0", CLASSIFIERS),
+    Case("hidden layers too large for memory", "fit",
+         lambda n: model(n, hidden_layer_sizes=(2**40,)).fit(*data(n)), ValueError,
+         "more than this machine's", MLPS),
     # --- pandas ---
     Case("a pandas nullable column with a missing value (pd.NA)", "fit",
          _with_X(_nullable_frame), ValueError, "NaN"),
@@ -390,6 +408,8 @@ USE_CASES: list[Case] = [
          _partial(_partial_fit_other_classes), ValueError, "differs", CLASSIFIERS),
     Case("a single class in classes", "partial_fit", _partial(_partial_fit_one_class),
          ValueError, "classes", CLASSIFIERS),
+    Case("NaN among the classes", "partial_fit", _partial(_partial_fit_nan_class),
+         ValueError, "non-finite label", CLASSIFIERS),
     Case("fewer features than at the first call", "partial_fit", _partial(_partial_fit_features),
          ValueError, "features"),
     Case("NaN in X", "partial_fit", _partial(_partial_fit_nan), ValueError, "NaN"),
