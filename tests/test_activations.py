@@ -28,7 +28,8 @@ def test_backward_matches_finite_differences(name: str, rng: np.random.Generator
 def test_elementwise_backward_is_upstream_times_derivative(
     name: str, rng: np.random.Generator
 ) -> None:
-    forward, backward = act.get_activation(name)
+    pair = act.get_activation(name)
+    forward, backward = pair.forward, pair.backward
     z = away_from_zero(rng, (5, 3))
     expected = {
         "sigmoid": lambda a: a * (1 - a),
@@ -115,7 +116,8 @@ def test_softmax_is_shift_invariant(rng: np.random.Generator) -> None:
 @pytest.mark.parametrize("name", [*ELEMENTWISE, "softmax"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_dtype_preserved(name: str, dtype: type, rng: np.random.Generator) -> None:
-    forward, backward = act.get_activation(name)
+    pair = act.get_activation(name)
+    forward, backward = pair.forward, pair.backward
     z = rng.standard_normal((4, 3)).astype(dtype)
     a = forward(z)
     assert a.dtype == dtype

@@ -319,7 +319,8 @@ def test_dropout_config_and_repr() -> None:
 @pytest.mark.parametrize("name", ["sigmoid", "tanh", "relu", "leaky_relu", "identity", "softmax"])
 def test_activation_layer_matches_functions(name: str, rng: np.random.Generator) -> None:
     layer = Activation(name)
-    forward, backward = act.get_activation(name)
+    pair = act.get_activation(name)
+    forward, backward = pair.forward, pair.backward
     z = rng.standard_normal((5, 4))
     G = rng.standard_normal((5, 4))
     np.testing.assert_array_equal(layer.forward(z), forward(z))

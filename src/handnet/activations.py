@@ -23,6 +23,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from .registry import Registry
+
 Array = NDArray[np.floating]
 
 
@@ -146,33 +148,53 @@ def softmax_backward(dout: Array, z: Array, a: Array) -> Array:
 
 
 class ActivationPair(NamedTuple):
-    """An activation function and its backward (gradient) function."""
+    """An activation function and its backward (gradient) function.
+
+    ``forward(z)`` and ``backward(dout, z, a)`` (``a = forward(z)``) as above.
+    ``elementwise``: each output depends on its own input alone, which a hidden
+    layer's activation must (softmax is not: it normalises a whole row).
+    ``writes_out``: both accept ``out=`` (the training loop then reuses buffers
+    instead of allocating two arrays per step). ``initializer``: the weight
+    initialiser (:mod:`handnet.initializers`) that keeps the variance of this
+    activation's outputs steady through the layers, used by ``init="auto"``.
+    """
 
     forward: Callable[..., Array]
     backward: Callable[..., Array]
+    elementwise: bool = True
+    writes_out: bool = False
+    initializer: str = "xavier"
 
 
-ACTIVATIONS: dict[str, ActivationPair] = {
-    "sigmoid": ActivationPair(sigmoid, sigmoid_backward),
-    "logistic": ActivationPair(sigmoid, sigmoid_backward),
-    "tanh": ActivationPair(tanh, tanh_backward),
-    "relu": ActivationPair(relu, relu_backward),
-    "leaky_relu": ActivationPair(leaky_relu, leaky_relu_backward),
-    "identity": ActivationPair(identity, identity_backward),
-    "softmax": ActivationPair(softmax, softmax_backward),
-}
-"""Activations by name; ``"logistic"`` is scikit-learn's name for the sigmoid."""
+ACTIVATIONS: Registry[ActivationPair] = Registry(
+    "activation",
+    [
+        ("sigmoid", ActivationPair(sigmoid, sigmoid_backward)),
+        ("logistic", ActivationPair(sigmoid, sigmoid_backward)),
+        ("tanh", ActivationPair(tanh, tanh_backward, writes_out=True)),
+        ("relu", ActivationPair(relu, relu_backward, writes_out=True, initializer="he")),
+        ("leaky_relu", ActivationPair(leaky_relu, leaky_relu_backward, initializer="he")),
+        ("identity", ActivationPair(identity, identity_backward)),
+        ("softmax", ActivationPair(softmax, softmax_backward, elementwise=False)),
+    ],
+)
+"""Activations by name; ``"logistic"`` is scikit-learn's name for the sigmoid.
 
-WRITES_OUT = frozenset({"relu", "tanh"})
-"""Activations whose forward and backward accept ``out=``: the training loop then
-reuses buffers instead of allocating two arrays per step."""
+A new one: ``ACTIVATIONS.register("swish", ActivationPair(swish, swish_backward))``;
+models, the command line and model files then know it by that name.
+"""
+
+
+def hidden_activations() -> tuple[str, ...]:
+    """The names a hidden layer may use: every registered elementwise activation."""
+    return ACTIVATIONS.names(lambda pair: pair.elementwise)
+
+
+def writes_out(name: str) -> bool:
+    """Whether the activation ``name`` can write into a reused buffer (``out=``)."""
+    return ACTIVATIONS.lookup(name).writes_out
 
 
 def get_activation(name: str) -> ActivationPair:
     """Look up an activation by name, with a clear error for unknown names."""
-    try:
-        return ACTIVATIONS[name]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}"
-        ) from None
+    return ACTIVATIONS.lookup(name)

@@ -41,6 +41,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import __version__
+from .activations import hidden_activations
+from .optimizers import OPTIMIZERS
 
 
 class UsageError(ValueError):
@@ -186,7 +188,9 @@ def _hidden_sizes(text: str) -> tuple[int, ...]:
 
 
 _FORMATTER = argparse.RawDescriptionHelpFormatter
-_OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamw", "lbfgs")
+def _optimizer_choices() -> tuple[str, ...]:
+    """The update rules by name (the registry's, read when the parser is built) and L-BFGS."""
+    return (*OPTIMIZERS, "lbfgs")
 _Subparsers = argparse._SubParsersAction  # argparse's own (private) type for add_subparsers
 
 
@@ -744,11 +748,11 @@ def _add_train(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
                        "is given, else logistic for 2 classes and softmax for more")
     train.add_argument("--hidden", type=_hidden_sizes, default=None, metavar="SIZES",
                        help="mlp: hidden layer widths, e.g. 128,64 (default 64)")
-    train.add_argument("--activation", choices=("relu", "tanh", "sigmoid", "leaky_relu"),
+    train.add_argument("--activation", choices=hidden_activations(),
                        default=None, help="mlp: hidden activation (default relu)")
     train.add_argument("--dropout", type=_fraction, default=None, metavar="RATE",
                        help="mlp: dropout rate after each hidden layer (default 0)")
-    train.add_argument("--optimizer", choices=_OPTIMIZERS, default="adam",
+    train.add_argument("--optimizer", choices=_optimizer_choices(), default="adam",
                        help="update rule (default adam; gd/sgd are plain gradient descent, "
                        "lbfgs is full batch)")
     train.add_argument("--learning-rate", type=_positive_float, default=0.01, metavar="LR",
@@ -1468,7 +1472,7 @@ def _add_gradcheck(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
                        help="hidden layer widths (default 8,8)")
     check.add_argument("--classes", type=_positive_int, default=3,
                        help="2 gives one sigmoid output, more a softmax (default 3)")
-    check.add_argument("--activation", choices=("tanh", "sigmoid", "relu", "leaky_relu"),
+    check.add_argument("--activation", choices=hidden_activations(),
                        default="tanh", help="hidden activation (default tanh)")
     check.add_argument("--dropout", type=_fraction, default=0.0, metavar="RATE",
                        help="dropout after each hidden layer (checked with one fixed mask)")

@@ -225,7 +225,8 @@ def check_activation(
     -------
     float
     """
-    forward, backward = get_activation(name)
+    pair = get_activation(name)
+    forward, backward = pair.forward, pair.backward
     z = np.asarray(z)
     g = np.random.default_rng(0).standard_normal(z.shape) if upstream is None else upstream
     g = np.asarray(g, dtype=z.dtype)

@@ -24,6 +24,8 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
+from .registry import Registry
+
 Initializer = Callable[[int, int, np.random.Generator, DTypeLike], NDArray[np.floating]]
 
 
@@ -87,22 +89,15 @@ def sklearn_uniform(
     return weights.astype(dtype, copy=False), bias.astype(dtype, copy=False)
 
 
-INITIALIZERS: dict[str, Initializer] = {
-    "zeros": zeros,
-    "normal": normal,
-    "xavier": xavier,
-    "glorot": xavier,
-    "he": he,
-}
+INITIALIZERS: Registry[Initializer] = Registry(
+    "initializer",
+    [("zeros", zeros), ("normal", normal), ("xavier", xavier), ("glorot", xavier), ("he", he)],
+)
+"""Weight initialisers by name (``INITIALIZERS.register(name, function)`` adds one)."""
 
 
 def get_initializer(init: str | Initializer) -> Initializer:
     """An initialiser from its name (or a callable with the same signature)."""
     if callable(init):
         return init
-    try:
-        return INITIALIZERS[init]
-    except (KeyError, TypeError):
-        raise ValueError(
-            f"unknown initializer {init!r}; choose one of {sorted(INITIALIZERS)}"
-        ) from None
+    return INITIALIZERS.lookup(init)

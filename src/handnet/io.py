@@ -126,11 +126,11 @@ from .network import Sequential
 from .optimizers import LBFGS, OPTIMIZERS, Optimizer
 from .schedules import SCHEDULES, Schedule
 from .state import (
-    OPTIMIZER_TYPES,
-    SCHEDULE_TYPES,
     check_epoch_order,
     check_rng_state,
     check_trainer_state,
+    optimizer_types,
+    schedule_types,
 )
 from .training import History, Trainer
 
@@ -282,10 +282,10 @@ def _encode_param(value: Any, initial_learning_rate: float | None = None) -> Any
         return {"$dict": [[_encode_scalar(k), _encode_param(v)] for k, v in value.items()]}
     if isinstance(value, (Optimizer, LBFGS)):
         name = type(value).__name__
-        if OPTIMIZER_TYPES.get(name) is not type(value):
+        if optimizer_types().get(name) is not type(value):
             raise ValueError(
                 f"cannot save a model whose optimizer is a {type(value).__qualname__}: a model "
-                f"file can only describe handnet's own optimizers {sorted(OPTIMIZER_TYPES)}"
+                f"file can only describe handnet's own optimizers {sorted(optimizer_types())}"
             )
         settings = {k: _encode_scalar(getattr(value, k)) for k in _init_argument_names(type(value))}
         if initial_learning_rate is not None and "learning_rate" in settings:
@@ -295,10 +295,10 @@ def _encode_param(value: Any, initial_learning_rate: float | None = None) -> Any
         return {"$optimizer": name, "settings": settings}
     if isinstance(value, Schedule):
         name = type(value).__name__
-        if SCHEDULE_TYPES.get(name) is not type(value):
+        if schedule_types().get(name) is not type(value):
             raise ValueError(
                 f"cannot save a model whose schedule is a {type(value).__qualname__}: a model "
-                f"file can only describe handnet's own schedules {sorted(SCHEDULE_TYPES)}"
+                f"file can only describe handnet's own schedules {sorted(schedule_types())}"
             )
         settings = {k: _encode_scalar(getattr(value, k)) for k in _init_argument_names(type(value))}
         return {"$schedule": name, "settings": settings}
@@ -353,7 +353,7 @@ def _decode_param(value: Any, where: str) -> Any:
             )
             result[pair[0]] = _decode_param(pair[1], where)
         return result
-    for tag, table in (("$optimizer", OPTIMIZER_TYPES), ("$schedule", SCHEDULE_TYPES)):
+    for tag, table in (("$optimizer", optimizer_types()), ("$schedule", schedule_types())):
         if set(value) == {tag, "settings"}:
             name = value[tag]
             _require(

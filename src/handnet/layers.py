@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from .activations import WRITES_OUT, get_activation
+from .activations import get_activation
 from .initializers import Initializer, get_initializer
 
 Array = NDArray[np.floating]
@@ -219,8 +219,9 @@ class Activation(Layer):
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._forward, self._backward = get_activation(name)
-        self._writes_out = name in WRITES_OUT
+        pair = get_activation(name)
+        self._forward, self._backward = pair.forward, pair.backward
+        self._writes_out = pair.writes_out
         self._z: Array | None = None
         self._a: Array | None = None
         self._training = False

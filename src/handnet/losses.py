@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .activations import log_softmax, sigmoid, softmax
+from .registry import Registry
 
 Array = NDArray[np.floating]
 
@@ -388,19 +389,20 @@ class PoissonDeviance(Loss):
         return np.exp(logits)
 
 
-LOSSES: dict[str, type[Loss]] = {
-    "binary_cross_entropy": BinaryCrossEntropy,
-    "softmax_cross_entropy": SoftmaxCrossEntropy,
-    "mean_squared_error": MeanSquaredError,
-    "poisson_deviance": PoissonDeviance,
-}
+LOSSES: Registry[type[Loss]] = Registry(
+    "loss",
+    [
+        ("binary_cross_entropy", BinaryCrossEntropy),
+        ("softmax_cross_entropy", SoftmaxCrossEntropy),
+        ("mean_squared_error", MeanSquaredError),
+        ("poisson_deviance", PoissonDeviance),
+    ],
+)
+"""Loss classes by name (``LOSSES.register(name, cls)`` adds one)."""
 
 
 def get_loss(loss: str | Loss) -> Loss:
     """A :class:`Loss` from its name (or the object itself)."""
     if isinstance(loss, Loss):
         return loss
-    try:
-        return LOSSES[loss]()
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)}") from None
+    return LOSSES.lookup(loss)()

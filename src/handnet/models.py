@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from .activations import get_activation, hidden_activations
 from .base import BaseEstimator, accuracy, available_if, r2_score
 from .layers import Activation, Dense, Dropout, Layer
 from .losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy
@@ -63,7 +64,6 @@ from .validation import (
 
 Array = NDArray[np.floating]
 
-_HIDDEN_ACTIVATIONS = ("relu", "tanh", "sigmoid", "logistic", "leaky_relu", "identity")
 
 
 @dataclass
@@ -225,9 +225,9 @@ class _NetworkEstimator(BaseEstimator):
             check_class_weight(getattr(self, "class_weight", None))
         for layer_size in self._hidden_layers():
             check_positive(layer_size, "hidden_layer_sizes entries", integer=True)
-        if self._hidden_activation() not in _HIDDEN_ACTIVATIONS:
+        if self._hidden_activation() not in hidden_activations():
             raise ValueError(
-                f"activation must be one of {list(_HIDDEN_ACTIVATIONS)}, "
+                f"activation must be one of {list(hidden_activations())}, "
                 f"got {self._hidden_activation()!r}"
             )
         check_interval(self._dropout_rate(), "dropout", 0.0, 1.0, left_closed=True)
@@ -305,7 +305,7 @@ class _NetworkEstimator(BaseEstimator):
         rng = self._rng
         init = self.init
         if init == "auto":
-            init = "he" if self._hidden_activation() in ("relu", "leaky_relu") else "xavier"
+            init = get_activation(self._hidden_activation()).initializer
         layers: list[Layer] = []
         n_inputs = n_features
         for width in self._hidden_layers():

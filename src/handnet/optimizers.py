@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .kernels import FUSED_ADAM_MIN_SIZE, fused_adam_step
+from .registry import Registry
 from .validation import check_interval, check_positive
 
 Array = NDArray[np.floating]
@@ -686,17 +687,22 @@ def _cubic_minimizer(
 
 # --- lookup ------------------------------------------------------------------------------
 
-OPTIMIZERS: dict[str, type[Optimizer]] = {
-    "gd": SGD,
-    "sgd": SGD,
-    "momentum": Momentum,
-    "nesterov": Nesterov,
-    "adagrad": AdaGrad,
-    "rmsprop": RMSProp,
-    "adam": Adam,
-    "adamw": AdamW,
-}
-"""Update rules by name; ``"lbfgs"`` is handled by the models (full batch only)."""
+OPTIMIZERS: Registry[type[Optimizer]] = Registry(
+    "optimizer",
+    [
+        ("gd", SGD),
+        ("sgd", SGD),
+        ("momentum", Momentum),
+        ("nesterov", Nesterov),
+        ("adagrad", AdaGrad),
+        ("rmsprop", RMSProp),
+        ("adam", Adam),
+        ("adamw", AdamW),
+    ],
+)
+"""Update rules by name (``OPTIMIZERS.register(name, cls)`` adds one: the models, the
+command line and model files then know it); ``"lbfgs"`` is handled by the models
+(full batch only)."""
 
 
 def get_optimizer(optimizer: str | Optimizer | LBFGS, learning_rate: float) -> Optimizer | LBFGS:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .registry import Registry
 from .validation import check_interval, check_positive
 
 
@@ -147,27 +148,23 @@ class ReduceOnPlateau(Schedule):
         self._bad_epochs = int(state["bad_epochs"])
 
 
-SCHEDULES: dict[str, type[Schedule]] = {
-    "constant": Constant,
-    "step": StepDecay,
-    "exponential": ExponentialDecay,
-    "cosine": CosineAnnealing,
-    "invscaling": InverseScaling,
-    "plateau": ReduceOnPlateau,
-}
+SCHEDULES: Registry[type[Schedule]] = Registry(
+    "learning-rate schedule",
+    [
+        ("constant", Constant),
+        ("step", StepDecay),
+        ("exponential", ExponentialDecay),
+        ("cosine", CosineAnnealing),
+        ("invscaling", InverseScaling),
+        ("plateau", ReduceOnPlateau),
+    ],
+)
+"""Learning-rate schedules by name (``SCHEDULES.register(name, cls)`` adds one)."""
 
 
 def get_schedule(schedule: str | Schedule, max_iter: int | None = None) -> Schedule:
     """A schedule from its name (or the object); cosine's period defaults to ``max_iter``."""
-    if isinstance(schedule, Schedule):
-        result = schedule
-    else:
-        try:
-            result = SCHEDULES[schedule]()
-        except (KeyError, TypeError):
-            raise ValueError(
-                f"unknown learning-rate schedule {schedule!r}; choose one of {sorted(SCHEDULES)}"
-            ) from None
+    result = schedule if isinstance(schedule, Schedule) else SCHEDULES.lookup(schedule)()
     if isinstance(result, CosineAnnealing) and result.period is None and max_iter:
         result = CosineAnnealing(max_iter, result.min_learning_rate)
     return result

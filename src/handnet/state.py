@@ -34,14 +34,18 @@ BIT_GENERATORS: dict[str, Callable[[], np.random.BitGenerator]] = {
     "SFC64": np.random.SFC64,
 }
 
-#: Optimizer classes by class name (the update rules of :mod:`handnet.optimizers`).
-OPTIMIZER_TYPES: dict[str, type[Optimizer] | type[LBFGS]] = {
-    **{cls.__name__: cls for cls in OPTIMIZERS.values()},
-    "LBFGS": LBFGS,
-}
+def optimizer_types() -> dict[str, type[Optimizer] | type[LBFGS]]:
+    """Optimizer classes a file may name, by class name: those registered now, and L-BFGS.
 
-#: Schedule classes by class name.
-SCHEDULE_TYPES: dict[str, type[Schedule]] = {cls.__name__: cls for cls in SCHEDULES.values()}
+    Read from :data:`handnet.optimizers.OPTIMIZERS` at each call, so that an update rule
+    a user registers is saved, loaded and resumed like the library's own.
+    """
+    return {**{cls.__name__: cls for cls in OPTIMIZERS.values()}, "LBFGS": LBFGS}
+
+
+def schedule_types() -> dict[str, type[Schedule]]:
+    """Schedule classes a file may name, by class name (:data:`handnet.schedules.SCHEDULES`)."""
+    return {cls.__name__: cls for cls in SCHEDULES.values()}
 
 _STATE_KEYS = {
     "epoch",
@@ -324,12 +328,12 @@ def check_trainer_state(
     kind = schedule["type"]
     if (
         not isinstance(kind, str)
-        or kind not in SCHEDULE_TYPES
+        or kind not in schedule_types()
         or (schedule_type is not None and kind != schedule_type)
     ):
-        _fail("schedule.type", f"is {kind!r}, expected {schedule_type or sorted(SCHEDULE_TYPES)}")
+        _fail("schedule.type", f"is {kind!r}, expected {schedule_type or sorted(schedule_types())}")
     # A schedule's state holds the keys a fresh one's does (only ReduceOnPlateau has any).
-    expected_keys = set(SCHEDULE_TYPES[kind]().state_dict())
+    expected_keys = set(schedule_types()[kind]().state_dict())
     values = _check_keys(schedule["state"], "schedule.state", expected_keys)
     for key, value in values.items():
         _check_float(value, f"schedule.state.{key}", finite=False)
@@ -362,11 +366,12 @@ def _check_optimizer_state(
     kind = state.get("type")
     if (
         not isinstance(kind, str)
-        or kind not in OPTIMIZER_TYPES
+        or kind not in optimizer_types()
         or (expected_type is not None and kind != expected_type)
     ):
-        _fail("optimizer.type", f"is {kind!r}, expected {expected_type or sorted(OPTIMIZER_TYPES)}")
-    cls = OPTIMIZER_TYPES[kind]
+        allowed = expected_type or sorted(optimizer_types())
+        _fail("optimizer.type", f"is {kind!r}, expected {allowed}")
+    cls = optimizer_types()[kind]
     if cls is LBFGS:
         keys = {"type", "iterations", "n_evaluations", "s", "y", "pending"}
         state = _check_keys(state, "optimizer", keys)

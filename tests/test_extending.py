@@ -1,0 +1,143 @@
+"""Growing handnet from outside the package: a new block is one class plus one ``register``.
+
+A user's activation and update rule, registered from this file (no edit in the
+package), are known by name to the models, trained, saved, loaded with
+bit-identical predictions, checkpointed and resumed, and offered by the command
+line; unknown names and bad names are refused clearly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+import handnet
+from handnet import cli
+from handnet.activations import ACTIVATIONS, ActivationPair, hidden_activations
+from handnet.datasets import make_moons
+from handnet.optimizers import OPTIMIZERS, Optimizer
+from handnet.registry import Registry
+
+Array = NDArray[np.floating]
+
+
+# --- a user's blocks ---------------------------------------------------------------------
+
+
+def softsign(z: Array) -> Array:
+    r""":math:`z / (1 + |z|)`."""
+    return z / (1.0 + np.abs(z))
+
+
+def softsign_backward(dout: Array, z: Array, a: Array) -> Array:
+    r""":math:`\partial a / \partial z = 1 / (1 + |z|)^2`."""
+    return dout / (1.0 + np.abs(z)) ** 2
+
+
+class SignDescent(Optimizer):
+    r"""Sign descent with a decaying step: :math:`\theta \leftarrow \theta - \eta\,
+    \mathrm{sign}(m)`, :math:`m \leftarrow \beta m + (1 - \beta) g` (per-parameter state)."""
+
+    def __init__(self, learning_rate: float = 0.01, beta: float = 0.9) -> None:
+        super().__init__(learning_rate)
+        self.beta = beta
+
+    def _init_state(self, param: Array) -> dict[str, Array]:
+        return {"average": np.zeros_like(param)}
+
+    def _update(self, param: Array, grad: Array, state: dict[str, Array]) -> None:
+        average = state["average"]
+        average *= param.dtype.type(self.beta)
+        average += param.dtype.type(1.0 - self.beta) * grad
+        param -= param.dtype.type(self.learning_rate) * np.sign(average)
+
+
+@pytest.fixture
+def registered() -> Iterator[None]:
+    """The user's blocks registered for one test (the registries are left as found)."""
+    ACTIVATIONS.register("softsign", ActivationPair(softsign, softsign_backward))
+    OPTIMIZERS.register("sign_descent", SignDescent)
+    try:
+        yield
+    finally:
+        del ACTIVATIONS["softsign"], OPTIMIZERS["sign_descent"]
+
+
+def _data() -> tuple[Array, NDArray[Any]]:
+    return make_moons(200, noise=0.2, random_state=0)
+
+
+# --- the tests ---------------------------------------------------------------------------
+
+
+def test_a_registered_activation_has_a_correct_gradient(registered: None) -> None:
+    assert handnet.gradcheck.check_activation("softsign", np.linspace(-3, 3, 13)) < 1e-6
+
+
+@pytest.mark.usefixtures("registered")
+@pytest.mark.parametrize("optimizer", ["sign_descent", SignDescent(learning_rate=0.02)])
+def test_registered_blocks_train_save_load_and_resume(optimizer: Any, tmp_path: Path) -> None:
+    X, y = _data()
+
+    def make(max_iter: int = 30) -> handnet.MLPClassifier:
+        return handnet.MLPClassifier(hidden_layer_sizes=(8,), activation="softsign",
+                                     optimizer=optimizer, learning_rate=0.02, batch_size=20,
+                                     max_iter=max_iter, tol=None, random_state=0)
+
+    model = make().fit(X, y)
+    assert model.score(X, y) > 0.8
+    path = tmp_path / "model.npz"
+    handnet.save(model, path)
+    loaded = handnet.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+    # A checkpointed run, interrupted after 10 epochs and resumed, ends as an
+    # uninterrupted one: the optimizer's per-parameter state travels in the file.
+    checkpoint = tmp_path / "run.npz"
+    make(max_iter=10).fit(X, y, checkpoint=checkpoint)
+    resumed = make().fit(X, y, checkpoint=checkpoint, resume=True)
+    np.testing.assert_array_equal(resumed.network_.flat_parameters, model.network_.flat_parameters)
+
+
+def test_the_command_line_offers_registered_blocks(registered: None) -> None:
+    parser = cli.build_parser()
+    train = next(
+        action.choices["train"]
+        for action in parser._actions
+        if isinstance(action.choices, dict) and "train" in action.choices
+    )
+    choices = {action.dest: action.choices for action in train._actions if action.choices}
+    assert "softsign" in choices["activation"]
+    assert "sign_descent" in choices["optimizer"]
+    assert "softsign" in hidden_activations()
+
+
+def test_unregistered_names_are_refused_clearly() -> None:
+    X, y = _data()
+    with pytest.raises(ValueError, match="activation must be one of"):
+        handnet.MLPClassifier(activation="softsign").fit(X, y)
+    with pytest.raises(ValueError, match="unknown optimizer 'sign_descent'"):
+        handnet.MLPClassifier(optimizer="sign_descent").fit(X, y)
+
+
+def test_a_registry_refuses_bad_and_taken_names() -> None:
+    registry: Registry[int] = Registry("thing", [("one", 1)])
+    for bad in ("One", "two words", "1st", "", "x" * 65, 3):
+        with pytest.raises(ValueError, match="lower-case identifier"):
+            registry.register(bad, 2)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="already a registered thing"):
+        registry.register("one", 2)
+    registry.register("one", 2, replace=True)
+
+    @registry.register("three")
+    def three() -> int:
+        return 3
+
+    assert registry.lookup("three") is three and registry.names() == ("one", "three")
+    with pytest.raises(ValueError, match="unknown thing 'four'; choose one of"):
+        registry.lookup("four")
