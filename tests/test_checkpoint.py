@@ -956,3 +956,25 @@ def _stop(child: subprocess.Popen[str]) -> None:
 
 def _temporaries_of(directory: Path, pid: int) -> list[str]:
     return [name for name in _temporaries(directory) if f".{pid}." in name]
+
+
+def test_a_loaded_interrupted_run_saved_again_can_still_be_resumed(tmp_path: Path) -> None:
+    """load() then save() of an interrupted run's file kept everything but the data's
+    fingerprint, and the rewritten file could no longer be resumed."""
+    make, y, _ = CONFIGS["sgd-batch-1"]
+    reference = make().fit(X, y)
+
+    def callback(trainer: Trainer) -> None:
+        if trainer.epoch == 3:
+            _interrupt()
+
+    logging.getLogger("handnet.training").disabled = True
+    try:
+        interrupted = make().fit(X, y, callbacks=[callback])
+    finally:
+        logging.getLogger("handnet.training").disabled = False
+    first, second = tmp_path / "first.npz", tmp_path / "second.npz"
+    handnet.save(interrupted, first)
+    handnet.save(handnet.load(first), second)
+    resumed = make().fit(X, y, resume=second)
+    _assert_same_run(resumed, reference)

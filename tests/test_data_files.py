@@ -90,8 +90,28 @@ def test_a_stray_quote_is_refused_with_its_line_number(tmp_path: Path) -> None:
     lines[50] = lines[50].rsplit(",", 1)[0] + ',"1'
     path = tmp_path / "stray.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with pytest.raises(DataFileError, match=r"stray\.csv, line 51: .*quote .* never closed"):
+    message = r"stray\.csv, line 51: a quoted field runs from line 51"
+    with pytest.raises(DataFileError, match=message):
         read_csv(path, target="label")
+
+
+def test_a_space_after_a_closing_quote_is_read_as_before(tmp_path: Path) -> None:
+    """`"cat" ,` is lenient CSV that earlier handnet read; only quotes that run on are refused."""
+    path = tmp_path / "spaced.csv"
+    path.write_text('x1,x2,label\n1,2,"cat" \n"3" ,4,dog\n', encoding="utf-8")
+    data = read_csv(path, target="label")
+    np.testing.assert_array_equal(data.X, [[1.0, 2.0], [3.0, 4.0]])
+    assert sorted(str(label).strip() for label in labels_of(data)) == ["cat", "dog"]
+
+
+def test_one_number_written_two_ways_is_one_label(tmp_path: Path) -> None:
+    """1.5 and 1.50 (or 0.5 and 5e-1) are one class, not two classes of text."""
+    path = tmp_path / "spellings.csv"
+    rows = ["x,label", "0,1.5", "1,1.50", "2,2.25", "3,0.5", "4,5e-1", "5,2.25"]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    labels = labels_of(read_csv(path, target="label"))
+    assert labels.dtype == np.float64
+    np.testing.assert_array_equal(labels, [1.5, 1.5, 2.25, 0.5, 0.5, 2.25])
 
 
 def test_a_quote_that_closes_lines_later_is_refused_too(tmp_path: Path) -> None:

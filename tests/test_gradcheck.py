@@ -214,3 +214,16 @@ def test_check_network_tells_round_off_from_a_wrong_gradient(rng: np.random.Gene
     assert check_network(network, "binary_cross_entropy", X, Y, l2=1e-4) == {
         key: check.relative_error for key, check in huge.items()
     }
+
+
+def test_only_an_error_round_off_can_explain_is_called_round_off() -> None:
+    """A wrong gradient (5% off) on a layer whose round-off estimate is above the
+    tolerance still FAILS: round-off explains errors near its size, not far above."""
+    from handnet.gradcheck import ROUND_OFF_MARGIN, ParameterCheck
+
+    assert ParameterCheck(relative_error=4.8e-2, round_off=1e-5).verdict() == "FAILED"
+    assert ParameterCheck(relative_error=4.4e-6, round_off=1e-5).verdict() == "round-off"
+    limit = ROUND_OFF_MARGIN * 1e-5
+    assert ParameterCheck(relative_error=limit * 1.01, round_off=1e-5).verdict() == "FAILED"
+    assert ParameterCheck(relative_error=1e-7, round_off=1e-5).verdict() == "ok"
+    assert ParameterCheck(relative_error=1e-5, round_off=1e-9).verdict() == "FAILED"

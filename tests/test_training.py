@@ -646,3 +646,18 @@ def test_partial_fit_of_the_linear_defaults() -> None:
     model = LogisticRegression(learning_rate=0.1)
     model.partial_fit(X, y, classes=[0, 1]).partial_fit(X, y)
     assert model.n_iter_ == 2
+
+
+def test_a_warm_start_lbfgs_refit_at_its_optimum_is_no_divergence() -> None:
+    """A refit from a finished L-BFGS fit may find no step that lowers the loss: it is
+    at the minimum already. That is no overflow (review of issue 13)."""
+    rng = np.random.default_rng(0)
+    for trial in range(10):
+        X = rng.normal(size=(200, 5))
+        y = (X @ rng.normal(size=5) + rng.normal(size=200) > 0).astype(int)
+        model = MLPClassifier(hidden_layer_sizes=(4,), optimizer="lbfgs", warm_start=True,
+                              random_state=trial, max_iter=500)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", handnet.ConvergenceWarning)
+            model.fit(X, y)
+            model.fit(X, y)  # raised DivergenceError in 1 of 30 such refits

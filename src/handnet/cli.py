@@ -90,7 +90,7 @@ def printable(text: object, keep: str = "") -> str:
 
 
 class _TerminalText(io.TextIOBase):
-    """A text stream that writes through :func:`printable` (line breaks kept).
+    """A text stream that writes through :func:`printable` (line breaks and tabs kept).
 
     Every command's results go through it, so no text from a file (labels,
     names, a CSV's columns) reaches stdout with its control characters live.
@@ -104,7 +104,9 @@ class _TerminalText(io.TextIOBase):
         return True
 
     def write(self, text: str) -> int:
-        self._stream.write(printable(text, keep="\n"))
+        # Tabs and line breaks move the cursor and nothing else: kept, so that tables
+        # and predictions (a label holding a tab) print as they are.
+        self._stream.write(printable(text, keep="\n\t"))
         return len(text)
 
     def flush(self) -> None:

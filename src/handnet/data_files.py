@@ -335,9 +335,10 @@ def _exact_labels(texts: list[str], name: str, lines: list[int], where: str) -> 
             texts = [str(value) for value in integers]
         else:
             floats = np.array([float(number) for number in numbers], dtype=np.float64)
-            if len(np.unique(floats)) == len(floats):
+            # Texts of one number ("1.5" and "1.50", "0.5" and "5e-1") are one label;
+            # only distinct numbers that float64 cannot tell apart keep their text.
+            if len(np.unique(floats)) == len(set(numbers)):
                 return floats
-            # Distinct numbers that float64 cannot tell apart: keep their text instead.
     width = max(len(text) for text in texts)
     return np.array(texts, dtype=object if width > _WIDE_LABEL else str)
 
@@ -433,8 +434,10 @@ def read_csv(
             feature_names = [header[j] for j in columns]
             n_fields = len(header)
 
-            # strict: a quote that is never closed is an error, not the rest of the file.
-            reader = csv.reader(stream, delimiter=sep, strict=True)
+            # A quote that is never closed makes the reader run on over the following
+            # lines: the check on the lines each record spans refuses it, with its line.
+            # (Not strict=True, which also refused `"cat" ,` that earlier handnet read.)
+            reader = csv.reader(stream, delimiter=sep)
             rows: list[list[str]] = []
             lines: list[int] = []
             previous = 0  # reader.line_num after the last record: physical lines read

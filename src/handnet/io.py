@@ -1571,6 +1571,14 @@ def _build_estimator(plan: _EstimatorPlan) -> _NetworkEstimator:
         )
     model._rng = trainer.rng
     model._trainer = trainer
+    if plan.training is not None and plan.run is not None:
+        # What the file knows of its run (the data's fingerprint, the held-out rows)
+        # stays with the model, so that save() of the loaded model can still be resumed.
+        run = CheckpointRun(None, None, None, None)
+        run.fingerprint = plan.run["fingerprint"]
+        index = plan.run["validation_index"]
+        run.validation_index = None if index is None else np.asarray(index, dtype=np.intp)
+        model.__dict__["_checkpoint_run"] = run
     return model
 
 
@@ -1725,10 +1733,12 @@ class CheckpointRun:
                 )
             if read.run is None or read.run["fingerprint"] is None:
                 raise ModelFileError(
-                    f"{source!r} holds no fingerprint of the data its run was trained on (it was "
-                    "saved after an out-of-core fit without checkpoint=PATH, or by an older "
-                    "handnet), so resuming could not check that the data is the same: continue "
-                    "it with load() and partial_fit, or train again with fit(..., "
+                    f"{source!r} holds no fingerprint of the data its run was trained on, so "
+                    "resuming could not check that the data is the same (save() records it "
+                    "only for a fit that was interrupted, and fit(..., checkpoint=PATH) "
+                    "always; a finished fit saved with save(), an out-of-core fit without "
+                    "checkpoint=PATH and files of older handnet have none): continue it with "
+                    "load() and partial_fit or warm_start, or train again with fit(..., "
                     "checkpoint=PATH), whose file can be resumed"
                 )
             _compare_params(model, read, source)

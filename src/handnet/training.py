@@ -914,22 +914,23 @@ class Trainer:
                 stacklevel=4,
             )
 
-    def _check_first_step(self, gradient_max: float, gtol: float) -> None:
+    def _check_first_step(self, gradient: Array) -> None:
         """L-BFGS stopped before its first step: no step along the gradient lowered the loss.
 
-        At a minimum that is as it should be (the gradient is then at the rounding
-        floor); with a gradient far from 0 it means the loss or its gradient overflow
-        along the way, typically on features of enormous magnitude, and the model
-        is untrained: an error, as a divergence is for the gradient methods.
+        At a minimum (a warm start from a finished fit, say) that is as it should be;
+        but when the gradient's squared norm overflows, the line search's slope is
+        infinite and no step can be judged: features of enormous magnitude, and the
+        model is untrained. That is an error, as a divergence is for the gradient
+        methods.
         """
-        floor = max(gtol, float(np.sqrt(np.finfo(self.network.dtype).eps)))
-        if gradient_max > floor:
-            raise DivergenceError(
-                "L-BFGS could not take a single step: no step along the gradient lowers the "
-                f"loss, while the gradient's largest entry is {gradient_max:.3g}, so the loss "
-                "or its gradient overflows along the way. The model is untrained; scale the "
-                "features (zero mean, unit variance) or check X for huge values."
-            )
+        if math.isfinite(float(np.dot(gradient, gradient))):
+            return
+        raise DivergenceError(
+            "L-BFGS could not take a single step: the gradient's squared norm overflows "
+            f"(its largest entry is {float(np.max(np.abs(gradient))):.3g}), so no step along "
+            "it can be judged. The model is untrained; scale the features (zero mean, unit "
+            "variance) or check X for huge values."
+        )
 
     def _fit_lbfgs(
         self,
@@ -1019,7 +1020,7 @@ class Trainer:
         elif not converged and not stopped_by_callback and self.epoch - start_epoch >= max_iter:
             self._warn_not_converged()
         elif optimizer.stop_reason == "line_search" and self.epoch == start_epoch:
-            self._check_first_step(float(np.max(np.abs(gradient))), gtol)
+            self._check_first_step(gradient)
         self.finished = True
         if validation is not None and self._best_parameters is not None:
             network.flat_parameters[...] = self._best_parameters
