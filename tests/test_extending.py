@@ -1,6 +1,6 @@
 """Growing handnet from outside the package: a new block is one class plus one ``register``.
 
-A user's activation and update rule, registered from this file (no edit in the
+A user's activation, update rule and layer, registered from this file (no edit in the
 package), are known by name to the models, trained, saved, loaded with
 bit-identical predictions, checkpointed and resumed, and offered by the command
 line; unknown names and bad names are refused clearly.
@@ -20,6 +20,9 @@ import handnet
 from handnet import cli
 from handnet.activations import ACTIVATIONS, ActivationPair, hidden_activations
 from handnet.datasets import make_moons
+from handnet.gradcheck import check_network
+from handnet.layers import LAYERS, Dense, Layer
+from handnet.network import Sequential
 from handnet.optimizers import OPTIMIZERS, Optimizer
 from handnet.registry import Registry
 
@@ -141,3 +144,36 @@ def test_a_registry_refuses_bad_and_taken_names() -> None:
     assert registry.lookup("three") is three and registry.names() == ("one", "three")
     with pytest.raises(ValueError, match="unknown thing 'four'; choose one of"):
         registry.lookup("four")
+
+
+class HalfSquare(Layer):
+    r"""A user's layer: :math:`\text{out} = x^2 / 2`, so :math:`\partial L/\partial x = G x`."""
+
+    _forward_cache = ("_X",)
+
+    def forward(self, X: Array, training: bool = False) -> Array:
+        self._X = X
+        return 0.5 * X * X
+
+    def backward(self, dout: Array, need_input_gradient: bool = True) -> Array | None:
+        return dout * self._X
+
+
+def test_a_registered_layer_is_saved_loaded_and_checked(tmp_path: Path) -> None:
+    LAYERS.register("HalfSquare", HalfSquare)
+    try:
+        layers = [Dense(3, 4, random_state=0), HalfSquare(), Dense(4, 2, random_state=1)]
+        network = Sequential(layers)
+        X = np.random.default_rng(0).normal(size=(5, 3))
+        errors = check_network(network, "softmax_cross_entropy", X, np.eye(2)[[0, 1, 0, 1, 1]])
+        assert max(errors.values()) < 1e-6
+        path = tmp_path / "network.npz"
+        handnet.save(network, path)
+        loaded = handnet.load(path)
+        assert [type(layer) for layer in loaded.layers] == [Dense, HalfSquare, Dense]
+        np.testing.assert_array_equal(loaded.predict(X), network.predict(X))
+    finally:
+        del LAYERS["HalfSquare"]
+    # Unregistered, the same file is refused: loading builds only what is registered.
+    with pytest.raises(handnet.ModelFileError, match="unknown type 'HalfSquare'"):
+        handnet.load(path)

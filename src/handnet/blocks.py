@@ -75,7 +75,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .kernels import logistic_block_sums
-from .layers import Activation, Dense, Dropout, Layer
+from .layers import LAYERS, Dense, Layer
 from .losses import BinaryCrossEntropy, Loss
 from .network import Sequential
 
@@ -222,17 +222,10 @@ def rebuild_network(config: Sequence[dict[str, Any]], dtype: Any) -> Sequential:
     """
     layers: list[Layer] = []
     for entry in config:
-        kind = entry.get("type")
-        if kind == "Dense":
-            layers.append(
-                Dense(int(entry["n_inputs"]), int(entry["n_outputs"]), init="zeros", dtype=dtype)
-            )
-        elif kind == "Activation":
-            layers.append(Activation(str(entry["name"])))
-        elif kind == "Dropout":
-            layers.append(Dropout(float(entry["rate"])))
-        else:
+        kind = str(entry.get("type"))
+        if kind not in LAYERS:
             raise TypeError(f"cannot rebuild a layer of type {kind!r} for block-wise gradients")
+        layers.append(LAYERS[kind].from_config(entry, dtype))
     return Sequential(layers)
 
 
@@ -244,9 +237,9 @@ def supports(network: Sequential, training: bool) -> bool:
     different order than one pass over all rows).
     """
     for layer in network.layers:
-        if type(layer) not in (Dense, Activation, Dropout):
+        if LAYERS.get(type(layer).__name__) is not type(layer):
             return False
-        if training and isinstance(layer, Dropout) and layer.rate > 0:
+        if layer.draws_random_numbers(training):
             return False
     return True
 

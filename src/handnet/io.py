@@ -113,7 +113,7 @@ from numpy.typing import NDArray
 
 from .activations import ACTIVATIONS
 from .exceptions import ModelFileError
-from .layers import Activation, Dense, Dropout, Layer
+from .layers import LAYERS
 from .models import (
     LogisticRegression,
     MLPClassifier,
@@ -1172,6 +1172,27 @@ def _check_keys(
     _require(not extra, f"{where} has unknown entries {extra}")
 
 
+def _check_layer_field(value: Any, kind: str, where: str) -> None:
+    """One entry of a layer's config, by the kind its class declares (``config_fields``).
+
+    ``where`` names the layer and the entry, e.g. ``"layer 1 (Activation): name"``.
+    """
+    if kind == "size":
+        _require(
+            _is_int(value, 1, MAX_LAYER_WIDTH),
+            f"{where} must be an integer from 1 to {MAX_LAYER_WIDTH}, got {value!r}",
+        )
+    elif kind == "activation":
+        _require(
+            isinstance(value, str) and value in ACTIVATIONS,
+            f"{where} {value!r} is not a registered activation",
+        )
+    elif kind == "rate":
+        _require(_is_number(value) and 0 <= value < 1, f"{where} must be in [0, 1), got {value!r}")
+    else:
+        raise _Invalid(f"{where} is of a kind model files do not know: {kind!r}")
+
+
 def _check_layers(layers: Any, n_parameters: int) -> list[dict[str, Any]]:
     """The layer configs, checked, with the parameter count they imply."""
     _require(
@@ -1184,37 +1205,17 @@ def _check_layers(layers: Any, n_parameters: int) -> list[dict[str, Any]]:
         where = f"layer {i}"
         _require(isinstance(config, dict), f"{where} must be an object")
         kind = config.get("type")
-        if kind == "Dense":
-            _check_keys(config, where, {"type", "n_inputs", "n_outputs"})
-            n_in, n_out = config["n_inputs"], config["n_outputs"]
-            _require(
-                _is_int(n_in, 1, MAX_LAYER_WIDTH) and _is_int(n_out, 1, MAX_LAYER_WIDTH),
-                f"{where} (Dense) needs positive integer sizes, got {n_in!r}, {n_out!r}",
-            )
-            _require(
-                previous_outputs is None or previous_outputs == n_in,
-                f"{where} (Dense) expects {n_in} inputs but the layer before gives "
-                f"{previous_outputs}",
-            )
-            previous_outputs = n_out
-            total += (n_in + 1) * n_out
-        elif kind == "Activation":
-            _check_keys(config, where, {"type", "name"})
-            _require(
-                isinstance(config["name"], str) and config["name"] in ACTIVATIONS,
-                f"{where} names an unknown activation {config['name']!r}",
-            )
-        elif kind == "Dropout":
-            _check_keys(config, where, {"type", "rate"})
-            rate = config["rate"]
-            _require(
-                _is_number(rate) and 0 <= rate < 1,
-                f"{where} (Dropout) needs a rate in [0, 1), got {rate!r}",
-            )
-        else:
-            raise _Invalid(
-                f"{where} is of unknown type {kind!r}; known: Dense, Activation, Dropout"
-            )
+        cls = LAYERS.get(kind) if isinstance(kind, str) else None
+        if cls is None:
+            raise _Invalid(f"{where} is of unknown type {kind!r}; known: {', '.join(LAYERS)}")
+        _check_keys(config, where, {"type", *cls.config_fields})
+        for name, field_kind in cls.config_fields.items():
+            _check_layer_field(config[name], field_kind, f"{where} ({kind}): {name}")
+        try:
+            previous_outputs, n_layer_parameters = cls.chain(config, previous_outputs)
+        except ValueError as error:
+            raise _Invalid(f"{where}: {error}") from None
+        total += n_layer_parameters
     _require(
         total == n_parameters,
         f"the layers have {total} parameters but the parameter vector has {n_parameters}",
@@ -1491,16 +1492,7 @@ def _signature_defaults(cls: type) -> Mapping[str, inspect.Parameter]:
 
 
 def _build_sequential(plan: _NetworkPlan) -> Sequential:
-    layers: list[Layer] = []
-    for config in plan.layers:
-        if config["type"] == "Dense":
-            layers.append(
-                Dense(config["n_inputs"], config["n_outputs"], init="zeros", dtype=plan.dtype)
-            )
-        elif config["type"] == "Activation":
-            layers.append(Activation(config["name"]))
-        else:
-            layers.append(Dropout(config["rate"]))
+    layers = [LAYERS[config["type"]].from_config(config, plan.dtype) for config in plan.layers]
     network = Sequential(layers)
     network.flat_parameters[...] = plan.parameters
     return network

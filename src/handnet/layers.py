@@ -12,13 +12,15 @@ of shape ``(n_samples, n_outputs)``. ``forward`` keeps what ``backward`` needs;
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from .activations import get_activation
 from .initializers import Initializer, get_initializer
+from .registry import Registry
 
 Array = NDArray[np.floating]
 
@@ -34,6 +36,12 @@ class Layer:
     #: the next (see :meth:`Sequential.reusing_buffers`). Off by default, so that
     #: every array a layer returns is the caller's to keep.
     reuse_buffers: bool = False
+
+    #: The entries of :meth:`config` besides ``"type"``, each with its kind, against which
+    #: a model file's layers are checked before anything is built: ``"size"`` (an
+    #: integer >= 1), ``"activation"`` (a registered activation's name) or ``"rate"``
+    #: (a number in [0, 1)).
+    config_fields: ClassVar[dict[str, str]] = {}
 
     #: The attributes in which :meth:`forward` keeps what :meth:`backward` needs (the
     #: batch's inputs, outputs or mask). They are dropped when the layer is pickled
@@ -100,9 +108,34 @@ class Layer:
         """Number of output features for ``n_inputs`` input features."""
         return n_inputs
 
+    def draws_random_numbers(self, training: bool) -> bool:
+        """Whether a pass in this mode draws random numbers (dropout's masks).
+
+        Such a pass cannot be split into row blocks computed on several threads:
+        they would draw in another order than one pass over all rows.
+        """
+        return False
+
     def config(self) -> dict[str, object]:
         """A JSON-serialisable description of the layer (for model files)."""
         return {"type": type(self).__name__}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], dtype: DTypeLike = np.float64) -> Layer:
+        """The layer that :meth:`config` describes (its parameters zero: the caller sets them).
+
+        ``config`` has been checked against :attr:`config_fields` first.
+        """
+        return cls(**{name: config[name] for name in cls.config_fields})
+
+    @classmethod
+    def chain(cls, config: Mapping[str, Any], n_inputs: int | None) -> tuple[int | None, int]:
+        """``(n_outputs, n_parameters)`` of the configured layer after ``n_inputs`` features.
+
+        ``n_inputs`` is ``None`` when the sizes before are not known yet. Raises
+        ``ValueError`` when the layer cannot take that input.
+        """
+        return n_inputs, 0
 
 
 class Dense(Layer):
@@ -203,6 +236,19 @@ class Dense(Layer):
     def config(self) -> dict[str, object]:
         return {"type": "Dense", "n_inputs": self.n_inputs, "n_outputs": self.n_outputs}
 
+    config_fields: ClassVar[dict[str, str]] = {"n_inputs": "size", "n_outputs": "size"}
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], dtype: DTypeLike = np.float64) -> Dense:
+        return cls(int(config["n_inputs"]), int(config["n_outputs"]), init="zeros", dtype=dtype)
+
+    @classmethod
+    def chain(cls, config: Mapping[str, Any], n_inputs: int | None) -> tuple[int | None, int]:
+        n_in, n_out = int(config["n_inputs"]), int(config["n_outputs"])
+        if n_inputs is not None and n_inputs != n_in:
+            raise ValueError(f"Dense expects {n_in} inputs but the layer before gives {n_inputs}")
+        return n_out, (n_in + 1) * n_out
+
     def __repr__(self) -> str:
         return f"Dense({self.n_inputs}, {self.n_outputs})"
 
@@ -245,6 +291,8 @@ class Activation(Layer):
 
     def config(self) -> dict[str, object]:
         return {"type": "Activation", "name": self.name}
+
+    config_fields: ClassVar[dict[str, str]] = {"name": "activation"}
 
     def __repr__(self) -> str:
         return f"Activation({self.name!r})"
@@ -291,5 +339,24 @@ class Dropout(Layer):
     def config(self) -> dict[str, object]:
         return {"type": "Dropout", "rate": self.rate}
 
+    config_fields: ClassVar[dict[str, str]] = {"rate": "rate"}
+
+    def draws_random_numbers(self, training: bool) -> bool:
+        return training and self.rate > 0
+
     def __repr__(self) -> str:
         return f"Dropout({self.rate})"
+
+
+LAYERS: Registry[type[Layer]] = Registry(
+    "layer",
+    [("Dense", Dense), ("Activation", Activation), ("Dropout", Dropout)],
+    pattern=r"[A-Z][A-Za-z0-9]{0,63}",
+)
+"""Layer classes by the ``"type"`` their :meth:`Layer.config` writes (the class name).
+
+Model files build only the layers registered here; ``LAYERS.register("Name", cls)``
+adds one (its :attr:`Layer.config_fields`, :meth:`Layer.from_config` and
+:meth:`Layer.chain` say how it is saved, checked and rebuilt).
+"""
+

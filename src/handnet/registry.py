@@ -46,9 +46,13 @@ class Registry(dict[str, T]):
         The library's own entries.
     """
 
-    def __init__(self, kind: str, entries: Iterable[tuple[str, T]] = ()) -> None:
+    def __init__(
+        self, kind: str, entries: Iterable[tuple[str, T]] = (), pattern: str | None = None
+    ) -> None:
         super().__init__()
         self.kind = kind
+        #: What a name must look like (default: a lower-case identifier).
+        self.pattern = _NAME if pattern is None else re.compile(pattern)
         for name, entry in entries:
             self.register(name, entry)
 
@@ -62,11 +66,14 @@ class Registry(dict[str, T]):
             taken and ``replace`` is false (a second registration under one name is
             usually a mistake; ``replace=True`` says it is not).
         """
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
-            raise ValueError(
-                f"a {self.kind} name must be a lower-case identifier (letters, digits and "
-                f"underscores, starting with a letter, at most 64 characters), got {name!r}"
+        if not isinstance(name, str) or not self.pattern.fullmatch(name):
+            shape = (
+                "a lower-case identifier (letters, digits and underscores, starting with a "
+                "letter, at most 64 characters)"
+                if self.pattern is _NAME
+                else f"a name matching {self.pattern.pattern!r}"
             )
+            raise ValueError(f"a {self.kind} name must be {shape}, got {name!r}")
         if name in self and not replace:
             raise ValueError(
                 f"{name!r} is already a registered {self.kind} ({self[name]!r}); pass "
