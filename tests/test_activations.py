@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 
 from handnet import activations as act
+from handnet import initializers
 from handnet.gradcheck import check_activation
 
 TOL = 1e-6
-ELEMENTWISE = ["sigmoid", "logistic", "tanh", "relu", "leaky_relu", "identity"]
+#: Every registered activation is checked, a new one included, with no edit here.
+ALL = list(act.ACTIVATIONS)
 
 
 def away_from_zero(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -18,13 +20,13 @@ def away_from_zero(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarr
     return np.where(np.abs(z) < 0.05, np.copysign(0.05, z) + z, z)
 
 
-@pytest.mark.parametrize("name", [*ELEMENTWISE, "softmax"])
+@pytest.mark.parametrize("name", ALL)
 def test_backward_matches_finite_differences(name: str, rng: np.random.Generator) -> None:
     z = 3.0 * away_from_zero(rng, (6, 4))
     assert check_activation(name, z) <= TOL
 
 
-@pytest.mark.parametrize("name", ELEMENTWISE)
+@pytest.mark.parametrize("name", ["sigmoid", "logistic", "tanh", "relu", "leaky_relu", "identity"])
 def test_elementwise_backward_is_upstream_times_derivative(
     name: str, rng: np.random.Generator
 ) -> None:
@@ -113,7 +115,7 @@ def test_softmax_is_shift_invariant(rng: np.random.Generator) -> None:
     np.testing.assert_allclose(act.softmax(z + 123.0), act.softmax(z), rtol=1e-12)
 
 
-@pytest.mark.parametrize("name", [*ELEMENTWISE, "softmax"])
+@pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_dtype_preserved(name: str, dtype: type, rng: np.random.Generator) -> None:
     pair = act.get_activation(name)
@@ -135,3 +137,26 @@ def test_tanh_and_leaky_relu_values() -> None:
 def test_unknown_activation_raises() -> None:
     with pytest.raises(ValueError, match="unknown activation"):
         act.get_activation("swish")
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_what_an_activation_says_of_itself_holds(name: str, rng: np.random.Generator) -> None:
+    """The registry entry's flags are what layers and models rely on: buffer reuse
+    (``out=``), elementwise-ness (hidden layers) and the initialiser ``init="auto"`` uses."""
+    pair = act.get_activation(name)
+    z = away_from_zero(rng, (4, 3))
+    a = pair.forward(z)
+    if pair.writes_out:
+        out = np.empty_like(z)
+        assert pair.forward(z, out=out) is out
+        np.testing.assert_array_equal(out, a)
+        dz = np.empty_like(z)
+        assert pair.backward(np.ones_like(z), z, a, out=dz) is dz
+    if pair.elementwise:
+        # Each output depends on its own input only: permuting inputs permutes outputs.
+        order = rng.permutation(z.size)
+        np.testing.assert_allclose(
+            pair.forward(z.ravel()[order]), a.ravel()[order], rtol=1e-12
+        )
+    assert pair.initializer in initializers.INITIALIZERS
+
