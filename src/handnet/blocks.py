@@ -531,10 +531,8 @@ class FullBatchGradient:
         from .streaming import RowBlocks
 
         if isinstance(X, RowBlocks):
-            if X.is_dask:
-                from .cluster import dask_full_batch
-
-                return dask_full_batch(self.network, X, loss, training, self.block_bytes)
+            # Out-of-core rows read block by block here; a Dask array's blocks are summed
+            # on its workers instead (handnet.cluster, chosen by the trainer).
             return self._call_blocks(X, loss, training)
         assert Y is not None
         self._reset()

@@ -377,7 +377,14 @@ class Trainer:
         network = self.network
         plain_loss = self._blockable_loss(X, sample_weight, training)
         if plain_loss is not None:
-            loss = self._full_batch_engine()(X, Y, sample_weight, plain_loss, training)
+            engine = self._full_batch_engine()
+            if isinstance(X, RowBlocks) and X.is_dask:
+                # Summed on the Dask workers, each block as the engine sums it here.
+                from .cluster import dask_full_batch
+
+                loss = dask_full_batch(network, X, plain_loss, training, engine.block_bytes)
+            else:
+                loss = engine(X, Y, sample_weight, plain_loss, training)
         else:
             assert not isinstance(X, RowBlocks) and Y is not None
             logits = network.forward(X, training=training)
