@@ -46,6 +46,14 @@ from typing import Any
 import numpy as np
 
 from .exceptions import NotFittedError, sklearn_compatible
+from .registry import Registry
+
+#: The estimators a model file may name, by class name: ``handnet.models`` registers
+#: its four; ``ESTIMATORS.register("Name", cls)`` adds another. Model files build only
+#: what is registered here (:mod:`handnet.io` reads it without importing the models).
+ESTIMATORS: Registry[type[BaseEstimator]] = Registry(
+    "estimator", pattern=r"[A-Z][A-Za-z0-9]{0,63}"
+)
 
 
 class available_if:  # lower case: a decorator, named like scikit-learn's

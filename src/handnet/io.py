@@ -112,18 +112,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .activations import ACTIVATIONS
+from .base import ESTIMATORS
 from .exceptions import ModelFileError
 from .layers import LAYERS
-from .models import (
-    LogisticRegression,
-    MLPClassifier,
-    MLPRegressor,
-    SoftmaxRegression,
-    _NetworkEstimator,
-    resolve_optimizer,
-)
 from .network import Sequential
-from .optimizers import LBFGS, OPTIMIZERS, Optimizer
+from .optimizers import LBFGS, OPTIMIZERS, Optimizer, resolve_optimizer
 from .schedules import SCHEDULES, Schedule
 from .state import (
     check_epoch_order,
@@ -156,12 +149,13 @@ MAX_LAYER_WIDTH = 1 << 31
 MAX_EXPANSION = 64
 _NPY_MAX_HEADER = 10_000
 
-MODEL_TYPES: dict[str, type[_NetworkEstimator]] = {
-    "LogisticRegression": LogisticRegression,
-    "SoftmaxRegression": SoftmaxRegression,
-    "MLPClassifier": MLPClassifier,
-    "MLPRegressor": MLPRegressor,
-}
+#: The estimators model files may name (:data:`handnet.base.ESTIMATORS`, which the
+#: models register themselves into: this module does not import them).
+MODEL_TYPES = ESTIMATORS
+
+#: A handnet estimator (:mod:`handnet.models`), typed loosely: :mod:`handnet.models`
+#: imports this module (checkpoints), so this module does not import it.
+_NetworkEstimator = Any
 
 #: The dtypes an array member may have (as ``dtype.str``, little-endian).
 ARRAY_DTYPES = frozenset(
@@ -460,7 +454,7 @@ def _describe_estimator(
     run: CheckpointRun | None = None,
 ) -> dict[str, Any]:
     name = type(model).__name__
-    if MODEL_TYPES.get(name) is not type(model):
+    if MODEL_TYPES.get(name) is not model.__class__:
         raise TypeError(
             f"handnet.save writes {sorted(MODEL_TYPES)} models and Sequential networks, "
             f"not {type(model).__qualname__}"
@@ -475,7 +469,7 @@ def _describe_estimator(
 
     scores = attribute("validation_scores_")
     fitted: dict[str, Any] = {
-        "n_features_in_": int(model.n_features_in_),
+        "n_features_in_": int(attribute("n_features_in_")),
         "loss_curve_": [float(v) for v in attribute("loss_curve_")],
         "validation_scores_": None if scores is None else [float(v) for v in scores],
         "n_iter_": int(attribute("n_iter_")),
@@ -519,7 +513,7 @@ def _describe_estimator(
         "type": name,
         "params": params,
         "dropped_params": dropped,
-        "network": _describe_network(model.network_, arrays),
+        "network": _describe_network(attribute("network_"), arrays),
         "fitted": fitted,
         "training": training,
         "run": run_info,
@@ -800,7 +794,7 @@ def _describe(
 
     if isinstance(model, Sequential):
         content = {"type": "Sequential", "network": _describe_network(model, arrays)}
-    elif isinstance(model, _NetworkEstimator):
+    elif MODEL_TYPES.get(type(model).__name__) is type(model):
         content = _describe_estimator(model, arrays, training_state, fitted_overrides, run)
     else:
         raise TypeError(
@@ -1393,8 +1387,8 @@ def _check_fitted(
             n_outputs == expected,
             f"{len(classes)} classes need {expected} output(s), the network has {n_outputs}",
         )
-        if cls is LogisticRegression:
-            _require(len(classes) == 2, "a LogisticRegression has exactly two classes")
+        if getattr(cls, "_binary_only", False):
+            _require(len(classes) == 2, f"a {cls.__name__} has exactly two classes")
         result["classes_"] = classes
     else:
         _require(
@@ -1406,7 +1400,7 @@ def _check_fitted(
             "_y_ndim must be 1 or 2",
         )
         _require(fitted["_y_ndim"] == 2 or n_outputs == 1, "1-d targets have one output")
-    if cls in (LogisticRegression, SoftmaxRegression):
+    if "hidden_layer_sizes" not in _signature_defaults(cls):  # a linear model
         _require(len(network.layers) == 1, f"a {cls.__name__} has a single Dense layer")
     return result
 

@@ -31,11 +31,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .activations import get_activation, hidden_activations
-from .base import BaseEstimator, accuracy, available_if, r2_score
+from .base import ESTIMATORS, BaseEstimator, accuracy, available_if, r2_score
+from .io import CheckpointRun
 from .layers import Activation, Dense, Dropout, Layer
 from .losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy
 from .network import Sequential
-from .optimizers import LBFGS, Optimizer, get_optimizer
+from .optimizers import LBFGS, Optimizer, get_optimizer, resolve_optimizer
 from .schedules import Schedule, get_schedule
 from .streaming import (
     RowBlocks,
@@ -100,32 +101,6 @@ class _Prepared:
 
 #: The step size of ``optimizer="auto"`` when it picks gradient descent.
 AUTO_LEARNING_RATE = 0.1
-
-
-def resolve_optimizer(
-    optimizer: Any,
-    batch_size: Any,
-    learning_rate: Any,
-    schedule: Any = "constant",
-    clip_norm: Any = None,
-) -> Any:
-    """What ``optimizer="auto"`` stands for (any other value is returned as it is).
-
-    L-BFGS for full-batch training when nothing about steps is given: it needs no
-    step size, so unscaled or weighted data cannot make it oscillate or diverge.
-    Plain gradient descent ("sgd") as soon as a ``learning_rate``, a
-    ``batch_size``, a ``schedule`` or a ``clip_norm`` is given: the user asked for
-    steps of that size, on batches, scheduled or clipped, which L-BFGS would ignore.
-    """
-    if not (isinstance(optimizer, str) and optimizer == "auto"):
-        return optimizer
-    steps_asked = (
-        batch_size is not None
-        or learning_rate is not None
-        or not (isinstance(schedule, str) and schedule == "constant")
-        or clip_norm is not None
-    )
-    return "sgd" if steps_asked else "lbfgs"
 
 
 def _physical_memory() -> int | None:
@@ -454,8 +429,6 @@ class _NetworkEstimator(BaseEstimator):
         checkpoint_every: int | None = None,
         resume: str | os.PathLike[str] | bool | None = None,
     ) -> _NetworkEstimator:
-        from .io import CheckpointRun  # here, not at the top: handnet.io imports this module
-
         # Checks the checkpoint arguments and reads (and checks) a run to resume
         # before anything is trained; a resumed run starts like a fresh fit.
         run = CheckpointRun.start(self, checkpoint, checkpoint_every, resume)
@@ -1577,3 +1550,8 @@ class MLPRegressor(_MLPMixin, _NetworkEstimator):
         """
         self._fit(X, y, sample_weight, None, (), incremental=True)
         return self
+
+
+for _estimator in (LogisticRegression, SoftmaxRegression, MLPClassifier, MLPRegressor):
+    ESTIMATORS.register(_estimator.__name__, _estimator)
+del _estimator

@@ -705,6 +705,32 @@ command line and model files then know it); ``"lbfgs"`` is handled by the models
 (full batch only)."""
 
 
+def resolve_optimizer(
+    optimizer: Any,
+    batch_size: Any,
+    learning_rate: Any,
+    schedule: Any = "constant",
+    clip_norm: Any = None,
+) -> Any:
+    """What ``optimizer="auto"`` stands for (any other value is returned as it is).
+
+    L-BFGS for full-batch training when nothing about steps is given: it needs no
+    step size, so unscaled or weighted data cannot make it oscillate or diverge.
+    Plain gradient descent ("sgd") as soon as a ``learning_rate``, a
+    ``batch_size``, a ``schedule`` or a ``clip_norm`` is given: the user asked for
+    steps of that size, on batches, scheduled or clipped, which L-BFGS would ignore.
+    """
+    if not (isinstance(optimizer, str) and optimizer == "auto"):
+        return optimizer
+    steps_asked = (
+        batch_size is not None
+        or learning_rate is not None
+        or not (isinstance(schedule, str) and schedule == "constant")
+        or clip_norm is not None
+    )
+    return "sgd" if steps_asked else "lbfgs"
+
+
 def get_optimizer(optimizer: str | Optimizer | LBFGS, learning_rate: float) -> Optimizer | LBFGS:
     """An optimizer from its name (with the given learning rate) or the object itself."""
     if isinstance(optimizer, (Optimizer, LBFGS)):
