@@ -177,3 +177,64 @@ def test_a_registered_layer_is_saved_loaded_and_checked(tmp_path: Path) -> None:
     # Unregistered, the same file is refused: loading builds only what is registered.
     with pytest.raises(handnet.ModelFileError, match="unknown type 'HalfSquare'"):
         handnet.load(path)
+
+
+class ClippedSteps(Optimizer):
+    r"""Normalised steps :math:`\theta \leftarrow \theta - \eta\, g / \lVert g\rVert`, with a
+    flag and a word among its settings, and state of other shapes than the parameters':
+    one number per parameter vector (the largest gradient norm seen, 0-d) and a counter."""
+
+    def __init__(
+        self, learning_rate: float = 0.01, track_max: bool = True, mode: str = "normalised"
+    ) -> None:
+        super().__init__(learning_rate)
+        self.track_max = track_max
+        self.mode = mode
+
+    def _init_state(self, param: Array) -> dict[str, Array]:
+        state = {"count": np.zeros(1, dtype=param.dtype)}
+        if self.track_max:
+            state["max_norm"] = np.zeros((), dtype=param.dtype)
+        return state
+
+    def _update(self, param: Array, grad: Array, state: dict[str, Array]) -> None:
+        norm = float(np.sqrt(np.dot(grad, grad)))
+        if self.track_max:
+            state["max_norm"][...] = max(float(state["max_norm"]), norm)
+        state["count"] += 1
+        scale = 1.0 / max(norm, 1e-12) if self.mode == "normalised" else 1.0
+        param -= param.dtype.type(self.learning_rate * scale) * grad
+
+
+@pytest.mark.parametrize("track_max", [True, False])
+def test_an_optimizer_with_words_flags_and_state_of_any_shape(
+    track_max: bool, tmp_path: Path
+) -> None:
+    """Settings that are not numbers and per-parameter state of another shape are saved,
+    checked on load against what the configured optimizer keeps, and resumed exactly."""
+    OPTIMIZERS.register("clipped_steps", ClippedSteps)
+    try:
+        X, y = _data()
+
+        def make(max_iter: int) -> handnet.MLPClassifier:
+            optimizer = ClippedSteps(0.05, track_max=track_max, mode="normalised")
+            return handnet.MLPClassifier(hidden_layer_sizes=(8,), optimizer=optimizer,
+                                         batch_size=20, max_iter=max_iter, tol=None,
+                                         random_state=0)
+
+        model = make(20).fit(X, y)
+        path = tmp_path / "model.npz"
+        handnet.save(model, path)
+        loaded = handnet.load(path)
+        np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+        assert loaded.optimizer.mode == "normalised" and loaded.optimizer.track_max is track_max
+        checkpoint = tmp_path / "run.npz"
+        make(8).fit(X, y, checkpoint=checkpoint)
+        resumed = make(20).fit(X, y, checkpoint=checkpoint, resume=True)
+        np.testing.assert_array_equal(
+            resumed.network_.flat_parameters, model.network_.flat_parameters
+        )
+        counts = [m._trainer.optimizer.state[0]["count"][0] for m in (resumed, model)]
+        assert counts[0] == counts[1] == 20 * 10  # 10 batches an epoch
+    finally:
+        del OPTIMIZERS["clipped_steps"]

@@ -143,6 +143,8 @@ MAX_MEMBERS = 256
 #: name, extra fields and comment): handnet's are under 300.
 MAX_DIRECTORY_ENTRY = 2048
 MAX_LAYERS = 1000
+#: The longest string an optimizer's or schedule's setting may hold in a file.
+MAX_SETTING_LENGTH = 256
 MAX_LAYER_WIDTH = 1 << 31
 #: A member may expand (DEFLATE) at most this much relative to the whole file;
 #: handnet writes uncompressed members, whose size equals their stored size.
@@ -362,10 +364,14 @@ def _decode_param(value: Any, where: str) -> Any:
                 f"hyperparameter {where}: the settings of {name} must be among {sorted(allowed)}",
             )
             for key, setting in settings.items():
+                # Data only (numbers, flags, short words), handed to a registered class's
+                # constructor, which validates its own settings.
                 _require(
                     setting is None
-                    or (isinstance(setting, (int, float)) and not isinstance(setting, bool)),
-                    f"hyperparameter {where}: setting {key} of {name} must be a number",
+                    or isinstance(setting, (bool, int, float))
+                    or (isinstance(setting, str) and len(setting) <= MAX_SETTING_LENGTH),
+                    f"hyperparameter {where}: setting {key} of {name} must be a number, a "
+                    f"bool, null or a string of at most {MAX_SETTING_LENGTH} characters",
                 )
             return _ObjectSpec(cls, dict(settings))
     raise _Invalid(f"hyperparameter {where} has an unknown form {sorted(value)}")
@@ -525,7 +531,8 @@ def _describe_estimator(
 
 def _little_endian(array: NDArray[Any]) -> NDArray[Any]:
     dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder not in "|" else array.dtype
-    return np.ascontiguousarray(array, dtype=dtype)
+    # np.require, not np.ascontiguousarray, which makes a 0-d array 1-d.
+    return np.require(array, dtype=dtype, requirements="C")
 
 
 def _write_member(archive: zipfile.ZipFile, name: str, array: NDArray[Any]) -> None:
@@ -1454,10 +1461,13 @@ def _check_content(content: Mapping[str, Any], budget: int) -> _NetworkPlan | _E
         optimizer_type = _optimizer_type_name(chosen)
         schedule_type = _schedule_type_name(params.get("schedule", defaults.get("schedule")))
         try:
+            # The configured optimizer says what state it keeps (its settings may decide).
+            configured = chosen.build() if isinstance(chosen, _ObjectSpec) else None
             check_trainer_state(
-                training, network.parameters.size, network.dtype, optimizer_type, schedule_type
+                training, network.parameters.size, network.dtype, optimizer_type, schedule_type,
+                configured,
             )
-        except ValueError as error:
+        except (ValueError, TypeError) as error:
             raise _Invalid(str(error)) from None
     run = content["run"]
     if run is not None:

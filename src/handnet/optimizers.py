@@ -17,7 +17,7 @@ method that needs to evaluate the loss itself (:meth:`LBFGS.minimize`).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -44,6 +44,10 @@ class Optimizer:
     learning_rate : float
         Step size :math:`\\eta`. The training loop's schedules change it between epochs.
     """
+
+    #: Entries of :meth:`_init_state` that are scratch space, not state: a checkpoint
+    #: leaves them out, and loading one makes them again.
+    scratch_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, learning_rate: float) -> None:
         self.learning_rate: float = check_positive(learning_rate, "learning_rate")
@@ -77,12 +81,28 @@ class Optimizer:
 
     # --- checkpoints ---------------------------------------------------------------------
 
+    def state_template(self, param: Array) -> dict[str, tuple[tuple[int, ...], np.dtype[Any]]]:
+        """What a checkpoint holds of this optimizer's state for ``param``: key -> (shape, dtype).
+
+        Whatever :meth:`_init_state` makes, of any shape (per-element moments, one
+        number per parameter vector, ...), less :attr:`scratch_keys`. Model files
+        check a saved state against it before anything is restored.
+        """
+        return {
+            key: (np.shape(value), np.asarray(value).dtype)
+            for key, value in self._init_state(param).items()
+            if key not in self.scratch_keys
+        }
+
     def state_dict(self) -> dict[str, Any]:
         """Arrays and numbers that restore this optimizer exactly (for checkpoints)."""
         return {
             "iterations": self.iterations,
             "learning_rate": self.learning_rate,
-            "state": [{k: np.array(v, copy=True) for k, v in s.items()} for s in self.state],
+            "state": [
+                {k: np.array(v, copy=True) for k, v in s.items() if k not in self.scratch_keys}
+                for s in self.state
+            ],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -229,6 +249,8 @@ class Adam(Optimizer):
         self.beta2 = check_interval(beta2, "beta2", 0.0, 1.0, left_closed=True)
         self.eps = _check_eps(eps)
 
+    scratch_keys: ClassVar[tuple[str, ...]] = ("buffer",)
+
     def _init_state(self, param: Array) -> State:
         return {
             "m": np.zeros_like(param),
@@ -275,16 +297,10 @@ class Adam(Optimizer):
         buffer *= dtype(step_size)
         param -= buffer
 
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        for s in state["state"]:
-            s.pop("buffer", None)
-        return state
-
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         for s in self.state:
-            s["buffer"] = np.empty_like(s["m"])
+            s["buffer"] = np.empty_like(s["m"])  # scratch space, not saved
 
 
 class AdamW(Adam):

@@ -100,6 +100,19 @@ def _check_bool(value: Any, where: str) -> bool:
     return bool(value)
 
 
+def _check_array(
+    value: Any, where: str, shape: tuple[int, ...], dtype: np.dtype[Any]
+) -> Array:
+    """A finite array of exactly ``shape`` and ``dtype``."""
+    if not isinstance(value, np.ndarray):
+        _fail(where, f"must be an array, got {type(value).__name__}")
+    if value.shape != shape or value.dtype != dtype:
+        _fail(where, f"must have shape {shape} and dtype {dtype}, got {value.shape} {value.dtype}")
+    if not np.isfinite(value).all():
+        _fail(where, "holds NaN or infinite values")
+    return value
+
+
 def _check_vector(value: Any, where: str, size: int, dtype: np.dtype[Any]) -> Array:
     if not isinstance(value, np.ndarray):
         _fail(where, f"must be an array, got {type(value).__name__}")
@@ -273,19 +286,13 @@ def checked_bit_generator(state: Any, where: str = "rng") -> np.random.BitGenera
     return bit_generator
 
 
-def _expected_optimizer_keys(cls: type[Optimizer]) -> set[str]:
-    # The per-parameter state an update rule keeps is whatever its _init_state
-    # creates (minus Adam's scratch buffer, which state_dict leaves out).
-    probe = cls.__new__(cls)
-    return set(probe._init_state(np.zeros(1))) - {"buffer"}
-
-
 def check_trainer_state(
     state: Any,
     n_parameters: int,
     dtype: np.dtype[Any],
     optimizer_type: str | None = None,
     schedule_type: str | None = None,
+    optimizer: Optimizer | LBFGS | None = None,
 ) -> None:
     """Raise ``ValueError`` unless ``state`` is a valid :meth:`Trainer.state_dict`.
 
@@ -323,7 +330,7 @@ def check_trainer_state(
     if stopping["best_parameters"] is not None:
         _check_vector(stopping["best_parameters"], "stopping.best_parameters", n_parameters, dtype)
     check_rng_state(state["rng"])
-    _check_optimizer_state(state["optimizer"], n_parameters, dtype, optimizer_type)
+    _check_optimizer_state(state["optimizer"], n_parameters, dtype, optimizer_type, optimizer)
     schedule = _check_keys(state["schedule"], "schedule", {"type", "state"})
     kind = schedule["type"]
     if (
@@ -359,8 +366,19 @@ def check_trainer_state(
 
 
 def _check_optimizer_state(
-    state: Any, n_parameters: int, dtype: np.dtype[Any], expected_type: str | None
+    state: Any,
+    n_parameters: int,
+    dtype: np.dtype[Any],
+    expected_type: str | None,
+    optimizer: Optimizer | LBFGS | None = None,
 ) -> None:
+    """The optimizer's part of a trainer state.
+
+    An update rule's per-parameter state is checked against what the configured
+    ``optimizer`` would keep for the flat parameter vector
+    (:meth:`Optimizer.state_template`: any keys, shapes and dtypes it declares);
+    without one, against a default instance of the named class.
+    """
     if not isinstance(state, Mapping):
         _fail("optimizer", f"must be a mapping, got {type(state).__name__}")
     kind = state.get("type")
@@ -403,11 +421,18 @@ def _check_optimizer_state(
     slots = state["state"]
     if not isinstance(slots, list) or len(slots) > 1:
         _fail("optimizer.state", "must be a list of at most one entry (the flat parameters)")
-    expected = _expected_optimizer_keys(cls)
+    if not (isinstance(optimizer, cls) and type(optimizer) is cls):
+        try:
+            optimizer = cls(learning_rate=1.0)  # as names are built (get_optimizer)
+        except Exception as error:  # a user's class without defaults: say so
+            _fail("optimizer", f"cannot make a {kind} to check its state against ({error})")
+    assert isinstance(optimizer, Optimizer)
+    template = optimizer.state_template(np.zeros(n_parameters, dtype))
     for i, slot in enumerate(slots):
-        slot = _check_keys(slot, f"optimizer.state[{i}]", expected)
+        slot = _check_keys(slot, f"optimizer.state[{i}]", set(template))
         for key, value in slot.items():
-            _check_vector(value, f"optimizer.state[{i}].{key}", n_parameters, dtype)
+            shape, kind_dtype = template[key]
+            _check_array(value, f"optimizer.state[{i}].{key}", shape, kind_dtype)
 
 
 def check_epoch_order(

@@ -1122,6 +1122,7 @@ class Trainer:
             network.dtype,
             type(optimizer).__name__,
             type(self.schedule).__name__,
+            optimizer,
         )
         state = copy_tree(state)
         rng_state = state["rng"]
