@@ -8,9 +8,11 @@ line; unknown names and bad names are refused clearly.
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -238,3 +240,68 @@ def test_an_optimizer_with_words_flags_and_state_of_any_shape(
         assert counts[0] == counts[1] == 20 * 10  # 10 batches an epoch
     finally:
         del OPTIMIZERS["clipped_steps"]
+
+
+class RunningCentre(Layer):
+    r"""A user's layer with a buffer: training-mode passes move a running mean of the
+    inputs, :math:`\mu \leftarrow 0.9\mu + 0.1\,\bar x`, inference subtracts it; acts
+    differently in training and inference, and saves :math:`\mu` with the model."""
+
+    config_fields: ClassVar[dict[str, str]] = {"n_features": "size"}
+
+    def __init__(self, n_features: int) -> None:
+        self.n_features = int(n_features)
+        self.mean = np.zeros(self.n_features)
+
+    def forward(self, X: Array, training: bool = False) -> Array:
+        if training:
+            self.mean *= 0.9
+            self.mean += 0.1 * X.mean(axis=0)
+            return X
+        return X - self.mean
+
+    def backward(self, dout: Array, need_input_gradient: bool = True) -> Array | None:
+        return dout
+
+    def buffers(self) -> dict[str, Array]:
+        return {"mean": self.mean}
+
+    def config(self) -> dict[str, object]:
+        return {"type": "RunningCentre", "n_features": self.n_features}
+
+
+def test_a_layer_with_a_buffer_saves_and_restores_it(tmp_path: Path) -> None:
+    LAYERS.register("RunningCentre", RunningCentre)
+    try:
+        network = Sequential([RunningCentre(3), Dense(3, 2, random_state=0)])
+        X = np.random.default_rng(0).normal(3.0, 1.0, size=(50, 3))
+        for _ in range(20):
+            network.forward(X, training=True)
+        assert np.all(network.layers[0].mean > 2.0)
+        path = tmp_path / "network.npz"
+        handnet.save(network, path)
+        loaded = handnet.load(path)
+        np.testing.assert_array_equal(loaded.layers[0].mean, network.layers[0].mean)
+        np.testing.assert_array_equal(loaded.predict(X), network.predict(X))
+        # A file whose buffer has another shape is refused, not broadcast into place.
+        table = _bad_input_table()
+        tree = table.read_tree(path)
+        tree["network"]["buffers"][0]["mean"] = np.zeros(4)
+        table.forge(tree, path)
+        with pytest.raises(handnet.ModelFileError, match="buffer 'mean' must be"):
+            handnet.load(path)
+    finally:
+        del LAYERS["RunningCentre"]
+
+
+def _bad_input_table() -> Any:
+    """scripts/bad_array_table.py, whose read_tree/forge rewrite a model file's content."""
+    if "bad_array_table" in sys.modules:  # tests/test_bad_input.py loaded it already
+        return sys.modules["bad_array_table"]
+    path = Path(__file__).resolve().parent.parent / "scripts" / "bad_array_table.py"
+    spec = importlib.util.spec_from_file_location("bad_array_table", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bad_array_table"] = module  # dataclasses look the module up
+    spec.loader.exec_module(module)
+    return module

@@ -23,7 +23,9 @@ uncompressed members:
     * ``type``: ``"Sequential"`` or the model's class name, ``handnet_version``;
     * ``network``: ``dtype`` (``"float32"``/``"float64"``), ``layers`` (each
       layer's ``config()``, e.g. ``{"type": "Dense", "n_inputs": 4, "n_outputs": 8}``)
-      and ``parameters`` (a reference to the flat parameter vector);
+      , ``parameters`` (a reference to the flat parameter vector) and, for networks
+      whose layers keep non-trained state, ``buffers`` (per layer, its
+      :meth:`~handnet.layers.Layer.buffers` by name; the layer checks them on load);
     * for a model: ``params`` (the hyperparameters of ``get_params``; tuples,
       dicts, and optimizer / schedule objects as tagged objects such as
       ``{"$optimizer": "Adam", "settings": {"learning_rate": 0.001, ...}}``),
@@ -431,11 +433,22 @@ def _tree_with_array_refs(value: Any, name: str, arrays: dict[str, NDArray[Any]]
 
 def _describe_network(network: Sequential, arrays: dict[str, NDArray[Any]]) -> dict[str, Any]:
     arrays["parameters"] = network.flat_parameters
-    return {
+    description: dict[str, Any] = {
         "dtype": str(network.dtype),
         "layers": network.config(),
         "parameters": {"$array": "parameters"},
     }
+    buffers = network.buffers()
+    if any(buffers):  # written only by networks that keep some: older files have none
+        described = []
+        for i, layer_buffers in enumerate(buffers):
+            entry = {}
+            for name, value in layer_buffers.items():
+                arrays[f"buffers.{i}.{name}"] = value
+                entry[name] = {"$array": f"buffers.{i}.{name}"}
+            described.append(entry)
+        description["buffers"] = described
+    return description
 
 
 def _describe_classes(classes: NDArray[Any], arrays: dict[str, NDArray[Any]]) -> Any:
@@ -1229,10 +1242,22 @@ class _NetworkPlan:
     dtype: np.dtype[Any]
     layers: list[dict[str, Any]]
     parameters: Array
+    buffers: list[dict[str, Array]] | None = None
+
+    def restore_into(self, network: Sequential) -> None:
+        """Set ``network``'s parameters and buffers to the file's (already checked in shape)."""
+        network.flat_parameters[...] = self.parameters
+        for i, (layer, saved) in enumerate(
+            zip(network.layers, self.buffers or [{}] * len(network.layers), strict=True)
+        ):
+            try:
+                layer.load_buffers(saved)
+            except ValueError as error:
+                raise _Invalid(f"layer {i}: {error}") from None
 
 
 def _check_network(network: Any) -> _NetworkPlan:
-    _check_keys(network, "network", {"dtype", "layers", "parameters"})
+    _check_keys(network, "network", {"dtype", "layers", "parameters"}, {"buffers"})
     _require(
         isinstance(network["dtype"], str) and network["dtype"] in _NETWORK_DTYPES,
         f"network.dtype must be float32 or float64, got {network['dtype']!r}",
@@ -1248,7 +1273,20 @@ def _check_network(network: Any) -> _NetworkPlan:
         f"the parameters are {parameters.dtype} but the network is declared {dtype}",
     )
     layers = _check_layers(network["layers"], parameters.size)
-    return _NetworkPlan(dtype, layers, parameters)
+    buffers = network.get("buffers")
+    if buffers is not None:
+        # Names and arrays here; each layer checks shapes and values when it loads them.
+        _require(
+            isinstance(buffers, list)
+            and len(buffers) == len(layers)
+            and all(
+                isinstance(entry, dict)
+                and all(isinstance(k, str) and isinstance(v, np.ndarray) for k, v in entry.items())
+                for entry in buffers
+            ),
+            "network.buffers must list one object of named arrays per layer",
+        )
+    return _NetworkPlan(dtype, layers, parameters, buffers)
 
 
 def _check_float_list(value: Any, where: str) -> list[float]:
@@ -1498,7 +1536,7 @@ def _signature_defaults(cls: type) -> Mapping[str, inspect.Parameter]:
 def _build_sequential(plan: _NetworkPlan) -> Sequential:
     layers = [LAYERS[config["type"]].from_config(config, plan.dtype) for config in plan.layers]
     network = Sequential(layers)
-    network.flat_parameters[...] = plan.parameters
+    plan.restore_into(network)
     return network
 
 
@@ -1543,7 +1581,7 @@ def _build_estimator(plan: _EstimatorPlan) -> _NetworkEstimator:
         f"the hyperparameters describe the layers {_layer_summary(network.config())} but the "
         f"file holds {_layer_summary(plan.network.layers)}",
     )
-    network.flat_parameters[...] = plan.network.parameters
+    plan.network.restore_into(network)
     model.network_ = network
     model._dtype = plan.network.dtype
     for name, value in fitted.items():
@@ -1860,9 +1898,9 @@ class CheckpointRun:
                 # kernels too, unchecked): it must be a permutation of them.
                 check_epoch_order(plan.training["progress"], np.arange(n_rows))
             trainer.load_state_dict(plan.training)
-        except ValueError as error:
+            plan.network.restore_into(network)
+        except (ValueError, _Invalid) as error:
             raise ModelFileError(f"cannot resume from {source!r}: {error}") from None
-        network.flat_parameters[...] = plan.network.parameters
         model._rng = trainer.rng
         for name in ("loss_curve_", "validation_scores_", "t_", "n_iter_"):
             value = fitted[name]

@@ -99,6 +99,42 @@ class Layer:
         """The gradients of the loss with respect to :meth:`parameters`, same order."""
         return []
 
+    def buffers(self) -> dict[str, Array]:
+        """State that is not trained by gradients but saved with the model, by name.
+
+        Running statistics, say (a normalisation layer's running mean and variance):
+        the layer updates them itself (in a training-mode :meth:`forward`), and model
+        files store and restore them. Their shapes follow from :meth:`config`.
+        """
+        return {}
+
+    def load_buffers(self, values: Mapping[str, Array]) -> None:
+        """Copy saved :meth:`buffers` into this layer's own arrays (same names, shapes, dtypes).
+
+        Raises
+        ------
+        ValueError
+            If the names, shapes or dtypes differ from this layer's, or a value is not finite.
+        """
+        own = self.buffers()
+        if set(values) != set(own):
+            raise ValueError(
+                f"{type(self).__name__} keeps the buffers {sorted(own)}, got {sorted(values)}"
+            )
+        for name, value in values.items():
+            target = own[name]
+            if not (
+                isinstance(value, np.ndarray)
+                and value.shape == target.shape
+                and value.dtype == target.dtype
+                and np.isfinite(value).all()
+            ):
+                raise ValueError(
+                    f"{type(self).__name__} buffer {name!r} must be a finite {target.dtype} "
+                    f"array of shape {target.shape}"
+                )
+            target[...] = value
+
     def bind(self, parameters: list[Array], gradients: list[Array]) -> None:
         """Make the layer use the given arrays (e.g. views of one flat buffer)."""
         if parameters:

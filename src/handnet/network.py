@@ -172,6 +172,10 @@ class Sequential:
         """Every trainable array, layer by layer (views of :attr:`flat_parameters`)."""
         return [p for layer in self.layers for p in layer.parameters()]
 
+    def buffers(self) -> list[dict[str, Array]]:
+        """Each layer's non-trained saved state (:meth:`Layer.buffers`), layer by layer."""
+        return [layer.buffers() for layer in self.layers]
+
     def gradients(self) -> list[Array]:
         """The gradient of each of :meth:`parameters`, same order."""
         return [g for layer in self.layers for g in layer.gradients()]
