@@ -232,14 +232,18 @@ def rebuild_network(config: Sequence[dict[str, Any]], dtype: Any) -> Sequential:
 def supports(network: Sequential, training: bool) -> bool:
     """Whether block-wise evaluation gives this network's plain result.
 
-    Every layer must be one :func:`rebuild_network` knows, and a training-mode
-    forward pass must not draw dropout masks (threads would draw them in a
-    different order than one pass over all rows).
+    Every layer must be one :func:`rebuild_network` knows, keep no buffers, and
+    a training-mode forward pass must not draw dropout masks (threads would draw
+    them in a different order than one pass over all rows).
     """
     for layer in network.layers:
         if LAYERS.get(type(layer).__name__) is not type(layer):
             return False
         if layer.draws_random_numbers(training):
+            return False
+        if layer.buffers():
+            # Its state (running statistics) lives in this network alone: the threads'
+            # copies would neither see nor update it.
             return False
     return True
 
