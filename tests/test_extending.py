@@ -1,9 +1,9 @@
 """Growing handnet from outside the package: a new block is one class plus one ``register``.
 
-A user's activation, update rule and layer, registered from this file (no edit in the
-package), are known by name to the models, trained, saved, loaded with
-bit-identical predictions, checkpointed and resumed, and offered by the command
-line; unknown names and bad names are refused clearly.
+A user's activation, update rules, layers and estimator, registered from this file
+(no edit in the package), are known by name to the models, trained, saved, loaded
+with bit-identical predictions, checkpointed and resumed, and offered by the
+command line; unknown names and bad names are refused clearly.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 import handnet
 from handnet import cli
 from handnet.activations import ACTIVATIONS, ActivationPair, hidden_activations
+from handnet.base import ESTIMATORS
 from handnet.datasets import make_moons
 from handnet.gradcheck import check_network
 from handnet.layers import LAYERS, Dense, Layer
@@ -305,3 +306,45 @@ def _bad_input_table() -> Any:
     sys.modules["bad_array_table"] = module  # dataclasses look the module up
     spec.loader.exec_module(module)
     return module
+
+
+class CentredMLPClassifier(handnet.MLPClassifier):
+    """A user's estimator: an MLP whose inputs a :class:`RunningCentre` layer centres."""
+
+    def _build_network(
+        self, n_features: int, n_outputs: int, dtype: np.dtype[Any]
+    ) -> Sequential:
+        network = super()._build_network(n_features, n_outputs, dtype)
+        return Sequential([RunningCentre(n_features), *network.layers])
+
+
+def test_a_registered_estimator_trains_saves_loads_and_resumes(tmp_path: Path) -> None:
+    LAYERS.register("RunningCentre", RunningCentre)
+    ESTIMATORS.register("CentredMLPClassifier", CentredMLPClassifier)
+    try:
+        X, y = _data()
+        X = X + 5.0  # off-centre inputs, which the layer learns to centre
+
+        def make(max_iter: int) -> CentredMLPClassifier:
+            return CentredMLPClassifier(hidden_layer_sizes=(8,), learning_rate=0.02,
+                                        batch_size=20, max_iter=max_iter, tol=None,
+                                        random_state=0)
+
+        model = make(20).fit(X, y)
+        assert np.all(np.abs(model.network_.layers[0].mean - 5.0) < 1.0)
+        path = tmp_path / "model.npz"
+        handnet.save(model, path)
+        loaded = handnet.load(path)
+        assert type(loaded) is CentredMLPClassifier
+        np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+        checkpoint = tmp_path / "run.npz"
+        make(8).fit(X, y, checkpoint=checkpoint)
+        resumed = make(20).fit(X, y, checkpoint=checkpoint, resume=True)
+        np.testing.assert_array_equal(
+            resumed.network_.flat_parameters, model.network_.flat_parameters
+        )
+        np.testing.assert_array_equal(
+            resumed.network_.layers[0].mean, model.network_.layers[0].mean
+        )
+    finally:
+        del LAYERS["RunningCentre"], ESTIMATORS["CentredMLPClassifier"]

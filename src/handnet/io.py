@@ -1376,9 +1376,12 @@ def _check_fitted(
     _check_keys(fitted, "fitted", required, _FITTED_OPTIONAL)
     result = dict(fitted)
     dense = [c for c in network.layers if c["type"] == "Dense"]
+    # The outputs come from a Dense layer; the first Dense layer takes the features
+    # (layers before it, a registered estimator's own, keep their sizes). The whole
+    # stack is compared with what the hyperparameters build, before anything is built.
     _require(
-        network.layers[0]["type"] == "Dense" and network.layers[-1]["type"] == "Dense",
-        "a model's network starts and ends with a Dense layer",
+        bool(dense) and network.layers[-1]["type"] == "Dense",
+        "a model's network ends with a Dense layer",
     )
     n_features = fitted["n_features_in_"]
     _require(
