@@ -704,13 +704,7 @@ def check_writable(path: PathLike, what: str = "model") -> None:
             target,
         )
     probe = _temporary_name(target)
-    try:
-        descriptor = os.open(probe, _WRITE_FLAGS, 0o666)
-    except OSError as error:
-        raise type(error)(
-            error.errno, f"cannot write the {what} file {target!r}: {error.strerror}", target
-        ) from None
-    os.close(descriptor)
+    os.close(_open_temporary(probe, target, what))
     with contextlib.suppress(OSError):
         os.unlink(probe)
 
@@ -718,6 +712,23 @@ def check_writable(path: PathLike, what: str = "model") -> None:
 # O_EXCL: never reuse (or follow a link at) an existing name; mode 0o666 lets the
 # umask decide the permissions, as for any file the user creates.
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+
+
+def _open_temporary(temporary: str, target: str, what: str) -> int:
+    """Create ``temporary`` (next to ``target``) for writing; its file descriptor.
+
+    Raises
+    ------
+    OSError
+        Of the same type and errno as the system's, naming ``target``: the temporary
+        name is ours, not the user's.
+    """
+    try:
+        return os.open(temporary, _WRITE_FLAGS, 0o666)
+    except OSError as error:
+        raise type(error)(
+            error.errno, f"cannot write the {what} file {target!r}: {error.strerror}", target
+        ) from None
 
 
 def _write_atomic(path: PathLike, content: dict[str, Any], arrays: Mapping[str, Any]) -> None:
@@ -730,13 +741,7 @@ def _write_atomic(path: PathLike, content: dict[str, Any], arrays: Mapping[str, 
     target = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(target))
     temporary = _temporary_name(target)
-    try:
-        descriptor = os.open(temporary, _WRITE_FLAGS, 0o666)
-    except OSError as error:
-        # The temporary name is ours, not the user's: name the file they asked for.
-        raise type(error)(
-            error.errno, f"cannot write the model file {target!r}: {error.strerror}", target
-        ) from None
+    descriptor = _open_temporary(temporary, target, "model")
     try:
         with os.fdopen(descriptor, "wb") as stream:
             _write_archive(stream, content, arrays)
