@@ -1,28 +1,135 @@
 """Layers: each one's forward pass sits next to its backward pass.
 
-A layer maps an input batch ``X`` of shape ``(n_samples, n_inputs)`` to an output
-of shape ``(n_samples, n_outputs)``. ``forward`` keeps what ``backward`` needs;
+A layer maps an input batch ``X`` of shape ``(n_samples, *input_shape)`` to an
+output of shape ``(n_samples, *output_shape)``: ``(n_samples, n_features)`` for
+dense layers, ``(n_samples, channels, height, width)`` for images. A layer's
+*shape* is always per sample (the batch axis left out). ``forward`` keeps what
+``backward`` needs;
 ``backward(dout)`` takes :math:`\\partial L / \\partial\\,\\text{out}` and
 
 * writes the gradients of the layer's parameters into ``layer.gradients()``
   (overwriting them: calling ``backward`` twice gives the same gradients, it
   never accumulates), and
 * returns :math:`\\partial L / \\partial X`, the ``dout`` of the layer below.
+
+A layer may be written before its input size is known (``Dense(None, 10)``, the
+``None`` read from the layer below): :meth:`Layer.build` completes it for a given
+input shape and draws its initial parameters, which is how an estimator turns a
+list of layers into a network (:func:`handnet.network.build_network`).
+
+Each entry of a layer's saved :meth:`Layer.config` has a *kind* (``"size"``,
+``"rate"``, ...) from :data:`FIELD_KINDS`, against which model files check it
+before anything is built; a new layer with a new kind of setting registers it
+there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from .activations import get_activation
+from .activations import ACTIVATIONS, get_activation
 from .initializers import Initializer, get_initializer
 from .registry import Registry
 
 Array = NDArray[np.floating]
+Shape = tuple[int, ...]
+
+#: The largest size a model file's layer may declare (features, channels, kernel).
+MAX_SIZE = 1 << 31
+
+
+# --- the kinds of a layer's saved settings ------------------------------------------------
+
+
+def _is_int(value: Any, low: int, high: int = MAX_SIZE) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _size(value: Any) -> str | None:
+    if _is_int(value, 1):
+        return None
+    return f"must be an integer from 1 to {MAX_SIZE}, got {value!r}"
+
+
+def _sizes(value: Any) -> str | None:
+    """A list of sizes, one per spatial axis (kernel, stride, dilation)."""
+    if isinstance(value, list) and 1 <= len(value) <= 3 and all(_is_int(v, 1) for v in value):
+        return None
+    return f"must be a list of 1 to 3 integers from 1 to {MAX_SIZE}, got {value!r}"
+
+
+def _shape(value: Any) -> str | None:
+    """A per-sample shape (a list of 1 to 3 sizes)."""
+    return _sizes(value)
+
+
+def _padding(value: Any) -> str | None:
+    """Zero padding per spatial axis: ``"same"``, ``"valid"`` or a list of counts >= 0."""
+    if value in ("same", "valid"):
+        return None
+    if isinstance(value, list) and 1 <= len(value) <= 3 and all(_is_int(v, 0) for v in value):
+        return None
+    return f"must be 'same', 'valid' or a list of 1 to 3 integers >= 0, got {value!r}"
+
+
+def _rate(value: Any) -> str | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1:
+        return None
+    return f"must be in [0, 1), got {value!r}"
+
+
+def _fraction(value: Any) -> str | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1:
+        return None
+    return f"must be in (0, 1], got {value!r}"
+
+
+def _positive(value: Any) -> str | None:
+    if (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    ):
+        return None
+    return f"must be a finite number > 0, got {value!r}"
+
+
+def _flag(value: Any) -> str | None:
+    return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+
+
+def _activation(value: Any) -> str | None:
+    if isinstance(value, str) and value in ACTIVATIONS:
+        return None
+    return f"{value!r} is not a registered activation"
+
+
+FIELD_KINDS: Registry[Callable[[Any], str | None]] = Registry(
+    "layer setting kind",
+    [
+        ("size", _size),
+        ("sizes", _sizes),
+        ("shape", _shape),
+        ("padding", _padding),
+        ("rate", _rate),
+        ("fraction", _fraction),
+        ("positive", _positive),
+        ("flag", _flag),
+        ("activation", _activation),
+    ],
+)
+"""How each kind of saved layer setting is checked: kind -> check(value) -> problem or None.
+
+A model file's layer configs are checked against their class's
+:attr:`Layer.config_fields` with these before any layer is built. The values are
+JSON: lists, not tuples.
+"""
 
 
 class Layer:
@@ -37,10 +144,10 @@ class Layer:
     #: every array a layer returns is the caller's to keep.
     reuse_buffers: bool = False
 
-    #: The entries of :meth:`config` besides ``"type"``, each with its kind, against which
-    #: a model file's layers are checked before anything is built: ``"size"`` (an
-    #: integer >= 1), ``"activation"`` (a registered activation's name) or ``"rate"``
-    #: (a number in [0, 1)).
+    #: The entries of :meth:`config` besides ``"type"``, each with its kind in
+    #: :data:`FIELD_KINDS`, against which a model file's layers are checked before
+    #: anything is built: ``"size"`` (an integer >= 1), ``"activation"`` (a registered
+    #: activation's name), ``"rate"`` (a number in [0, 1)), ``"sizes"``, ``"padding"``...
     config_fields: ClassVar[dict[str, str]] = {}
 
     #: The attributes in which :meth:`forward` keeps what :meth:`backward` needs (the
@@ -140,9 +247,46 @@ class Layer:
         if parameters:
             raise TypeError(f"{type(self).__name__} has no parameters to bind")
 
+    def output_shape(self, input_shape: Shape) -> Shape:
+        """The per-sample shape of the output for inputs of per-sample shape ``input_shape``.
+
+        Raises ``ValueError`` (saying what it expects) when the layer cannot take
+        such inputs.
+        """
+        return tuple(input_shape)
+
     def output_size(self, n_inputs: int) -> int:
-        """Number of output features for ``n_inputs`` input features."""
-        return n_inputs
+        """Number of output features for ``n_inputs`` input features (flat input)."""
+        shape = self.output_shape((n_inputs,))
+        return math.prod(shape)
+
+    def build(self, input_shape: Shape, rng: np.random.Generator, dtype: DTypeLike) -> None:
+        """Complete the layer for inputs of per-sample shape ``input_shape``, freshly initialised.
+
+        Sizes given as ``None`` are read from ``input_shape``; parameters are
+        (re)allocated in ``dtype`` and drawn from ``rng``, so that a model's fit
+        starts from its own ``random_state`` whatever the layer held before.
+        Layers without parameters only check that they can take the input.
+
+        Raises
+        ------
+        ValueError
+            If the layer cannot take inputs of that shape.
+        """
+        self.output_shape(input_shape)
+        if self.parameters():
+            raise NotImplementedError(
+                f"{type(self).__name__} has parameters, so it must define build() to "
+                "(re)initialise them"
+            )
+        self.set_random_state(rng)
+
+    def is_built(self) -> bool:
+        """Whether every size is known and the parameters exist (see :meth:`build`)."""
+        return True
+
+    def set_random_state(self, rng: np.random.Generator) -> None:
+        """Draw this layer's training-time random numbers (dropout's masks) from ``rng``."""
 
     def draws_random_numbers(self, training: bool) -> bool:
         """Whether a pass in this mode draws random numbers (dropout's masks).
@@ -165,13 +309,16 @@ class Layer:
         return cls(**{name: config[name] for name in cls.config_fields})
 
     @classmethod
-    def chain(cls, config: Mapping[str, Any], n_inputs: int | None) -> tuple[int | None, int]:
-        """``(n_outputs, n_parameters)`` of the configured layer after ``n_inputs`` features.
+    def chain(cls, config: Mapping[str, Any], input_shape: Shape | None) -> tuple[Shape | None, int]:
+        """``(output_shape, n_parameters)`` of the configured layer after ``input_shape``.
 
-        ``n_inputs`` is ``None`` when the sizes before are not known yet. Raises
-        ``ValueError`` when the layer cannot take that input.
+        Computed from the config alone (nothing is allocated), so that a model file
+        is checked before any layer is built. ``input_shape`` is the per-sample
+        shape from the layer below, ``None`` when it is not known; the output shape
+        is ``None`` when it cannot be known. Raises ``ValueError`` when the layer
+        cannot take that input.
         """
-        return n_inputs, 0
+        return input_shape, 0
 
 
 class Dense(Layer):
@@ -179,8 +326,13 @@ class Dense(Layer):
 
     Parameters
     ----------
-    n_inputs, n_outputs : int
-        ``W`` has shape ``(n_inputs, n_outputs)`` and ``b`` shape ``(n_outputs,)``.
+    n_inputs : int or None
+        ``W`` has shape ``(n_inputs, n_outputs)``. ``None``: taken from the layer
+        below when the network is built (:meth:`build`); until then the layer has
+        no parameters.
+    n_outputs : int or None
+        ``b`` has shape ``(n_outputs,)``. ``None`` only in an estimator's last
+        layer, which the estimator sizes from the targets.
     init : str or callable, default "xavier"
         Weight initialiser (see :mod:`handnet.initializers`); biases start at 0.
     random_state : int, Generator or None
@@ -203,34 +355,57 @@ class Dense(Layer):
 
     def __init__(
         self,
-        n_inputs: int,
-        n_outputs: int,
+        n_inputs: int | None,
+        n_outputs: int | None,
         init: str | Initializer = "xavier",
         random_state: int | np.random.Generator | None = None,
         dtype: DTypeLike = np.float64,
     ) -> None:
-        if int(n_inputs) < 1 or int(n_outputs) < 1:
-            raise ValueError(
-                f"Dense needs n_inputs >= 1 and n_outputs >= 1, got {n_inputs}, {n_outputs}"
-            )
-        self.n_inputs = int(n_inputs)
-        self.n_outputs = int(n_outputs)
+        for name, value in (("n_inputs", n_inputs), ("n_outputs", n_outputs)):
+            if value is not None and not (
+                isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+            ):
+                raise ValueError(
+                    f"Dense needs {name} to be an integer >= 1 (or None: set when the network "
+                    f"is built), got {value!r}"
+                )
+        self.n_inputs = None if n_inputs is None else int(n_inputs)
+        self.n_outputs = None if n_outputs is None else int(n_outputs)
+        self._initializer = init
         self.init = init if isinstance(init, str) else getattr(init, "__name__", "custom")
-        rng = np.random.default_rng(random_state)
+        get_initializer(init)  # an unknown name is an error now, not at build time
+        self._X: Array | None = None
+        self._training = False
+        if self.n_inputs is not None and self.n_outputs is not None:
+            self._allocate(np.random.default_rng(random_state), dtype)
+
+    def _allocate(self, rng: np.random.Generator, dtype: DTypeLike) -> None:
+        assert self.n_inputs is not None and self.n_outputs is not None
         self.weights: Array = np.ascontiguousarray(
-            get_initializer(init)(self.n_inputs, self.n_outputs, rng, dtype)
+            get_initializer(self._initializer)(self.n_inputs, self.n_outputs, rng, dtype)
         )
         self.bias: Array = np.zeros(self.n_outputs, dtype=self.weights.dtype)
         self.grad_weights: Array = np.zeros_like(self.weights)
         self.grad_bias: Array = np.zeros_like(self.bias)
-        self._X: Array | None = None
-        self._training = False
+
+    def is_built(self) -> bool:
+        return "weights" in self.__dict__
+
+    def build(self, input_shape: Shape, rng: np.random.Generator, dtype: DTypeLike) -> None:
+        if self.n_outputs is None:
+            raise ValueError(
+                "Dense(n_inputs, None) has no output size; an estimator sets it in the last "
+                "layer only, from the targets"
+            )
+        self.output_shape(input_shape)
+        self.n_inputs = int(input_shape[0])
+        self._allocate(rng, dtype)
 
     def forward(self, X: Array, training: bool = False) -> Array:
         self._X = X
         self._training = training and self.reuse_buffers
         if self._training:
-            out = self._workspace("out", (X.shape[0], self.n_outputs), X.dtype)
+            out = self._workspace("out", (X.shape[0], self.weights.shape[1]), X.dtype)
             np.dot(X, self.weights, out=out)
         else:
             out = np.dot(X, self.weights)
@@ -250,10 +425,10 @@ class Dense(Layer):
         return np.dot(dout, self.weights.T)
 
     def parameters(self) -> list[Array]:
-        return [self.weights, self.bias]
+        return [self.weights, self.bias] if self.is_built() else []
 
     def gradients(self) -> list[Array]:
-        return [self.grad_weights, self.grad_bias]
+        return [self.grad_weights, self.grad_bias] if self.is_built() else []
 
     def bind(self, parameters: list[Array], gradients: list[Array]) -> None:
         weights, bias = parameters
@@ -264,10 +439,17 @@ class Dense(Layer):
         self.weights, self.bias = weights, bias
         self.grad_weights, self.grad_bias = gradients
 
-    def output_size(self, n_inputs: int) -> int:
-        if n_inputs != self.n_inputs:
-            raise ValueError(f"Dense layer expects {self.n_inputs} inputs, got {n_inputs}")
-        return self.n_outputs
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 1:
+            raise ValueError(
+                f"Dense takes flat inputs (n_samples, n_features), got per-sample shape "
+                f"{tuple(input_shape)}; put a Flatten() layer before it"
+            )
+        if self.n_inputs is not None and input_shape[0] != self.n_inputs:
+            raise ValueError(f"Dense layer expects {self.n_inputs} inputs, got {input_shape[0]}")
+        if self.n_outputs is None:
+            raise ValueError("Dense(n_inputs, None) has no output size until an estimator sets it")
+        return (self.n_outputs,)
 
     def config(self) -> dict[str, object]:
         return {"type": "Dense", "n_inputs": self.n_inputs, "n_outputs": self.n_outputs}
@@ -279,11 +461,14 @@ class Dense(Layer):
         return cls(int(config["n_inputs"]), int(config["n_outputs"]), init="zeros", dtype=dtype)
 
     @classmethod
-    def chain(cls, config: Mapping[str, Any], n_inputs: int | None) -> tuple[int | None, int]:
+    def chain(cls, config: Mapping[str, Any], input_shape: Shape | None) -> tuple[Shape | None, int]:
         n_in, n_out = int(config["n_inputs"]), int(config["n_outputs"])
-        if n_inputs is not None and n_inputs != n_in:
-            raise ValueError(f"Dense expects {n_in} inputs but the layer before gives {n_inputs}")
-        return n_out, (n_in + 1) * n_out
+        if input_shape is not None and tuple(input_shape) != (n_in,):
+            raise ValueError(
+                f"Dense expects {n_in} inputs but the layer before gives shape "
+                f"{tuple(input_shape)}"
+            )
+        return (n_out,), (n_in + 1) * n_out
 
     def __repr__(self) -> str:
         return f"Dense({self.n_inputs}, {self.n_outputs})"
@@ -380,13 +565,110 @@ class Dropout(Layer):
     def draws_random_numbers(self, training: bool) -> bool:
         return training and self.rate > 0
 
+    def set_random_state(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+
     def __repr__(self) -> str:
         return f"Dropout({self.rate})"
 
 
+class Reshape(Layer):
+    """View each sample as an array of another shape: ``(n, *before) -> (n, *shape)``.
+
+    No copy and no arithmetic: forward and backward are reshapes. An estimator puts
+    one first when its flat rows hold images (``input_shape=(1, 28, 28)``), so that
+    the data, the batches and the model file stay 2-D.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        The per-sample output shape (1 to 3 sizes); its product must equal the
+        input's number of values per sample.
+    """
+
+    _forward_cache = ("_input_shape",)
+
+    def __init__(self, shape: tuple[int, ...] | list[int]) -> None:
+        shape = tuple(shape)
+        problem = _shape(list(shape))
+        if problem is not None:
+            raise ValueError(f"Reshape shape {problem}")
+        self.shape: Shape = tuple(int(size) for size in shape)
+        self._input_shape: Shape | None = None
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        if math.prod(input_shape) != math.prod(self.shape):
+            raise ValueError(
+                f"cannot view {math.prod(input_shape)} values per sample (shape "
+                f"{tuple(input_shape)}) as shape {self.shape} ({math.prod(self.shape)} values)"
+            )
+        return self.shape
+
+    def forward(self, X: Array, training: bool = False) -> Array:
+        self._input_shape = X.shape[1:]
+        return X.reshape(X.shape[0], *self.output_shape(X.shape[1:]))
+
+    def backward(self, dout: Array, need_input_gradient: bool = True) -> Array | None:
+        if self._input_shape is None:
+            raise RuntimeError("Reshape.backward called before forward")
+        return dout.reshape(dout.shape[0], *self._input_shape)
+
+    def config(self) -> dict[str, object]:
+        return {"type": "Reshape", "shape": list(self.shape)}
+
+    config_fields: ClassVar[dict[str, str]] = {"shape": "shape"}
+
+    @classmethod
+    def chain(cls, config: Mapping[str, Any], input_shape: Shape | None) -> tuple[Shape | None, int]:
+        shape = tuple(config["shape"])
+        if input_shape is not None:
+            cls(shape).output_shape(input_shape)
+        return shape, 0
+
+    def __repr__(self) -> str:
+        return f"Reshape({self.shape})"
+
+
+class Flatten(Layer):
+    """Flatten each sample: ``(n, c, h, w) -> (n, c * h * w)`` (row-major, no copy).
+
+    Backward reshapes the gradient back to the input's shape.
+    """
+
+    _forward_cache = ("_input_shape",)
+
+    def __init__(self) -> None:
+        self._input_shape: Shape | None = None
+
+    def output_shape(self, input_shape: Shape) -> Shape:
+        return (math.prod(input_shape),)
+
+    def forward(self, X: Array, training: bool = False) -> Array:
+        self._input_shape = X.shape[1:]
+        return X.reshape(X.shape[0], -1)
+
+    def backward(self, dout: Array, need_input_gradient: bool = True) -> Array | None:
+        if self._input_shape is None:
+            raise RuntimeError("Flatten.backward called before forward")
+        return dout.reshape(dout.shape[0], *self._input_shape)
+
+    @classmethod
+    def chain(cls, config: Mapping[str, Any], input_shape: Shape | None) -> tuple[Shape | None, int]:
+        return (None if input_shape is None else (math.prod(input_shape),)), 0
+
+    def __repr__(self) -> str:
+        return "Flatten()"
+
+
 LAYERS: Registry[type[Layer]] = Registry(
     "layer",
-    [("Dense", Dense), ("Activation", Activation), ("Dropout", Dropout)],
+    [
+        ("Dense", Dense),
+        ("Activation", Activation),
+        ("Dropout", Dropout),
+        ("Reshape", Reshape),
+        ("Flatten", Flatten),
+    ],
     pattern=r"[A-Z][A-Za-z0-9]{0,63}",
 )
 """Layer classes by the ``"type"`` their :meth:`Layer.config` writes (the class name).

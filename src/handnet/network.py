@@ -14,6 +14,7 @@ network as a function of one vector, and a model file store one array.
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,7 +23,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .layers import Dense, Dropout, Layer
+from numpy.typing import DTypeLike
+
+from .layers import Dense, Layer, Shape
 
 Array = NDArray[np.floating]
 
@@ -48,6 +51,14 @@ class Sequential:
         self.layers = list(layers)
         if not self.layers:
             raise ValueError("Sequential needs at least one layer")
+        for layer in self.layers:
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Sequential takes Layer objects, got {type(layer).__name__}")
+            if not layer.is_built():
+                raise ValueError(
+                    f"{layer!r} does not know its sizes yet; give them, or let "
+                    "build_network(layers, input_shape) read them from the layers below"
+                )
         dense = [layer for layer in self.layers if isinstance(layer, Dense)]
         for below, above in itertools.pairwise(dense):
             if below.n_outputs != above.n_inputs:
@@ -195,10 +206,13 @@ class Sequential:
         return int(self.flat_parameters.size)
 
     def set_random_state(self, rng: np.random.Generator) -> None:
-        """Make every dropout layer draw its masks from ``rng``."""
+        """Make every layer that draws random numbers (dropout) draw them from ``rng``."""
         for layer in self.layers:
-            if isinstance(layer, Dropout):
-                layer.rng = rng
+            layer.set_random_state(rng)
+
+    def draws_random_numbers(self, training: bool = True) -> bool:
+        """Whether a pass in this mode draws random numbers (see :meth:`Layer.draws_random_numbers`)."""
+        return any(layer.draws_random_numbers(training) for layer in self.layers)
 
     def config(self) -> list[dict[str, object]]:
         """JSON-serialisable description of the layers."""
@@ -207,3 +221,65 @@ class Sequential:
     def __repr__(self) -> str:
         inner = ",\n    ".join(repr(layer) for layer in self.layers)
         return f"Sequential([\n    {inner},\n])"
+
+
+def build_network(
+    layers: Sequence[Layer],
+    input_shape: Shape,
+    rng: np.random.Generator,
+    dtype: DTypeLike = np.float64,
+    n_outputs: int | None = None,
+) -> Sequential:
+    """A freshly initialised network from copies of ``layers`` (which are left untouched).
+
+    Each layer is built (:meth:`Layer.build`) for the per-sample shape the layers
+    before it give, so sizes written as ``None`` are filled in and every parameter
+    is drawn from ``rng``.
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+        The layers, as specifications: copied, never modified.
+    input_shape : tuple of int
+        Per-sample shape of the input, e.g. ``(n_features,)`` or ``(1, 28, 28)``.
+    rng : numpy.random.Generator
+        Source of the initial parameters and of dropout's masks.
+    dtype : float32 or float64
+    n_outputs : int, optional
+        The size the network's output must have: a last ``Dense`` with
+        ``n_outputs=None`` gets it (an estimator sizes its output from the targets).
+
+    Raises
+    ------
+    ValueError
+        If a layer cannot take what the layer before gives, or the output has
+        another size than ``n_outputs``; the message names the layer.
+    """
+    built: list[Layer] = []
+    shape: Shape = tuple(int(size) for size in input_shape)
+    last = len(layers) - 1
+    for position, spec in enumerate(layers):
+        if not isinstance(spec, Layer):
+            raise TypeError(
+                f"layers[{position}] must be a handnet Layer, got {type(spec).__name__}"
+            )
+        layer = copy.deepcopy(spec)
+        if position == last and n_outputs is not None and isinstance(layer, Dense):
+            if layer.n_outputs is None:
+                layer.n_outputs = n_outputs
+        try:
+            layer.build(shape, rng, dtype)
+            shape = layer.output_shape(shape)
+        except ValueError as error:
+            raise ValueError(
+                f"layers[{position}] {spec!r} cannot follow a layer giving per-sample shape "
+                f"{shape}: {error}"
+            ) from None
+        built.append(layer)
+    if n_outputs is not None and shape != (n_outputs,):
+        raise ValueError(
+            f"the last layer gives per-sample shape {shape}, but the targets need "
+            f"{n_outputs} output(s); end the layers with Dense(None, {n_outputs}) (or "
+            "Dense(None, None), sized from the targets)"
+        )
+    return Sequential(built)
