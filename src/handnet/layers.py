@@ -110,6 +110,15 @@ def _activation(value: Any) -> str | None:
     return f"{value!r} is not a registered activation"
 
 
+def _layers(value: Any) -> str | None:
+    """A list of layer configs (a block's sub-layers), each checked like a network's."""
+    try:
+        check_layer_configs(value, None, "sub-layer", max_layers=100)
+    except ValueError as error:
+        return f"holds a bad layer: {error}"
+    return None
+
+
 FIELD_KINDS: Registry[Callable[[Any], str | None]] = Registry(
     "layer setting kind",
     [
@@ -122,6 +131,7 @@ FIELD_KINDS: Registry[Callable[[Any], str | None]] = Registry(
         ("positive", _positive),
         ("flag", _flag),
         ("activation", _activation),
+        ("layers", _layers),
     ],
 )
 """How each kind of saved layer setting is checked: kind -> check(value) -> problem or None.
@@ -658,6 +668,54 @@ class Flatten(Layer):
 
     def __repr__(self) -> str:
         return "Flatten()"
+
+
+def check_layer_configs(
+    configs: Any, input_shape: Shape | None = None, where: str = "layer", max_layers: int = 1000
+) -> tuple[Shape | None, int]:
+    """Check saved layer configs before anything is built: ``(output_shape, n_parameters)``.
+
+    Each config must name a registered layer (:data:`LAYERS`), hold exactly its
+    :attr:`Layer.config_fields`, each valid for its kind (:data:`FIELD_KINDS`), and
+    the layers must chain (:meth:`Layer.chain`) from ``input_shape``. Nothing is
+    allocated, so a forged file cannot make the loader build a huge layer.
+
+    Raises
+    ------
+    ValueError
+        Naming the layer (``where`` and its position) and what is wrong.
+    """
+    if not isinstance(configs, list) or not 0 < len(configs) <= max_layers:
+        raise ValueError(f"{where}s must be a list of 1 to {max_layers} layer configs")
+    shape, total = input_shape, 0
+    for i, config in enumerate(configs):
+        here = f"{where} {i}"
+        if not isinstance(config, dict):
+            raise ValueError(f"{here} must be an object")
+        kind = config.get("type")
+        cls = LAYERS.get(kind) if isinstance(kind, str) else None
+        if cls is None:
+            raise ValueError(f"{here} is of unknown type {kind!r}; known: {', '.join(LAYERS)}")
+        missing = sorted(set(cls.config_fields) - set(config))
+        extra = sorted(set(config) - {"type", *cls.config_fields})
+        if missing or extra:
+            raise ValueError(
+                f"{here} ({kind}) "
+                + (f"lacks {missing}" if missing else f"has unknown entries {extra}")
+            )
+        for name, field_kind in cls.config_fields.items():
+            check = FIELD_KINDS.get(field_kind)
+            if check is None:
+                raise ValueError(f"{here} ({kind}): {name} is of an unknown kind {field_kind!r}")
+            problem = check(config[name])
+            if problem is not None:
+                raise ValueError(f"{here} ({kind}): {name} {problem}")
+        try:
+            shape, n_parameters = cls.chain(config, shape)
+        except ValueError as error:
+            raise ValueError(f"{here} ({kind}): {error}") from None
+        total += n_parameters
+    return shape, total
 
 
 LAYERS: Registry[type[Layer]] = Registry(
