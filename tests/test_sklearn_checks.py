@@ -30,7 +30,16 @@ pytest.importorskip("pandas")  # check_dataframe_column_names_consistency
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from handnet import LogisticRegression, MLPClassifier, MLPRegressor, SoftmaxRegression
+from handnet import (
+    Activation,
+    Dense,
+    LogisticRegression,
+    MLPClassifier,
+    MLPRegressor,
+    NeuralNetClassifier,
+    NeuralNetRegressor,
+    SoftmaxRegression,
+)
 from handnet.models import resolve_optimizer
 
 # The L-BFGS and early-stopping configurations keep the default tol, so on some of
@@ -60,6 +69,18 @@ ESTIMATORS: list[Any] = [
     SoftmaxRegression(random_state=0),
     MLPClassifier(random_state=0),
     MLPRegressor(random_state=0),
+    NeuralNetClassifier(random_state=0),
+    NeuralNetRegressor(random_state=0),
+    # --- estimators over a list of layers, each size read from the layer below ---
+    NeuralNetClassifier(
+        [Dense(None, 16), Activation("tanh"), Dense(None, None)], learning_rate=0.02,
+        batch_size=4, max_iter=20, tol=None, random_state=0,
+    ),
+    NeuralNetRegressor(
+        [Dense(None, 16, init="he"), Activation("relu"), Dense(None, None, init="he")],
+        optimizer="lbfgs",
+        max_iter=200, random_state=0,
+    ),
     # --- LogisticRegression (binary only) ---
     LogisticRegression(learning_rate=0.5, max_iter=100, tol=None, **_LINEAR),  # full-batch GD
     LogisticRegression(batch_size=1, learning_rate=0.05, max_iter=10, tol=None, **_LINEAR),

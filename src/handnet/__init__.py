@@ -9,6 +9,7 @@ from . import (
     initializers,
     layers,
     losses,
+    neural_net,
     optimizers,
     penalties,
     schedules,
@@ -16,9 +17,10 @@ from . import (
 )
 from .exceptions import ConvergenceWarning, DivergenceError, ModelFileError, NotFittedError
 from .io import load, save
-from .layers import Activation, Dense, Dropout, Layer
+from .layers import Activation, Dense, Dropout, Flatten, Layer, Reshape
 from .models import LogisticRegression, MLPClassifier, MLPRegressor, SoftmaxRegression
-from .network import Sequential
+from .network import Sequential, build_network
+from .neural_net import NeuralNetClassifier, NeuralNetRegressor
 
 __version__ = "0.1.0"
 
@@ -28,22 +30,28 @@ __all__ = [
     "Dense",
     "DivergenceError",
     "Dropout",
+    "Flatten",
     "Layer",
     "LogisticRegression",
     "MLPClassifier",
     "MLPRegressor",
     "ModelFileError",
+    "NeuralNetClassifier",
+    "NeuralNetRegressor",
     "NotFittedError",
+    "Reshape",
     "Sequential",
     "SoftmaxRegression",
     "__version__",
     "activations",
+    "build_network",
     "datasets",
     "gradcheck",
     "initializers",
     "layers",
     "load",
     "losses",
+    "neural_net",
     "optimizers",
     "penalties",
     "save",

@@ -679,6 +679,8 @@ def _describe_model(model: Any) -> str:
     from .layers import Activation, Dense, Dropout
 
     layers = model.network_.layers
+    if not all(isinstance(layer, (Activation, Dense, Dropout)) for layer in layers):
+        return f"{type(model).__name__} " + " -> ".join(repr(layer) for layer in layers)
     dense = [layer for layer in layers if isinstance(layer, Dense)]
     widths = [str(dense[0].n_inputs)] + [str(layer.n_outputs) for layer in dense]
     activations = sorted({layer.name for layer in layers if isinstance(layer, Activation)})
@@ -1489,23 +1491,28 @@ def _add_gradcheck(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
 
 def _float64_copy(network: Any) -> Any:
     """The same network in float64 (finite differences in float32 are too noisy)."""
-    from .layers import Activation, Dense, Dropout, Layer
-    from .network import Sequential
+    return network.astype(np.float64)
 
-    layers: list[Layer] = []
+
+def _network_inputs(network: Any) -> int:
+    """How many features a bare network takes: its first sized layer says.
+
+    A ``Reshape`` first gives the image size; otherwise the first ``Dense``,
+    reached through layers that keep the shape (activations, dropout).
+    """
+    from .layers import Activation, Dense, Dropout, Reshape
+
     for layer in network.layers:
-        if isinstance(layer, Dense):
-            copy = Dense(layer.n_inputs, layer.n_outputs, init="zeros", dtype=np.float64)
-            copy.weights[...] = layer.weights
-            copy.bias[...] = layer.bias
-            layers.append(copy)
-        elif isinstance(layer, Activation):
-            layers.append(Activation(layer.name))
-        elif isinstance(layer, Dropout):
-            layers.append(Dropout(layer.rate, random_state=0))
-        else:
-            raise ValueError(f"gradcheck cannot copy a {type(layer).__name__} layer")
-    return Sequential(layers)
+        if isinstance(layer, Reshape):
+            return math.prod(layer.shape)
+        if isinstance(layer, Dense) and layer.n_inputs is not None:
+            return int(layer.n_inputs)
+        if not isinstance(layer, (Activation, Dropout)):
+            break
+    raise ValueError(
+        "cannot tell how many features this network takes: start it with a Dense or a "
+        "Reshape layer"
+    )
 
 
 def _run_gradcheck(args: argparse.Namespace, out: IO[str]) -> int:
@@ -1523,15 +1530,18 @@ def _run_gradcheck(args: argparse.Namespace, out: IO[str]) -> int:
             raise ValueError(f"{args.model} holds an unfitted {type(model).__name__}: no network")
         # A copy: the loaded model is left alone, and the check runs in float64.
         network = _float64_copy(source)
-        dense = [layer for layer in network.layers if isinstance(layer, Dense)]
-        n_outputs = dense[-1].n_outputs
+        n_features = (
+            _network_inputs(network)
+            if isinstance(model, Sequential)
+            else int(model.n_features_in_)
+        )
+        n_outputs = int(network.predict(np.zeros((1, n_features))).shape[1])
         if isinstance(model, Sequential):
             loss = SoftmaxCrossEntropy() if n_outputs > 1 else BinaryCrossEntropy()
             l2 = 0.0 if args.l2 is None else args.l2
         else:
             loss = model._loss()
             l2 = float(model.alpha) if args.l2 is None else args.l2
-        n_features = dense[0].n_inputs
         title = f"{type(model).__name__} from {args.model}"
     else:
         n_outputs = 1 if args.classes <= 2 else args.classes

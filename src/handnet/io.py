@@ -113,10 +113,9 @@ from typing import IO, Any, Union
 import numpy as np
 from numpy.typing import NDArray
 
-from .activations import ACTIVATIONS
 from .base import ESTIMATORS
 from .exceptions import ModelFileError
-from .layers import LAYERS
+from .layers import LAYERS, Layer, Shape, check_layer_configs
 from .network import Sequential
 from .optimizers import LBFGS, OPTIMIZERS, Optimizer, resolve_optimizer
 from .schedules import SCHEDULES, Schedule
@@ -291,6 +290,19 @@ def _encode_param(value: Any, initial_learning_rate: float | None = None) -> Any
             # hyperparameter is the rate the run started from.
             settings["learning_rate"] = float(initial_learning_rate)
         return {"$optimizer": name, "settings": settings}
+    if isinstance(value, Layer):
+        name = type(value).__name__
+        if LAYERS.get(name) is not type(value):
+            raise ValueError(
+                f"cannot save a model whose layers hold a {type(value).__qualname__}: register "
+                f"it first (handnet.layers.LAYERS.register({name!r}, ...))"
+            )
+        settings = {
+            k: _encode_param(getattr(value, k))
+            for k in _init_argument_names(type(value))
+            if k not in _LAYER_RUNTIME_ARGUMENTS
+        }
+        return {"$layer": name, "settings": settings}
     if isinstance(value, Schedule):
         name = type(value).__name__
         if schedule_types().get(name) is not type(value):
@@ -318,6 +330,11 @@ def _encode_params(model: _NetworkEstimator) -> tuple[dict[str, Any], list[str]]
     return params, dropped
 
 
+#: Constructor arguments of a layer that a model file does not keep: the estimator
+#: draws the initial values from its own generator and sets the dtype from the data.
+_LAYER_RUNTIME_ARGUMENTS = frozenset({"random_state", "dtype"})
+
+
 @dataclass
 class _ObjectSpec:
     """An optimizer or schedule described in a file, built only after all checks."""
@@ -326,7 +343,7 @@ class _ObjectSpec:
     settings: dict[str, Any]
 
     def build(self) -> Any:
-        return self.cls(**self.settings)
+        return self.cls(**{key: _build_param(value) for key, value in self.settings.items()})
 
 
 def _decode_param(value: Any, where: str) -> Any:
@@ -376,7 +393,92 @@ def _decode_param(value: Any, where: str) -> Any:
                     f"bool, null or a string of at most {MAX_SETTING_LENGTH} characters",
                 )
             return _ObjectSpec(cls, dict(settings))
+    if set(value) == {"$layer", "settings"}:
+        return _decode_layer(value, where, depth=0)
     raise _Invalid(f"hyperparameter {where} has an unknown form {sorted(value)}")
+
+
+def _decode_layer_setting(value: Any, where: str, depth: int) -> Any:
+    """A layer's constructor argument: data only (numbers, flags, short words, lists of them,
+    or the sub-layers of a block), handed to the registered class, which checks it."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        _require(len(value) <= MAX_SETTING_LENGTH, f"{where} is a string that is too long")
+        return value
+    if isinstance(value, dict) and set(value) == {"$tuple"} and isinstance(value["$tuple"], list):
+        items = value["$tuple"]
+        _require(
+            len(items) <= 3 and all(_is_number(v) for v in items),
+            f"{where} must be a tuple of at most 3 numbers",
+        )
+        return tuple(items)
+    if isinstance(value, dict) and set(value) == {"$layer", "settings"}:
+        return _decode_layer(value, where, depth + 1)
+    if isinstance(value, list) and len(value) <= MAX_LAYERS:
+        return [_decode_layer_setting(v, where, depth) for v in value]
+    raise _Invalid(f"{where} has an unknown form")
+
+
+def _decode_layer(value: dict[str, Any], where: str, depth: int) -> _ObjectSpec:
+    _require(depth <= 8, f"hyperparameter {where} nests layers too deeply")
+    name = value["$layer"]
+    _require(
+        isinstance(name, str) and name in LAYERS,
+        f"hyperparameter {where} names an unknown layer {name!r}; known: {', '.join(LAYERS)}",
+    )
+    cls: type = LAYERS[name]
+    settings = value["settings"]
+    allowed = set(_init_argument_names(cls)) - _LAYER_RUNTIME_ARGUMENTS
+    _require(
+        isinstance(settings, dict) and set(settings) <= allowed,
+        f"hyperparameter {where}: the settings of {name} must be among {sorted(allowed)}",
+    )
+    return _ObjectSpec(
+        cls,
+        {
+            key: _decode_layer_setting(setting, f"hyperparameter {where}: {name}.{key}", depth)
+            for key, setting in settings.items()
+        },
+    )
+
+
+def _check_layer_specs(specs: Any, stored: Sequence[Mapping[str, Any]]) -> None:
+    """A ``layers`` hyperparameter must describe the stored network's last layers.
+
+    Checked before any layer is built: each described layer is of the stored
+    layer's type and every size it gives equals the stored one (a size left
+    ``None`` is read from the layer below when built, which the stored chain has
+    checked), so building them allocates no more than the file holds.
+    """
+    if specs is None:
+        return
+    _require(
+        isinstance(specs, list)
+        and all(isinstance(spec, _ObjectSpec) and issubclass(spec.cls, Layer) for spec in specs),
+        "the layers hyperparameter must be a list of layers",
+    )
+    _require(
+        0 < len(specs) <= len(stored),
+        f"the layers hyperparameter has {len(specs)} layers, the network {len(stored)}",
+    )
+    for spec, config in zip(specs, stored[len(stored) - len(specs) :], strict=True):
+        _require(
+            spec.cls.__name__ == config["type"],
+            f"the layers hyperparameter describes a {spec.cls.__name__} where the network "
+            f"holds a {config['type']}",
+        )
+        for key, setting in spec.settings.items():
+            if key not in config or setting is None or (isinstance(config[key], list) and (
+                config[key] and isinstance(config[key][0], dict)
+            )):
+                continue  # not a saved size, read from below, or a block's sub-layers
+            given = list(setting) if isinstance(setting, tuple) else setting
+            _require(
+                given == config[key],
+                f"the layers hyperparameter gives {spec.cls.__name__} {key}={setting!r}, the "
+                f"network holds {config[key]!r}",
+            )
 
 
 def _build_param(value: Any) -> Any:
@@ -514,6 +616,9 @@ def _describe_estimator(
     if hasattr(model, "n_outputs_"):
         fitted["n_outputs_"] = int(model.n_outputs_)
         fitted["_y_ndim"] = int(getattr(model, "_y_ndim", 1))
+    sample_shape = getattr(model, "_sample_shape", None)
+    if sample_shape is not None:
+        fitted["_sample_shape"] = [int(size) for size in sample_shape]
     trainer: Trainer | None = getattr(model, "_trainer", None)
     training = None
     if training_state and trainer is not None:
@@ -1191,55 +1296,25 @@ def _check_keys(
     _require(not extra, f"{where} has unknown entries {extra}")
 
 
-def _check_layer_field(value: Any, kind: str, where: str) -> None:
-    """One entry of a layer's config, by the kind its class declares (``config_fields``).
+def _check_layers(
+    layers: Any, n_parameters: int, n_features: int | None = None
+) -> tuple[list[dict[str, Any]], Shape | None]:
+    """The layer configs, checked, with the parameter count they imply, and the output shape.
 
-    ``where`` names the layer and the entry, e.g. ``"layer 1 (Activation): name"``.
+    ``n_features`` (a fitted model's ``n_features_in_``) is the network's input width
+    when known: the layers must then chain from it.
     """
-    if kind == "size":
-        _require(
-            _is_int(value, 1, MAX_LAYER_WIDTH),
-            f"{where} must be an integer from 1 to {MAX_LAYER_WIDTH}, got {value!r}",
+    try:
+        shape, total = check_layer_configs(
+            layers, None if n_features is None else (n_features,), "layer", MAX_LAYERS
         )
-    elif kind == "activation":
-        _require(
-            isinstance(value, str) and value in ACTIVATIONS,
-            f"{where} {value!r} is not a registered activation",
-        )
-    elif kind == "rate":
-        _require(_is_number(value) and 0 <= value < 1, f"{where} must be in [0, 1), got {value!r}")
-    else:
-        raise _Invalid(f"{where} is of a kind model files do not know: {kind!r}")
-
-
-def _check_layers(layers: Any, n_parameters: int) -> list[dict[str, Any]]:
-    """The layer configs, checked, with the parameter count they imply."""
-    _require(
-        isinstance(layers, list) and 0 < len(layers) <= MAX_LAYERS,
-        f"network.layers must be a list of 1 to {MAX_LAYERS} layers",
-    )
-    total = 0
-    previous_outputs: int | None = None
-    for i, config in enumerate(layers):
-        where = f"layer {i}"
-        _require(isinstance(config, dict), f"{where} must be an object")
-        kind = config.get("type")
-        cls = LAYERS.get(kind) if isinstance(kind, str) else None
-        if cls is None:
-            raise _Invalid(f"{where} is of unknown type {kind!r}; known: {', '.join(LAYERS)}")
-        _check_keys(config, where, {"type", *cls.config_fields})
-        for name, field_kind in cls.config_fields.items():
-            _check_layer_field(config[name], field_kind, f"{where} ({kind}): {name}")
-        try:
-            previous_outputs, n_layer_parameters = cls.chain(config, previous_outputs)
-        except ValueError as error:
-            raise _Invalid(f"{where}: {error}") from None
-        total += n_layer_parameters
+    except ValueError as error:
+        raise _Invalid(str(error)) from None
     _require(
         total == n_parameters,
         f"the layers have {total} parameters but the parameter vector has {n_parameters}",
     )
-    return layers
+    return layers, shape
 
 
 @dataclass
@@ -1248,6 +1323,8 @@ class _NetworkPlan:
     layers: list[dict[str, Any]]
     parameters: Array
     buffers: list[dict[str, Array]] | None = None
+    #: The per-sample output shape, when the input width was known while checking.
+    output_shape: Shape | None = None
 
     def restore_into(self, network: Sequential) -> None:
         """Set ``network``'s parameters and buffers to the file's (already checked in shape)."""
@@ -1261,7 +1338,7 @@ class _NetworkPlan:
                 raise _Invalid(f"layer {i}: {error}") from None
 
 
-def _check_network(network: Any) -> _NetworkPlan:
+def _check_network(network: Any, n_features: int | None = None) -> _NetworkPlan:
     _check_keys(network, "network", {"dtype", "layers", "parameters"}, {"buffers"})
     _require(
         isinstance(network["dtype"], str) and network["dtype"] in _NETWORK_DTYPES,
@@ -1277,7 +1354,7 @@ def _check_network(network: Any) -> _NetworkPlan:
         parameters.dtype == dtype,
         f"the parameters are {parameters.dtype} but the network is declared {dtype}",
     )
-    layers = _check_layers(network["layers"], parameters.size)
+    layers, output_shape = _check_layers(network["layers"], parameters.size, n_features)
     buffers = network.get("buffers")
     if buffers is not None:
         # Names and arrays here; each layer checks shapes and values when it loads them.
@@ -1291,7 +1368,7 @@ def _check_network(network: Any) -> _NetworkPlan:
             ),
             "network.buffers must list one object of named arrays per layer",
         )
-    return _NetworkPlan(dtype, layers, parameters, buffers)
+    return _NetworkPlan(dtype, layers, parameters, buffers, output_shape)
 
 
 def _check_float_list(value: Any, where: str) -> list[float]:
@@ -1368,6 +1445,8 @@ _FITTED_OPTIONAL = {
     # Written since early stopping keeps the epoch of the lowest validation loss.
     "validation_loss_curve_",
     "best_epoch_",
+    # An estimator over images: the shape of one sample (its rows are flat).
+    "_sample_shape",
 }
 
 
@@ -1380,20 +1459,26 @@ def _check_fitted(
     )
     _check_keys(fitted, "fitted", required, _FITTED_OPTIONAL)
     result = dict(fitted)
-    dense = [c for c in network.layers if c["type"] == "Dense"]
-    # The outputs come from a Dense layer; the first Dense layer takes the features
-    # (layers before it, a registered estimator's own, keep their sizes). The whole
-    # stack is compared with what the hyperparameters build, before anything is built.
-    _require(
-        bool(dense) and network.layers[-1]["type"] == "Dense",
-        "a model's network ends with a Dense layer",
-    )
+    # The layers were chained from n_features_in_ when the network was checked (so the
+    # first layer takes the features); what they give must be one row of outputs.
     n_features = fitted["n_features_in_"]
+    _require(_is_int(n_features, 1), f"n_features_in_ must be an integer >= 1, got {n_features!r}")
     _require(
-        _is_int(n_features, 1) and n_features == dense[0]["n_inputs"],
-        f"n_features_in_={n_features!r} disagrees with the first layer's "
-        f"{dense[0]['n_inputs']} inputs",
+        network.output_shape is not None and len(network.output_shape) == 1,
+        f"a model's network must end with flat outputs, its layers give {network.output_shape}",
     )
+    assert network.output_shape is not None
+    if "_sample_shape" in fitted:
+        shape = fitted["_sample_shape"]
+        _require(
+            isinstance(shape, list)
+            and 1 <= len(shape) <= 3
+            and all(_is_int(size, 1) for size in shape)
+            and math.prod(shape) == n_features,
+            f"_sample_shape must list 1 to 3 sizes whose product is n_features_in_="
+            f"{n_features}, got {shape!r}",
+        )
+        result["_sample_shape"] = tuple(shape)
     names = fitted.get("feature_names_in_")
     if names is not None:
         _require(
@@ -1431,7 +1516,7 @@ def _check_fitted(
             f"best_epoch_={fitted['best_epoch_']!r} must be an epoch of the validation curve "
             f"(1 to {n_validated})",
         )
-    n_outputs = dense[-1]["n_outputs"]
+    n_outputs = network.output_shape[0]
     if is_classifier:
         classes = _check_classes(fitted["classes_"], budget)
         binary = bool(getattr(cls, "_binary_output", True)) and len(classes) == 2
@@ -1453,7 +1538,7 @@ def _check_fitted(
             "_y_ndim must be 1 or 2",
         )
         _require(fitted["_y_ndim"] == 2 or n_outputs == 1, "1-d targets have one output")
-    if "hidden_layer_sizes" not in _signature_defaults(cls):  # a linear model
+    if not {"hidden_layer_sizes", "layers"} & set(_signature_defaults(cls)):  # a linear model
         _require(len(network.layers) == 1, f"a {cls.__name__} has a single Dense layer")
     return result
 
@@ -1481,7 +1566,9 @@ def _check_content(content: Mapping[str, Any], budget: int) -> _NetworkPlan | _E
     }
     _check_keys(content, "content", keys)
     cls = MODEL_TYPES[kind]
-    network = _check_network(content["network"])
+    fitted_content = content["fitted"]
+    n_features = fitted_content.get("n_features_in_") if isinstance(fitted_content, dict) else None
+    network = _check_network(content["network"], n_features if _is_int(n_features, 1) else None)
     names = set(cls._get_param_names())
     raw_params = content["params"]
     _require(isinstance(raw_params, dict), "params must be an object")
@@ -1571,17 +1658,24 @@ def _expected_parameter_count(model: _NetworkEstimator, n_features: int, n_outpu
 
 
 def _build_estimator(plan: _EstimatorPlan) -> _NetworkEstimator:
-    params = {name: _build_param(value) for name, value in plan.params.items()}
-    model = plan.cls(**params)
     fitted = plan.fitted
     n_features = fitted["n_features_in_"]
-    n_outputs = next(c for c in reversed(plan.network.layers) if c["type"] == "Dense")["n_outputs"]
+    assert plan.network.output_shape is not None
+    n_outputs = plan.network.output_shape[0]
     # Compare sizes before building from the hyperparameters, so that a file
     # whose hyperparameters claim huge layers is refused without allocating them.
-    _require(
-        _expected_parameter_count(model, n_features, n_outputs) == plan.network.parameters.size,
-        "the hyperparameters describe a network of another size than the stored one",
-    )
+    if "layers" in plan.params:
+        _check_layer_specs(plan.params["layers"], plan.network.layers)
+    params = {name: _build_param(value) for name, value in plan.params.items()}
+    model = plan.cls(**params)
+    if not hasattr(model, "layers"):
+        _require(
+            _expected_parameter_count(model, n_features, n_outputs)
+            == plan.network.parameters.size,
+            "the hyperparameters describe a network of another size than the stored one",
+        )
+    if "_sample_shape" in fitted:
+        model._sample_shape = fitted["_sample_shape"]
     model._rng = np.random.default_rng(0)  # draws the throwaway initial weights
     network = model._build_network(n_features, n_outputs, plan.network.dtype)
     _require(

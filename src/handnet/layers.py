@@ -319,7 +319,9 @@ class Layer:
         return cls(**{name: config[name] for name in cls.config_fields})
 
     @classmethod
-    def chain(cls, config: Mapping[str, Any], input_shape: Shape | None) -> tuple[Shape | None, int]:
+    def chain(
+        cls, config: Mapping[str, Any], input_shape: Shape | None
+    ) -> tuple[Shape | None, int]:
         """``(output_shape, n_parameters)`` of the configured layer after ``input_shape``.
 
         Computed from the config alone (nothing is allocated), so that a model file
@@ -471,7 +473,9 @@ class Dense(Layer):
         return cls(int(config["n_inputs"]), int(config["n_outputs"]), init="zeros", dtype=dtype)
 
     @classmethod
-    def chain(cls, config: Mapping[str, Any], input_shape: Shape | None) -> tuple[Shape | None, int]:
+    def chain(
+        cls, config: Mapping[str, Any], input_shape: Shape | None
+    ) -> tuple[Shape | None, int]:
         n_in, n_out = int(config["n_inputs"]), int(config["n_outputs"])
         if input_shape is not None and tuple(input_shape) != (n_in,):
             raise ValueError(
@@ -629,7 +633,9 @@ class Reshape(Layer):
     config_fields: ClassVar[dict[str, str]] = {"shape": "shape"}
 
     @classmethod
-    def chain(cls, config: Mapping[str, Any], input_shape: Shape | None) -> tuple[Shape | None, int]:
+    def chain(
+        cls, config: Mapping[str, Any], input_shape: Shape | None
+    ) -> tuple[Shape | None, int]:
         shape = tuple(config["shape"])
         if input_shape is not None:
             cls(shape).output_shape(input_shape)
@@ -663,7 +669,9 @@ class Flatten(Layer):
         return dout.reshape(dout.shape[0], *self._input_shape)
 
     @classmethod
-    def chain(cls, config: Mapping[str, Any], input_shape: Shape | None) -> tuple[Shape | None, int]:
+    def chain(
+        cls, config: Mapping[str, Any], input_shape: Shape | None
+    ) -> tuple[Shape | None, int]:
         return (None if input_shape is None else (math.prod(input_shape),)), 0
 
     def __repr__(self) -> str:

@@ -230,6 +230,7 @@ class _NetworkEstimator(BaseEstimator):
         records ``n_features_in_`` and ``feature_names_in_`` once the targets
         have passed too, so a fit that fails validation leaves the model as it was.
         """
+        X = self._as_rows(X, reset)
         if reset:
             get_feature_names(X)  # mixed str / non-str column names are an error
             return check_features(X, min_samples=1)
@@ -239,6 +240,10 @@ class _NetworkEstimator(BaseEstimator):
         return check_features(
             X, dtype=self._dtype, n_features=self.n_features_in_, estimator_name=name
         )
+
+    def _as_rows(self, X: Any, reset: bool) -> Any:
+        """``X`` as rows of features (an estimator over images flattens each one)."""
+        return X
 
     def _record_features(self, X: Any, n_features: int) -> None:
         """Set ``n_features_in_``, and ``feature_names_in_`` for string-named columns."""
@@ -302,8 +307,11 @@ class _NetworkEstimator(BaseEstimator):
         optimizer = get_optimizer(copy.deepcopy(self._optimizer()), self._learning_rate())
         if isinstance(optimizer, (Optimizer, LBFGS)) and not isinstance(self.optimizer, str):
             optimizer.reset()  # a user's object starts fresh for a fresh fit
-        if isinstance(optimizer, LBFGS) and self._dropout_rate() > 0:
-            raise ValueError("dropout needs a stochastic optimizer; L-BFGS is full-batch only")
+        if isinstance(optimizer, LBFGS) and network.draws_random_numbers(training=True):
+            raise ValueError(
+                "dropout needs a stochastic optimizer; L-BFGS is full-batch only and "
+                "assumes the same function at every step"
+            )
         return Trainer(
             network,
             loss,
@@ -634,7 +642,8 @@ class _NetworkEstimator(BaseEstimator):
             if validation_data is not None:
                 X_val = self._validate_X(validation_data[0], reset=False) if not first_call else (
                     check_features(
-                        validation_data[0], "X_val", dtype, X_checked.shape[1],
+                        self._as_rows(validation_data[0], reset=False), "X_val", dtype,
+                        X_checked.shape[1],
                         estimator_name=type(self).__name__,
                     )
                 )
@@ -1337,6 +1346,73 @@ class SoftmaxRegression(_LinearClassifier):
     _binary_output = False
 
 
+class _RegressorMixin(_NetworkEstimator):
+    """Real-valued targets, identity output, half squared error, R² score."""
+
+    _estimator_type = "regressor"
+    _multi_output = True
+    _y_ndim: int
+    n_outputs_: int
+
+    def _encode_targets(self, y: Any, n_samples: int, dtype: Any, reset: bool) -> Array:
+        targets = check_target(y, n_samples, numeric=True, allow_2d=True)
+        if reset:
+            self._y_ndim = targets.ndim
+            self.n_outputs_ = 1 if targets.ndim == 1 else targets.shape[1]
+        Y = targets.astype(dtype, copy=False).reshape(n_samples, -1)
+        if Y.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {Y.shape[1]} outputs, but the model has {self.n_outputs_}")
+        return Y
+
+    def _loss(self) -> Loss:
+        return MeanSquaredError()
+
+    def _stream_encoder(self, y: Any, dtype: Any, reset: bool) -> TargetEncoder:
+        """The number of outputs (from ``y``'s shape) and the block encoder for streamed data."""
+        ndim = len(y.shape)
+        if ndim not in (1, 2):
+            raise ValueError(f"y must be 1D or 2D (n_samples, n_outputs), got shape {y.shape}")
+        n_outputs = 1 if ndim == 1 else int(y.shape[1])
+        if reset:
+            self._y_ndim = ndim
+            self.n_outputs_ = n_outputs
+        if n_outputs != self.n_outputs_:
+            raise ValueError(f"y has {n_outputs} outputs, but the model has {self.n_outputs_}")
+        return TargetEncoder("values", np.dtype(dtype), self.n_outputs_)
+
+    def _n_outputs(self) -> int:
+        return self.n_outputs_
+
+    def predict(self, X: Any) -> Array:
+        """Predicted values: shape (n_samples,) or (n_samples, n_outputs) like ``y`` at fit."""
+        outputs = self._forward(X)
+        return outputs.ravel() if self._y_ndim == 1 else outputs
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Coefficient of determination R² on ``X``, ``y``."""
+        predictions = self.predict(X)
+        targets, weights = check_score_inputs(y, len(predictions), sample_weight, allow_2d=True)
+        return r2_score(targets, predictions, weights)
+
+    def _score_outputs(self, outputs: Array, y: Any, sample_weight: Array | None) -> float:
+        return r2_score(np.asarray(y), outputs, sample_weight)
+
+    @available_if(_has_stochastic_optimizer)
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> _RegressorMixin:
+        """One epoch over ``X``, ``y``, continuing from the current state.
+
+        Only with a stochastic optimizer: with L-BFGS the model has no
+        ``partial_fit`` attribute.
+
+        Returns
+        -------
+        self
+        """
+        self._fit(X, y, sample_weight, None, (), incremental=True)
+        return self
+
+
+
 class _MLPMixin(_NetworkEstimator):
     hidden_layer_sizes: Sequence[int] | int
     activation: str
@@ -1442,15 +1518,12 @@ class MLPClassifier(_MLPMixin, _ClassifierMixin):
         self.verbose = verbose
 
 
-class MLPRegressor(_MLPMixin, _NetworkEstimator):
+class MLPRegressor(_MLPMixin, _RegressorMixin):
     """Multi-layer perceptron regressor: identity output, half squared error.
 
     Single or multiple outputs: ``y`` of shape (n_samples,) or (n_samples, n_outputs).
     Parameters are those of :class:`MLPClassifier` (without ``class_weight``).
     """
-
-    _estimator_type = "regressor"
-    _multi_output = True
 
     def __init__(
         self,
@@ -1493,63 +1566,6 @@ class MLPRegressor(_MLPMixin, _NetworkEstimator):
         self.random_state = random_state
         self.warm_start = warm_start
         self.verbose = verbose
-
-    def _encode_targets(self, y: Any, n_samples: int, dtype: Any, reset: bool) -> Array:
-        targets = check_target(y, n_samples, numeric=True, allow_2d=True)
-        if reset:
-            self._y_ndim = targets.ndim
-            self.n_outputs_ = 1 if targets.ndim == 1 else targets.shape[1]
-        Y = targets.astype(dtype, copy=False).reshape(n_samples, -1)
-        if Y.shape[1] != self.n_outputs_:
-            raise ValueError(f"y has {Y.shape[1]} outputs, but the model has {self.n_outputs_}")
-        return Y
-
-    def _loss(self) -> Loss:
-        return MeanSquaredError()
-
-    def _stream_encoder(self, y: Any, dtype: Any, reset: bool) -> TargetEncoder:
-        """The number of outputs (from ``y``'s shape) and the block encoder for streamed data."""
-        ndim = len(y.shape)
-        if ndim not in (1, 2):
-            raise ValueError(f"y must be 1D or 2D (n_samples, n_outputs), got shape {y.shape}")
-        n_outputs = 1 if ndim == 1 else int(y.shape[1])
-        if reset:
-            self._y_ndim = ndim
-            self.n_outputs_ = n_outputs
-        if n_outputs != self.n_outputs_:
-            raise ValueError(f"y has {n_outputs} outputs, but the model has {self.n_outputs_}")
-        return TargetEncoder("values", np.dtype(dtype), self.n_outputs_)
-
-    def _n_outputs(self) -> int:
-        return self.n_outputs_
-
-    def predict(self, X: Any) -> Array:
-        """Predicted values: shape (n_samples,) or (n_samples, n_outputs) like ``y`` at fit."""
-        outputs = self._forward(X)
-        return outputs.ravel() if self._y_ndim == 1 else outputs
-
-    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
-        """Coefficient of determination R² on ``X``, ``y``."""
-        predictions = self.predict(X)
-        targets, weights = check_score_inputs(y, len(predictions), sample_weight, allow_2d=True)
-        return r2_score(targets, predictions, weights)
-
-    def _score_outputs(self, outputs: Array, y: Any, sample_weight: Array | None) -> float:
-        return r2_score(np.asarray(y), outputs, sample_weight)
-
-    @available_if(_has_stochastic_optimizer)
-    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> MLPRegressor:
-        """One epoch over ``X``, ``y``, continuing from the current state.
-
-        Only with a stochastic optimizer: with L-BFGS the model has no
-        ``partial_fit`` attribute.
-
-        Returns
-        -------
-        self
-        """
-        self._fit(X, y, sample_weight, None, (), incremental=True)
-        return self
 
 
 for _estimator in (LogisticRegression, SoftmaxRegression, MLPClassifier, MLPRegressor):

@@ -21,9 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
-
-from numpy.typing import DTypeLike
+from numpy.typing import DTypeLike, NDArray
 
 from .layers import Dense, Layer, Shape
 
@@ -211,8 +209,25 @@ class Sequential:
             layer.set_random_state(rng)
 
     def draws_random_numbers(self, training: bool = True) -> bool:
-        """Whether a pass in this mode draws random numbers (see :meth:`Layer.draws_random_numbers`)."""
+        """Whether a pass in this mode draws random numbers (dropout's masks)."""
         return any(layer.draws_random_numbers(training) for layer in self.layers)
+
+    def astype(self, dtype: DTypeLike) -> Sequential:
+        """A copy of the network computing in ``dtype`` (parameters and buffers converted).
+
+        Finite-difference checks run a float32 network's copy in float64, say.
+        Each layer is rebuilt from its :meth:`Layer.config`, so any registered layer
+        (or one with ``from_config``) can be copied.
+        """
+        layers = [type(layer).from_config(layer.config(), dtype) for layer in self.layers]
+        copied = Sequential(layers)
+        copied.flat_parameters[...] = self.flat_parameters
+        for source, target in zip(self.layers, copied.layers, strict=True):
+            own = target.buffers()
+            target.load_buffers(
+                {name: value.astype(own[name].dtype) for name, value in source.buffers().items()}
+            )
+        return copied
 
     def config(self) -> list[dict[str, object]]:
         """JSON-serialisable description of the layers."""
@@ -264,9 +279,13 @@ def build_network(
                 f"layers[{position}] must be a handnet Layer, got {type(spec).__name__}"
             )
         layer = copy.deepcopy(spec)
-        if position == last and n_outputs is not None and isinstance(layer, Dense):
-            if layer.n_outputs is None:
-                layer.n_outputs = n_outputs
+        if (
+            position == last
+            and n_outputs is not None
+            and isinstance(layer, Dense)
+            and layer.n_outputs is None
+        ):
+            layer.n_outputs = n_outputs
         try:
             layer.build(shape, rng, dtype)
             shape = layer.output_shape(shape)

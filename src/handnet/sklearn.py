@@ -325,7 +325,8 @@ class _BaseMultilayerPerceptron(BaseEstimator):
         network = self._build_network(shapes, dtype)
         for layer in self._dense_layers(network):
             weights, bias = sklearn_uniform(
-                layer.n_inputs, layer.n_outputs, self._random_state, dtype, factor=factor
+                layer.weights.shape[0], layer.weights.shape[1], self._random_state, dtype,
+                factor=factor,
             )
             layer.weights[...] = weights
             layer.bias[...] = bias
