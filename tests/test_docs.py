@@ -138,3 +138,12 @@ def test_cli_doc_holds_the_csv_example() -> None:
     text = (DOCS / "cli.md").read_text(encoding="utf-8")
     block = text.split("<!-- csv-example-start -->", 1)[1].split("<!-- csv-example-end -->", 1)[0]
     assert "handnet train data.csv --target label" in block
+
+
+def test_the_reference_tables_are_generated_from_the_registries() -> None:
+    from handnet import catalog
+
+    committed = catalog.DOC.read_text(encoding="utf-8")
+    assert committed == catalog.markdown(), (
+        "docs/reference.md is stale: run python -m handnet.catalog"
+    )

@@ -51,6 +51,7 @@ def _is_int(value: Any, low: int, high: int = MAX_SIZE) -> bool:
 
 
 def _size(value: Any) -> str | None:
+    """An integer size (features, channels, units) from 1 to ``MAX_SIZE``."""
     if _is_int(value, 1):
         return None
     return f"must be an integer from 1 to {MAX_SIZE}, got {value!r}"
@@ -78,18 +79,21 @@ def _padding(value: Any) -> str | None:
 
 
 def _rate(value: Any) -> str | None:
+    """A probability in [0, 1) (dropout's rate)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1:
         return None
     return f"must be in [0, 1), got {value!r}"
 
 
 def _fraction(value: Any) -> str | None:
+    """A number in (0, 1] (a running average's momentum)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= 1:
         return None
     return f"must be in (0, 1], got {value!r}"
 
 
 def _positive(value: Any) -> str | None:
+    """A finite number > 0 (a normaliser's epsilon)."""
     if (
         isinstance(value, (int, float))
         and not isinstance(value, bool)
@@ -101,10 +105,12 @@ def _positive(value: Any) -> str | None:
 
 
 def _flag(value: Any) -> str | None:
+    """``true`` or ``false``."""
     return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
 
 
 def _activation(value: Any) -> str | None:
+    """The name of a registered activation (:data:`handnet.activations.ACTIVATIONS`)."""
     if isinstance(value, str) and value in ACTIVATIONS:
         return None
     return f"{value!r} is not a registered activation"
