@@ -746,10 +746,12 @@ def _add_train(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
         ),
     )
     _add_data_arguments(train, "IDX/NPY: the file of labels that goes with the images/features")
-    train.add_argument("--model", choices=("logistic", "softmax", "mlp"), default=None,
-                       help="logistic (2 classes), softmax (any number of classes) or mlp "
-                       "(hidden layers); default: mlp if --hidden, --activation or --dropout "
-                       "is given, else logistic for 2 classes and softmax for more")
+    train.add_argument("--model", choices=("logistic", "softmax", "mlp", "cnn"), default=None,
+                       help="logistic (2 classes), softmax (any number of classes), mlp "
+                       "(hidden layers) or cnn (a small convolutional network, for images: "
+                       "IDX files or NPZ arrays of shape (n, h, w) or (n, c, h, w)); default: "
+                       "mlp if --hidden, --activation or --dropout is given, else logistic "
+                       "for 2 classes and softmax for more")
     train.add_argument("--hidden", type=_hidden_sizes, default=None, metavar="SIZES",
                        help="mlp: hidden layer widths, e.g. 128,64 (default 64)")
     train.add_argument("--activation", choices=hidden_activations(),
@@ -808,13 +810,34 @@ def _check_model_fits(
     args: argparse.Namespace, kind: str, n_features: int, n_classes: int, rows: int
 ) -> None:
     """:func:`_check_network_fits` for the model ``train`` is about to build."""
+    if kind == "cnn":
+        return  # sized by its layers (small); predicting goes a block of rows at a time
     hidden = (args.hidden or (64,)) if kind == "mlp" else ()
     n_outputs = 1 if n_classes == 2 else n_classes
     option = _hidden_option(hidden) if args.hidden else f"--model {kind}"
     _check_network_fits([n_features, *hidden, n_outputs], rows, option)
 
 
-def _make_model(args: argparse.Namespace, kind: str, batch_size: int | None) -> Any:
+def _check_images(args: argparse.Namespace, kind: str, sample_shape: Any, source: str) -> None:
+    """``--model cnn`` needs images, and images are not standardised column by column."""
+    if kind != "cnn":
+        return
+    if sample_shape is None:
+        raise UsageError(
+            f"--model cnn trains on images, but {source} holds rows of features; give an IDX "
+            "image file or an NPZ archive whose X has shape (n, height, width) or (n, "
+            "channels, height, width)"
+        )
+    if args.standardize:
+        raise UsageError(
+            "--standardize scales each column on its own, which --model cnn does not take: "
+            "8-bit images are already scaled to [0, 1]"
+        )
+
+
+def _make_model(
+    args: argparse.Namespace, kind: str, batch_size: int | None, sample_shape: Any = None
+) -> Any:
     from .models import LogisticRegression, MLPClassifier, SoftmaxRegression
 
     common: dict[str, Any] = {
@@ -827,6 +850,13 @@ def _make_model(args: argparse.Namespace, kind: str, batch_size: int | None) -> 
         "tol": 1e-4 if args.patience else None,
         "n_iter_no_change": args.patience or 10,
     }
+    if kind == "cnn":
+        from .neural_net import NeuralNetClassifier, small_cnn
+
+        return NeuralNetClassifier(
+            small_cnn(), input_shape=sample_shape, alpha=1e-4 if args.l2 is None else args.l2,
+            **common,
+        )
     if kind == "mlp":
         return MLPClassifier(
             hidden_layer_sizes=args.hidden or (64,), activation=args.activation or "relu",
@@ -1023,6 +1053,7 @@ def _run_train_streamed(
         )
     n_rows = int(X.shape[0])
     batch_size = None if args.batch_size is None else min(args.batch_size, n_rows)
+    _check_images(args, kind, None, source)
     # Streamed data goes through the network a block (or a batch) at a time.
     _check_model_fits(args, kind, int(X.shape[1]), len(classes), batch_size or 1)
     model = _make_model(args, kind, batch_size)
@@ -1117,6 +1148,8 @@ def _run_train(args: argparse.Namespace, out: IO[str]) -> int:
             "use --model softmax or --model mlp"
         )
 
+    _check_images(args, kind, data.sample_shape, data.source)
+
     # Hold out a stratified validation set before anything is learned from the data.
     fraction = 0.1 if args.validation_fraction is None else args.validation_fraction
     if fraction > 0:
@@ -1137,7 +1170,7 @@ def _run_train(args: argparse.Namespace, out: IO[str]) -> int:
     batch_size = None if args.batch_size is None else min(args.batch_size, n_train)
     # The summary scores every row at once, hence all of them for the activations.
     _check_model_fits(args, kind, data.n_features, len(classes), data.n_samples)
-    model = _make_model(args, kind, batch_size)
+    model = _make_model(args, kind, batch_size, data.sample_shape)
     validation = None if X_val_fit is None or y_val is None else (X_val_fit, y_val)
 
     curves = None

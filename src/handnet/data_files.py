@@ -89,6 +89,9 @@ class Dataset:
         The CSV column the labels came from.
     source : str
         A short description of where the data came from (for messages).
+    sample_shape : tuple of int or None
+        For images, the shape of one sample as ``(channels, height, width)``
+        (each row of ``X`` holds one image, flattened); ``None`` for tables.
     """
 
     X: NDArray[np.float64]
@@ -96,6 +99,7 @@ class Dataset:
     feature_names: list[str] | None
     target_name: str | None
     source: str
+    sample_shape: tuple[int, ...] | None = None
 
     @property
     def n_samples(self) -> int:
@@ -551,6 +555,19 @@ def _as_feature_matrix(array: NDArray[Any], where: str) -> NDArray[np.float64]:
     return X
 
 
+def image_shape(array_shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """One sample's ``(channels, height, width)`` for an array of images, else ``None``.
+
+    ``(n, height, width)`` arrays (MNIST's IDX files) hold one channel;
+    ``(n, channels, height, width)`` arrays are taken as they are.
+    """
+    if len(array_shape) == 3:
+        return (1, int(array_shape[1]), int(array_shape[2]))
+    if len(array_shape) == 4:
+        return tuple(int(size) for size in array_shape[1:])
+    return None
+
+
 def _as_labels(array: NDArray[Any], n_samples: int, where: str) -> NDArray[Any]:
     labels = array.reshape(-1) if array.ndim == 2 and array.shape[1] == 1 else array
     if labels.ndim != 1:
@@ -603,7 +620,8 @@ def read_npz(path: PathType, need_labels: bool = False) -> Dataset:
     y = None if y_raw is None else _as_labels(y_raw, X.shape[0], where)
     if need_labels and y is None:
         raise DataFileError(f"{where}: no array named 'y' (the labels) in the archive")
-    return Dataset(X=X, y=y, feature_names=None, target_name=None, source=where)
+    return Dataset(X=X, y=y, feature_names=None, target_name=None, source=where,
+                   sample_shape=image_shape(X_raw.shape))
 
 
 # --- NPY ---------------------------------------------------------------------------------
@@ -680,7 +698,8 @@ def read_idx(images: PathType, labels: PathType | None = None) -> Dataset:
                 f"got shape {label_array.shape}"
             )
         y = label_array.astype(np.int64)
-    return Dataset(X=X, y=y, feature_names=None, target_name=None, source=where)
+    return Dataset(X=X, y=y, feature_names=None, target_name=None, source=where,
+                   sample_shape=image_shape(array.shape))
 
 
 # --- any of them -------------------------------------------------------------------------

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from .base import ESTIMATORS
-from .layers import Activation, Dense, Layer, Reshape, Shape
+from .layers import Activation, Dense, Flatten, Layer, Reshape, Shape
 from .models import _ClassifierMixin, _NetworkEstimator, _RegressorMixin
 from .network import Sequential, build_network
 from .optimizers import LBFGS, Optimizer
@@ -45,6 +45,23 @@ from .schedules import Schedule
 def default_layers() -> list[Layer]:
     """The layers used when ``layers=None``: one hidden ReLU layer of 100 units."""
     return [Dense(None, 100, init="he"), Activation("relu"), Dense(None, None)]
+
+
+def small_cnn(channels: Sequence[int] = (8, 16), hidden: int = 64) -> list[Layer]:
+    """A small LeNet-style network for images: what ``--model cnn`` trains.
+
+    For each entry of ``channels``: a 3x3 convolution with that many filters
+    ("same" padding, so the image keeps its size), ReLU, 2x2 max-pooling (which
+    halves it); then ``Flatten -> Dense(hidden) -> ReLU -> Dense`` sized from the
+    targets. On 8x8 digits: 8x8 -> 4x4 -> 2x2, 64 values into the dense head.
+    """
+    from .conv import Conv2D, MaxPool2D
+
+    layers: list[Layer] = []
+    for width in channels:
+        layers += [Conv2D(None, width, 3, padding="same"), Activation("relu"), MaxPool2D(2)]
+    return [*layers, Flatten(), Dense(None, hidden, init="he"), Activation("relu"),
+            Dense(None, None)]
 
 
 class _NeuralNetMixin(_NetworkEstimator):
@@ -154,6 +171,39 @@ class _NeuralNetMixin(_NetworkEstimator):
     def _build_network(self, n_features: int, n_outputs: int, dtype: np.dtype[Any]) -> Sequential:
         layers = self._input_layers(n_features) + self._layer_specs()
         return build_network(layers, (n_features,), self._rng, dtype, n_outputs=n_outputs)
+
+    def _forward_checked(self, X_checked: Any) -> Any:
+        """The outputs, computed a block of rows at a time.
+
+        A convolutional layer's outputs are many times the size of its inputs
+        (60,000 MNIST images through 8 filters: 3 GiB in float64), so predicting
+        on every row at once could exhaust memory where training, a batch at a
+        time, did not.
+        """
+        n_samples = X_checked.shape[0]
+        rows = prediction_block_rows(self.network_, X_checked.shape[1], X_checked.dtype)
+        if n_samples <= rows:
+            return super()._forward_checked(X_checked)
+        blocks = [
+            super(_NeuralNetMixin, self)._forward_checked(X_checked[start : start + rows])
+            for start in range(0, n_samples, rows)
+        ]
+        return np.concatenate(blocks)
+
+
+#: The most bytes one layer's outputs may take while predicting (see ``_forward_checked``).
+PREDICTION_BLOCK_BYTES = 64 << 20
+
+
+def prediction_block_rows(network: Sequential, n_features: int, dtype: Any) -> int:
+    """How many rows to push through ``network`` at once so no layer's output passes
+    :data:`PREDICTION_BLOCK_BYTES` (at least one row)."""
+    shape: Shape = (n_features,)
+    widest = n_features
+    for layer in network.layers:
+        shape = layer.output_shape(shape)
+        widest = max(widest, math.prod(shape))
+    return max(1, PREDICTION_BLOCK_BYTES // (widest * np.dtype(dtype).itemsize))
 
 
 _SHARED_PARAMETERS = """
