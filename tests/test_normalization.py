@@ -636,3 +636,27 @@ def _resolves(dotted: str) -> bool:
             target = getattr(target, attribute)
         return True
     return False
+
+
+def test_a_forged_batchnorm_size_is_refused_before_anything_is_allocated(tmp_path: Path) -> None:
+    """A bare network's BatchNorm(affine=False) has no parameters to count: its buffers'
+    shapes, declared from the config, are compared with the file's arrays first."""
+    import importlib.util
+    import sys
+
+    network = Sequential([BatchNorm(3, affine=False), Dense(3, 2, random_state=0)])
+    path = tmp_path / "net.hnm"
+    handnet.save(network, path)
+    spec = importlib.util.spec_from_file_location(
+        "bad_array_table", Path(__file__).resolve().parents[1] / "scripts" / "bad_array_table.py"
+    )
+    assert spec is not None and spec.loader is not None
+    table = sys.modules.get("bad_array_table") or importlib.util.module_from_spec(spec)
+    if "bad_array_table" not in sys.modules:
+        sys.modules["bad_array_table"] = table
+        spec.loader.exec_module(table)
+    tree = table.read_tree(path)
+    tree["network"]["layers"][0]["n_features"] = 2**31
+    table.forge(tree, path)
+    with pytest.raises(handnet.ModelFileError, match="keeps the buffers"):
+        handnet.load(path)

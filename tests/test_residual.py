@@ -363,3 +363,31 @@ def test_an_estimator_over_these_layers_saves_loads_and_resumes(tmp_path: Path) 
     for mine, theirs in zip(resumed.network_.buffers(), model.network_.buffers(), strict=True):
         for name in mine:
             np.testing.assert_array_equal(mine[name], theirs[name])
+
+
+def test_dropout_inside_a_block_keeps_one_mask_in_the_gradient_check() -> None:
+    from handnet.gradcheck import check_network
+
+    rng = np.random.default_rng(0)
+    network = Sequential(
+        [Residual([Dense(3, 3, random_state=0), Activation("tanh"), Dropout(0.3)]),
+         Dense(3, 2, random_state=1)]
+    )
+    network.set_random_state(np.random.default_rng(4))
+    X = rng.normal(size=(6, 3))
+    errors = check_network(network, "softmax_cross_entropy", X, np.eye(2)[[0, 1, 1, 0, 1, 0]])
+    assert max(errors.values()) < 1e-6
+
+
+def test_a_block_holding_an_unregistered_layer_is_not_split_over_threads() -> None:
+    from handnet import blocks
+
+    class Unregistered(Activation):
+        pass
+
+    network = Sequential([Residual([Dense(3, 3, random_state=0), Unregistered("tanh")]),
+                          Dense(3, 1, random_state=1)])
+    assert not blocks.supports(network, training=True)
+    registered = Sequential([Residual([Dense(3, 3, random_state=0), Activation("tanh")]),
+                             Dense(3, 1, random_state=1)])
+    assert blocks.supports(registered, training=True)

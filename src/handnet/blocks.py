@@ -75,7 +75,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .kernels import logistic_block_sums
-from .layers import LAYERS, Dense, Layer
+from .layers import LAYERS, Dense, Layer, iter_layers
 from .losses import BinaryCrossEntropy, Loss
 from .network import Sequential
 
@@ -236,7 +236,7 @@ def supports(network: Sequential, training: bool) -> bool:
     a training-mode forward pass must not draw dropout masks (threads would draw
     them in a different order than one pass over all rows).
     """
-    for layer in network.layers:
+    for layer in iter_layers(network.layers):
         if LAYERS.get(type(layer).__name__) is not type(layer):
             return False
         if layer.draws_random_numbers(training):

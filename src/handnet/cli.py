@@ -240,8 +240,9 @@ def _add_demo(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
         ),
     )
     demo.add_argument(
-        "--model", choices=("logistic", "softmax", "mlp"), default="logistic",
-        help="logistic (the seed), softmax (multi-class teacher) or mlp (spirals)",
+        "--model", choices=("logistic", "softmax", "mlp", "cnn"), default="logistic",
+        help="logistic (the seed), softmax (multi-class teacher), mlp (spirals) or cnn "
+        "(a small convolutional network on scikit-learn's 8x8 digits; needs scikit-learn)",
     )
     demo.add_argument(
         "--optimizer", default=None,
@@ -249,7 +250,8 @@ def _add_demo(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
         "every epoch); mlp: gd, momentum, nesterov, adagrad, rmsprop, adam (default), adamw",
     )
     demo.add_argument("--learning-rate", type=_positive_float, default=None,
-                      help="step size (default: 0.01 logistic, 0.5 softmax, 0.01 mlp)")
+                      help="step size (default: 0.01 logistic, 0.5 softmax, 0.01 mlp, "
+                      "0.003 cnn)")
     demo.add_argument("--iterations", "--epochs", dest="iterations", type=_positive_int,
                       default=None, help="GD iterations or SGD epochs (default: 5001 for GD)")
     demo.add_argument("--labels", choices=("round", "bernoulli", "argmax", "sample"),
@@ -326,6 +328,19 @@ def _run_demo(args: argparse.Namespace) -> int:
             n_samples=args.n_samples or 5000,
             seed=args.seed,
             print_every=100 if every is None else every,
+            plot=args.plot,
+        )
+    elif args.model == "cnn":
+        if importlib.util.find_spec("sklearn") is None:
+            raise UsageError(
+                "the cnn demo trains on scikit-learn's digits: pip install 'handnet[sklearn]'"
+            )
+        demo.run_cnn(
+            optimizer=args.optimizer or "adam",
+            learning_rate=args.learning_rate or 0.003,
+            iterations=args.iterations,
+            seed=args.seed,
+            print_every=5 if every is None else every,
             plot=args.plot,
         )
     else:

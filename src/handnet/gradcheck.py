@@ -42,7 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .activations import get_activation
-from .layers import Dropout, Layer
+from .layers import Dropout, Layer, iter_layers
 from .losses import Loss, get_loss
 from .network import Sequential
 from .penalties import add_l2, l2_penalty
@@ -301,7 +301,7 @@ class _ReplayedDraws:
 @contextmanager
 def _fixed_dropout_masks(network: Sequential) -> Iterator[None]:
     """Make every dropout layer reuse its first mask; restore the generators after."""
-    layers = [layer for layer in network.layers if isinstance(layer, Dropout)]
+    layers = [layer for layer in iter_layers(network.layers) if isinstance(layer, Dropout)]
     saved = [layer.rng for layer in layers]
     try:
         for layer in layers:

@@ -1368,6 +1368,21 @@ def _check_network(network: Any, n_features: int | None = None) -> _NetworkPlan:
             ),
             "network.buffers must list one object of named arrays per layer",
         )
+    # Each layer that declares its buffers' shapes (from its config) must find them
+    # in the file, checked before anything is built: a size written into a config
+    # cannot make the loader allocate more than the file holds.
+    for i, config in enumerate(layers):
+        declared = LAYERS[config["type"]].buffer_shapes(config)
+        if not declared:
+            continue
+        saved = {} if buffers is None else buffers[i]
+        shapes = {name: tuple(value.shape) for name, value in saved.items()}
+        _require(
+            shapes == declared,
+            f"layer {i} ({config['type']}) keeps the buffers "
+            f"{ {name: list(shape) for name, shape in declared.items()} }, the file holds "
+            f"{ {name: list(shape) for name, shape in shapes.items()} }",
+        )
     return _NetworkPlan(dtype, layers, parameters, buffers, output_shape)
 
 

@@ -26,7 +26,7 @@ there.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -231,6 +231,18 @@ class Layer:
         """
         return {}
 
+    @classmethod
+    def buffer_shapes(cls, config: Mapping[str, Any]) -> dict[str, Shape] | None:
+        """The shapes of :meth:`buffers` for the configured layer, from the config alone.
+
+        A model file's buffers are compared with these before any layer is built,
+        so a forged size cannot make the loader allocate what the file does not
+        hold. ``{}``: the layer keeps no buffers. ``None`` (the default for layers
+        written outside handnet that do not say): not declared, so checked only
+        once the layer is built.
+        """
+        return {} if cls.buffers is Layer.buffers else None
+
     def load_buffers(self, values: Mapping[str, Array]) -> None:
         """Copy saved :meth:`buffers` into this layer's own arrays (same names, shapes, dtypes).
 
@@ -303,6 +315,10 @@ class Layer:
 
     def set_random_state(self, rng: np.random.Generator) -> None:
         """Draw this layer's training-time random numbers (dropout's masks) from ``rng``."""
+
+    def sublayers(self) -> list[Layer]:
+        """The layers inside this one (a block such as ``Residual``); none by default."""
+        return []
 
     def draws_random_numbers(self, training: bool) -> bool:
         """Whether a pass in this mode draws random numbers (dropout's masks).
@@ -684,6 +700,13 @@ class Flatten(Layer):
         return "Flatten()"
 
 
+def iter_layers(layers: Iterable[Layer]) -> Iterator[Layer]:
+    """Every layer, depth first: each one, then the layers inside it (:meth:`Layer.sublayers`)."""
+    for layer in layers:
+        yield layer
+        yield from iter_layers(layer.sublayers())
+
+
 def check_layer_configs(
     configs: Any, input_shape: Shape | None = None, where: str = "layer", max_layers: int = 1000
 ) -> tuple[Shape | None, int]:
@@ -701,6 +724,7 @@ def check_layer_configs(
     """
     if not isinstance(configs, list) or not 0 < len(configs) <= max_layers:
         raise ValueError(f"{where}s must be a list of 1 to {max_layers} layer configs")
+    # (Buffers are checked by the caller against each class's buffer_shapes.)
     shape, total = input_shape, 0
     for i, config in enumerate(configs):
         here = f"{where} {i}"

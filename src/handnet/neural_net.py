@@ -47,19 +47,27 @@ def default_layers() -> list[Layer]:
     return [Dense(None, 100, init="he"), Activation("relu"), Dense(None, None)]
 
 
-def small_cnn(channels: Sequence[int] = (8, 16), hidden: int = 64) -> list[Layer]:
+def small_cnn(channels: Sequence[int] = (16, 32), hidden: int = 64) -> list[Layer]:
     """A small LeNet-style network for images: what ``--model cnn`` trains.
 
     For each entry of ``channels``: a 3x3 convolution with that many filters
-    ("same" padding, so the image keeps its size), ReLU, 2x2 max-pooling (which
-    halves it); then ``Flatten -> Dense(hidden) -> ReLU -> Dense`` sized from the
-    targets. On 8x8 digits: 8x8 -> 4x4 -> 2x2, 64 values into the dense head.
+    ("same" padding, so the image keeps its size), batch normalisation, ReLU and
+    2x2 max-pooling (which halves the image); then ``Flatten -> Dense(hidden) ->
+    ReLU -> Dense`` sized from the targets. On 8x8 digits: 8x8 -> 4x4 -> 2x2, 128
+    values into the dense head. (The convolutions have no bias: the
+    normalisation's shift takes its place.)
     """
     from .conv import Conv2D, MaxPool2D
+    from .normalization import BatchNorm
 
     layers: list[Layer] = []
     for width in channels:
-        layers += [Conv2D(None, width, 3, padding="same"), Activation("relu"), MaxPool2D(2)]
+        layers += [
+            Conv2D(None, width, 3, padding="same", use_bias=False),
+            BatchNorm(),
+            Activation("relu"),
+            MaxPool2D(2),
+        ]
     return [*layers, Flatten(), Dense(None, hidden, init="he"), Activation("relu"),
             Dense(None, None)]
 

@@ -332,6 +332,11 @@ class BatchNorm(Layer):
         }
 
     @classmethod
+    def buffer_shapes(cls, config: Mapping[str, Any]) -> dict[str, Shape] | None:
+        n_features = int(config["n_features"])
+        return {"running_mean": (n_features,), "running_var": (n_features,)}
+
+    @classmethod
     def from_config(cls, config: Mapping[str, Any], dtype: DTypeLike = np.float64) -> BatchNorm:
         return cls(
             int(config["n_features"]),

@@ -119,6 +119,9 @@ class Residual(Layer):
                 layer.bind(parameters[start : start + n], gradients[start : start + n])
             start += n
 
+    def sublayers(self) -> list[Layer]:
+        return list(self.layers)
+
     def buffers(self) -> dict[str, Array]:
         """Every sub-layer's buffers, named ``"<sub-layer index>.<its name>"``."""
         return {
@@ -233,6 +236,18 @@ class Residual(Layer):
     @classmethod
     def from_config(cls, config: Mapping[str, Any], dtype: DTypeLike = np.float64) -> Residual:
         return cls([LAYERS[entry["type"]].from_config(entry, dtype) for entry in config["layers"]])
+
+    @classmethod
+    def buffer_shapes(cls, config: Mapping[str, Any]) -> dict[str, Shape] | None:
+        """The sub-layers' buffer shapes, prefixed like :meth:`buffers` (``None``: one is
+        not declared)."""
+        shapes: dict[str, Shape] = {}
+        for i, sub in enumerate(config["layers"]):
+            declared = LAYERS[sub["type"]].buffer_shapes(sub)
+            if declared is None:
+                return None
+            shapes.update({f"{i}.{name}": shape for name, shape in declared.items()})
+        return shapes
 
     @classmethod
     def chain(
