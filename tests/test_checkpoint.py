@@ -98,6 +98,10 @@ def _assert_same_run(resumed: Any, reference: Any) -> None:
     assert resumed.t_ == reference.t_
     assert resumed.validation_scores_ == reference.validation_scores_
     assert resumed.history_ == reference.history_
+    for mine, theirs in zip(resumed.network_.buffers(), reference.network_.buffers(), strict=True):
+        assert mine.keys() == theirs.keys()
+        for name in mine:  # running statistics (BatchNorm) resume too
+            np.testing.assert_array_equal(mine[name], theirs[name], strict=True)
     ref_state = reference._trainer.optimizer
     if hasattr(ref_state, "state") and ref_state.state:
         for key, value in ref_state.state[0].items():
@@ -173,6 +177,28 @@ CONFIGS: dict[str, tuple[Callable[[], Any], np.ndarray, dict[str, Any]]] = {
     "lbfgs": (
         lambda: MLPClassifier((5,), optimizer="lbfgs", max_iter=25, tol=None, random_state=0),
         Y2,
+        {},
+    ),
+    # Rows viewed as 1x2x2 images: a convolution, batch normalisation (running statistics
+    # that must resume too) and dropout (masks from the model's generator).
+    "cnn-batchnorm-dropout": (
+        lambda: handnet.NeuralNetClassifier(
+            [
+                handnet.Conv2D(None, 3, 2, padding="same"),
+                handnet.BatchNorm(),
+                handnet.Activation("relu"),
+                handnet.Dropout(0.2),
+                handnet.Flatten(),
+                handnet.Dense(None, None),
+            ],
+            input_shape=(1, 2, 2),
+            batch_size=16,
+            max_iter=12,
+            tol=None,
+            learning_rate=0.01,
+            random_state=5,
+        ),
+        Y3,
         {},
     ),
 }
