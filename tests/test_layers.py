@@ -9,7 +9,7 @@ from handnet import Activation, Dense, Dropout
 from handnet import activations as act
 from handnet.gradcheck import gradcheck
 from handnet.initializers import INITIALIZERS, get_initializer, he, normal, xavier, zeros
-from handnet.layers import Layer
+from handnet.layers import LAYERS, Layer, ReLU, Sigmoid, Tanh
 
 TOL = 1e-6
 
@@ -387,3 +387,17 @@ def test_training_mode_buffers_give_the_same_numbers(name: str, rng: np.random.G
         grads_train, [g for layer in net_layers for g in layer.gradients()], strict=True
     ):
         np.testing.assert_array_equal(before, layer_grad)
+
+
+@pytest.mark.parametrize(("cls", "name"), [(ReLU, "relu"), (Tanh, "tanh"), (Sigmoid, "sigmoid")])
+def test_named_activation_layers_are_their_activation_saved_under_their_own_name(
+    cls: type, name: str
+) -> None:
+    layer, reference = cls(), Activation(name)
+    X = np.random.default_rng(0).normal(size=(4, 3))
+    np.testing.assert_array_equal(layer.forward(X), reference.forward(X))
+    G = np.random.default_rng(1).normal(size=X.shape)
+    np.testing.assert_array_equal(layer.backward(G), reference.backward(G))
+    assert layer.config() == {"type": cls.__name__}
+    assert LAYERS[cls.__name__] is cls
+    assert type(cls.from_config(layer.config())) is cls

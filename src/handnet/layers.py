@@ -555,6 +555,41 @@ class Activation(Layer):
         return f"Activation({self.name!r})"
 
 
+class _NamedActivation(Activation):
+    """An :class:`Activation` under a layer name of its own (``ReLU()`` for ``Activation("relu")``),
+    as PyTorch spells them; saved under that name."""
+
+    activation: ClassVar[str]
+    config_fields: ClassVar[dict[str, str]] = {}
+
+    def __init__(self) -> None:
+        super().__init__(self.activation)
+
+    def config(self) -> dict[str, object]:
+        return {"type": type(self).__name__}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class ReLU(_NamedActivation):
+    """``Activation("relu")``: :math:`\\max(z, 0)`."""
+
+    activation = "relu"
+
+
+class Tanh(_NamedActivation):
+    """``Activation("tanh")``: :math:`\\tanh z`."""
+
+    activation = "tanh"
+
+
+class Sigmoid(_NamedActivation):
+    """``Activation("sigmoid")``: :math:`1 / (1 + e^{-z})`."""
+
+    activation = "sigmoid"
+
+
 class Dropout(Layer):
     r"""Inverted dropout: zero each input with probability ``rate`` while training.
 
@@ -761,6 +796,9 @@ LAYERS: Registry[type[Layer]] = Registry(
     [
         ("Dense", Dense),
         ("Activation", Activation),
+        ("ReLU", ReLU),
+        ("Tanh", Tanh),
+        ("Sigmoid", Sigmoid),
         ("Dropout", Dropout),
         ("Reshape", Reshape),
         ("Flatten", Flatten),
