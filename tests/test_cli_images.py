@@ -63,7 +63,7 @@ def test_train_a_cnn_on_image_files_then_evaluate_and_predict(
         "--learning-rate", "0.01", "--save", model, "--quiet", cwd=image_files,
     )
     assert trained.returncode == 0, trained.stderr
-    assert "NeuralNetClassifier Reshape((1, 8, 8)) -> Conv2D(1, 8" in trained.stdout
+    assert "NeuralNetClassifier Reshape((1, 8, 8)) -> Conv2D(1, 16" in trained.stdout
     loaded = handnet.load(image_files / model)
     assert loaded.input_shape_ == (1, 8, 8)
     images, labels = _images()

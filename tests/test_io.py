@@ -286,7 +286,7 @@ def test_a_crash_mid_save_leaves_the_previous_file_intact(
     before = path.read_bytes()
     new = MLPClassifier((9,), max_iter=2, tol=None, random_state=1).fit(X, y)
     written = []
-    real_write_member = handnet.io._write_member
+    real_write_member = handnet.io.format._write_member
 
     def crash_after_first_member(archive: zipfile.ZipFile, name: str, array: Any) -> None:
         if written:
@@ -294,7 +294,7 @@ def test_a_crash_mid_save_leaves_the_previous_file_intact(
         real_write_member(archive, name, array)
         written.append(name)
 
-    monkeypatch.setattr(handnet.io, "_write_member", crash_after_first_member)
+    monkeypatch.setattr(handnet.io.format, "_write_member", crash_after_first_member)
     with pytest.raises(OSError, match="disk full"):
         handnet.save(new, path)
     assert written  # the crash came mid-file, after some data was written

@@ -1,0 +1,397 @@
+"""Checkpoints during ``fit`` and resuming a run from one (:class:`CheckpointRun`).
+
+``fit(..., checkpoint=path, checkpoint_every=k, resume=...)`` writes the run to a
+model file as it trains (:mod:`handnet.io.describe`, :mod:`handnet.io.atomic`)
+and continues a run from one (:mod:`handnet.io.schema` reads and checks it).
+
+Resuming (``fit(..., resume=path)``) needs the fingerprint of the training data
+that the file stores: every in-memory ``fit`` records it, so a file written by
+``save`` after an interrupted ``fit`` resumes too, and a file without one (an
+out-of-core fit without ``checkpoint=``, an older handnet) is refused rather
+than resumed unchecked. Only ``max_iter`` and ``verbose`` may differ from the
+saved run's hyperparameters (not ``random_state``: the run continues its saved
+generator).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..exceptions import ModelFileError
+from ..state import check_epoch_order
+from ..training import Trainer
+from .atomic import _write_atomic, check_writable
+from .describe import _describe
+from .format import PathLike, _Invalid, _little_endian
+from .params import _encode_params, _NetworkEstimator
+from .schema import _EstimatorPlan, _NetworkPlan, _read_plan
+
+#: Hyperparameters that may differ between a run and its resumption: how long it
+#: runs and what it prints. Not ``random_state``: the resumed run continues the
+#: saved generator, so a model that said another seed would misreport its run.
+_RESUMABLE_DIFFERENCES = frozenset({"max_iter", "verbose"})
+
+
+def data_fingerprint(arrays: Sequence[NDArray[Any] | None]) -> str:
+    """A SHA-256 over the dtypes, shapes and bytes of ``arrays`` (``None`` counts too)."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        if array is None:
+            digest.update(b"none;")
+            continue
+        data = _little_endian(np.asarray(array)) if np.asarray(array).dtype.kind != "O" else None
+        if data is None:
+            digest.update(repr(np.asarray(array).tolist()).encode())
+            continue
+        digest.update(f"{data.dtype.str}{data.shape};".encode())
+        digest.update(data.data)
+    return digest.hexdigest()
+
+
+class CheckpointRun:
+    """The checkpoint and resume side of one ``fit`` call (used by the models).
+
+    ``fit(..., checkpoint=path, checkpoint_every=k, resume=...)`` creates one;
+    it reads and checks the file to resume from (before anything is trained),
+    restores the run into the model and its trainer, and gives the trainer the
+    hook that writes checkpoints.
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | None,
+        checkpoint_every: int | None,
+        resume_from: str | None,
+        plan: _EstimatorPlan | None,
+    ) -> None:
+        self.checkpoint = checkpoint
+        self.checkpoint_every = checkpoint_every
+        self.resume_from = resume_from
+        self.plan = plan
+        #: Whether this fit continues a saved run (read by ``fit`` before training).
+        self.resuming = plan is not None
+        self.validation_index: NDArray[np.intp] | None = None
+        self.fingerprint: str | None = None
+        #: The data of an in-memory fit without a checkpoint, until finish() decides.
+        self._unhashed: Sequence[NDArray[Any] | None] | None = None
+
+    @classmethod
+    def start(
+        cls,
+        model: _NetworkEstimator,
+        checkpoint: PathLike | None,
+        checkpoint_every: int | None,
+        resume: PathLike | bool | None,
+    ) -> CheckpointRun:
+        """Check the arguments, that the checkpoint can be written, and read the file to resume.
+
+        Everything here happens before any training: a checkpoint path that cannot
+        be written raises ``OSError`` naming it; a file to resume from must hold the
+        training data's fingerprint and the same hyperparameters (only ``max_iter``
+        and ``verbose`` may change).
+        """
+        _check_checkpoint_every(checkpoint_every, checkpoint)
+        path = None if checkpoint is None else os.fspath(checkpoint)
+        if path is not None:
+            # Before anything is trained: a checkpoint that cannot be written
+            # would otherwise fail only after the first epoch.
+            check_writable(path, "checkpoint")
+        source: str | None = None
+        if resume is True:
+            if path is None:
+                raise ValueError("resume=True resumes from checkpoint=PATH, which is missing")
+            # Resume if a previous run left a checkpoint, else start afresh: the same
+            # call works for the first run and for every restart.
+            source = path if os.path.exists(path) else None
+        elif resume is not None and resume is not False:
+            source = os.fspath(resume)
+        plan = None if source is None else _read_resumable(model, source)
+        every = None if checkpoint_every is None else int(checkpoint_every)
+        return cls(path, every, source, plan)
+
+    def validation_split(
+        self, split: Callable[[Any, int], tuple[NDArray[np.intp], NDArray[np.intp]]]
+    ) -> Callable[[Any, int], tuple[NDArray[np.intp], NDArray[np.intp]]]:
+        """``split`` (the model's early-stopping split), or the resumed run's split."""
+
+        def wrapped(y: Any, n_samples: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+            stored = (
+                None
+                if self.plan is None or self.plan.run is None
+                else (self.plan.run["validation_index"])
+            )
+            if stored is not None:
+                if len(stored) and (stored.min() < 0 or stored.max() >= n_samples):
+                    raise ValueError(
+                        f"the checkpoint's early-stopping split does not fit {n_samples} "
+                        "samples: resume with the data the run was started on"
+                    )
+                val_index = stored.astype(np.intp)
+                mask = np.ones(n_samples, dtype=bool)
+                mask[val_index] = False
+                train_index = np.flatnonzero(mask)
+            else:
+                train_index, val_index = split(y, n_samples)
+            self.validation_index = val_index
+            return train_index, val_index
+
+        return wrapped
+
+    def attach(
+        self,
+        model: _NetworkEstimator,
+        trainer: Trainer,
+        data: Sequence[NDArray[Any] | None],
+        n_rows: int,
+    ) -> None:
+        """Restore a resumed run into ``model`` and ``trainer``; set up checkpoints.
+
+        ``data`` is the training data as validated and encoded (features,
+        targets, weights, validation set): its fingerprint is stored in every
+        checkpoint and compared with the one of the run being resumed.
+        ``n_rows`` is the number of rows an epoch visits (for ``t_``).
+        """
+        plan = self.plan
+        in_memory = bool(data) and isinstance(data[0], np.ndarray)
+        if self.checkpoint is not None or plan is not None:
+            self.fingerprint = data_fingerprint(data)
+        elif in_memory:
+            # Hashed only if the fit is interrupted (finish): save() then writes a file
+            # that resume can check, and an uninterrupted fit pays no pass over its data.
+            self._unhashed = data
+        if plan is not None:
+            self._restore(model, trainer, plan, int(n_rows) if in_memory else None)
+            self.plan = None  # restored: the file's arrays need not stay in memory
+        self._model = model
+        self._start_epoch = trainer.epoch
+        self._start_scores = len(trainer.history.validation_score)
+        self._n_rows = int(n_rows)
+        # For save() after fit: a file of an interrupted run can then be resumed.
+        model.__dict__["_checkpoint_run"] = self
+        # A trainer that partial_fit reuses must not keep an earlier fit's hook.
+        trainer.checkpoint = self._write if self.checkpoint is not None else None
+        trainer.checkpoint_every = self.checkpoint_every
+
+    def _restore(
+        self,
+        model: _NetworkEstimator,
+        trainer: Trainer,
+        plan: _EstimatorPlan,
+        n_rows: int | None,
+    ) -> None:
+        """Restore ``plan`` after checking it against this fit's data.
+
+        ``n_rows`` is the number of rows an epoch visits for in-memory data
+        (``None`` for out-of-core data, whose interrupted epoch lists blocks:
+        the trainer checks those against the blocks).
+        """
+        source = self.resume_from
+        network = model.network_
+        if network.dtype != plan.network.dtype:
+            raise ValueError(
+                f"the run in {source!r} trained in {plan.network.dtype}, but X is "
+                f"{network.dtype}: resume with the data the run was started on"
+            )
+        if network.config() != plan.network.layers:
+            raise ValueError(
+                f"the network in {source!r} has layers {plan.network.layers}, but this data "
+                f"gives {network.config()}: resume with the data the run was started on"
+            )
+        stored = None if plan.run is None else plan.run["fingerprint"]
+        if stored is not None and stored != self.fingerprint:
+            raise ValueError(
+                f"the data differs from the data the run in {source!r} was trained on: "
+                "resume with the same X, y, sample_weight and validation_data"
+            )
+        fitted = plan.fitted
+        classes = np.asarray(getattr(model, "classes_", None))
+        if "classes_" in fitted and not np.array_equal(fitted["classes_"], classes):
+            raise ValueError(
+                f"the run in {source!r} has classes {fitted['classes_'].tolist()}, but y has "
+                f"{classes.tolist()}"
+            )
+        assert plan.training is not None
+        history = plan.training["history"]
+        if history["validation_score"] and not history.get("validation_loss"):
+            # Written when early stopping watched the validation accuracy: its counter
+            # and best value are an accuracy's, not the validation loss's it now watches.
+            raise ModelFileError(
+                f"cannot resume from {source!r}: its run was written by an older handnet whose "
+                "early stopping watched the validation accuracy, and cannot continue under "
+                "today's rule (the validation loss); load() it to use the model, or start "
+                "the fit afresh"
+            )
+        try:
+            if n_rows is not None:
+                # The interrupted epoch's order indexes the rows (by compiled
+                # kernels too, unchecked): it must be a permutation of them.
+                check_epoch_order(plan.training["progress"], np.arange(n_rows))
+            trainer.load_state_dict(plan.training)
+            plan.network.restore_into(network)
+        except (ValueError, _Invalid) as error:
+            raise ModelFileError(f"cannot resume from {source!r}: {error}") from None
+        model._rng = trainer.rng
+        for name in ("loss_curve_", "validation_scores_", "t_", "n_iter_"):
+            value = fitted[name]
+            setattr(model, name, list(value) if isinstance(value, list) else value)
+        for name in ("best_loss_", "best_validation_score_", "best_epoch_"):
+            if name in fitted:
+                setattr(model, name, fitted[name])
+        validation_losses = fitted.get("validation_loss_curve_")
+        model.validation_loss_curve_ = (
+            None if validation_losses is None else list(validation_losses)
+        )
+        if model.validation_scores_ is None and trainer.history.validation_score:
+            model.validation_scores_ = []
+            model.validation_loss_curve_ = []
+
+    def finish(self, trainer: Trainer) -> None:
+        """When ``fit`` ends: fingerprint the data of an interrupted run, then let it go.
+
+        The run stays with the model (for ``save``), which must not keep the training
+        data alive, nor pay a pass over it when nothing will resume from it.
+        """
+        data, self._unhashed = self._unhashed, None
+        if data is not None and trainer.interrupted and self.fingerprint is None:
+            self.fingerprint = data_fingerprint(data)
+
+    def remaining_epochs(self, model: _NetworkEstimator, trainer: Trainer) -> int:
+        """Epochs left for this fit: all of ``max_iter``, or what a resumed run lacks."""
+        if not self.resuming:
+            return int(model.max_iter)
+        if trainer.converged and not trainer.interrupted:
+            return 0
+        return max(int(model.max_iter) - trainer.epoch, 0)
+
+    def _fitted_now(self, model: _NetworkEstimator, trainer: Trainer) -> dict[str, Any]:
+        """The fitted attributes as ``fit`` will leave them, at this point of the run.
+
+        ``fit`` updates them when training ends; a checkpoint written before
+        that combines the model's values from before the run with the trainer's.
+        """
+        history = trainer.history
+        done = trainer.epoch - self._start_epoch
+        losses = [float(v) for v in model.loss_curve_]
+        losses += [float(v) for v in history.loss[len(history.loss) - done :]] if done else []
+        fitted: dict[str, Any] = {
+            "loss_curve_": losses,
+            "n_iter_": trainer.epoch,
+            "t_": int(model.t_) + done * self._n_rows,
+        }
+        if losses:
+            fitted["best_loss_"] = min(losses)
+        scores = model.validation_scores_
+        validation_losses = None
+        if scores is not None:
+            scores = [float(v) for v in scores]
+            scores += [float(v) for v in history.validation_score[self._start_scores :]]
+            earlier = getattr(model, "validation_loss_curve_", None) or []
+            validation_losses = [float(v) for v in earlier]
+            validation_losses += [
+                float(v) for v in history.validation_loss[self._start_scores :]
+            ]
+            if len(validation_losses) != len(scores):
+                validation_losses = None
+            elif not trainer.finished:
+                fitted["best_epoch_"] = fitted["best_validation_score_"] = None
+            elif history.best_epoch is not None:
+                # The epoch this fit keeps, its parameters restored by now (see
+                # _NetworkEstimator._record_best_epoch); before the end a checkpoint
+                # holds the current parameters and names no kept epoch.
+                best = len(validation_losses) - len(history.validation_loss) + history.best_epoch
+                fitted["best_epoch_"] = best
+                fitted["best_validation_score_"] = scores[best - 1]
+        fitted["validation_scores_"] = scores
+        fitted["validation_loss_curve_"] = validation_losses
+        return fitted
+
+    def _write(self, trainer: Trainer) -> str:
+        model = self._model
+        assert self.checkpoint is not None
+        arrays: dict[str, NDArray[Any]] = {}
+        content = _describe(model, arrays, True, self._fitted_now(model, trainer), self)
+        _write_atomic(self.checkpoint, content, arrays)
+        return (
+            f"Checkpoint saved to {self.checkpoint!r} (epoch {trainer.epoch}); continue with "
+            f"fit(X, y, checkpoint={self.checkpoint!r}, resume=True)."
+        )
+
+    _model: _NetworkEstimator
+    _start_epoch: int
+    _start_scores: int
+    _n_rows: int
+
+
+def _check_checkpoint_every(checkpoint_every: int | None, checkpoint: PathLike | None) -> None:
+    """``checkpoint_every`` must be an integer >= 1, given with a ``checkpoint`` path."""
+    if checkpoint_every is not None:
+        if isinstance(checkpoint_every, bool) or not isinstance(
+            checkpoint_every, (int, np.integer)
+        ):
+            raise TypeError(f"checkpoint_every must be an integer, got {checkpoint_every!r}")
+        if checkpoint_every < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every!r}")
+        if checkpoint is None:
+            raise ValueError("checkpoint_every needs checkpoint=PATH, the file to write")
+
+
+def _read_resumable(model: _NetworkEstimator, source: str) -> _EstimatorPlan:
+    """The run in ``source``, checked to be one that ``model`` can resume."""
+    read = _read_plan(source)
+    if not isinstance(read, _EstimatorPlan) or read.cls is not type(model):
+        found = (
+            "a Sequential network" if isinstance(read, _NetworkPlan) else f"a {read.cls.__name__}"
+        )
+        raise ModelFileError(f"{source!r} holds {found}; it cannot resume a {type(model).__name__}")
+    if read.training is None:
+        raise ModelFileError(
+            f"{source!r} was saved without its training state (training_state=False): there "
+            "is nothing to resume"
+        )
+    if read.run is None or read.run["fingerprint"] is None:
+        raise ModelFileError(
+            f"{source!r} holds no fingerprint of the data its run was trained on, so resuming "
+            "could not check that the data is the same (save() records it only for a fit that "
+            "was interrupted, and fit(..., checkpoint=PATH) always; a finished fit saved with "
+            "save(), an out-of-core fit without checkpoint=PATH and files of older handnet have "
+            "none): continue it with load() and partial_fit or warm_start, or train again with "
+            "fit(..., checkpoint=PATH), whose file can be resumed"
+        )
+    _compare_params(model, read, source)
+    return read
+
+
+def _normalized(value: Any) -> Any:
+    """An encoded hyperparameter with tuples as lists (``(10,)`` and ``[10]`` agree)."""
+    if isinstance(value, dict):
+        if set(value) == {"$tuple"}:
+            return _normalized(value["$tuple"])
+        return {k: _normalized(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normalized(v) for v in value]
+    return value
+
+
+def _compare_params(model: _NetworkEstimator, plan: _EstimatorPlan, source: str) -> None:
+    mine, _ = _encode_params(model)
+    theirs = plan.raw_params
+    different = sorted(
+        name
+        for name in set(mine) | set(theirs)
+        if name not in _RESUMABLE_DIFFERENCES
+        and _normalized(mine.get(name)) != _normalized(theirs.get(name))
+    )
+    if different:
+        details = ", ".join(
+            f"{name}={theirs.get(name)!r} there but {mine.get(name)!r} here" for name in different
+        )
+        raise ValueError(
+            f"cannot resume from {source!r}: the run was trained with other hyperparameters "
+            f"({details}). Resume with the same settings (only max_iter and verbose may change)."
+        )
