@@ -416,7 +416,7 @@ def run_mlp(
 
 def run_cnn(
     optimizer: str = "adam",
-    learning_rate: float = 0.003,
+    learning_rate: float = 0.001,
     iterations: int | None = None,
     seed: int = 0,
     print_every: int = 5,
@@ -436,7 +436,7 @@ def run_cnn(
     from .datasets import train_test_split
     from .neural_net import NeuralNetClassifier, small_cnn
 
-    iterations = 30 if iterations is None else iterations
+    iterations = 40 if iterations is None else iterations
     digits = load_digits()
     images = (digits.images / 16.0).reshape(-1, 1, 8, 8)
     X, X_test, y, y_test = train_test_split(

@@ -1,0 +1,63 @@
+"""``handnet evaluate``: accuracy, log loss, confusion matrix, per-class precision/recall/F1."""
+
+from __future__ import annotations
+
+import argparse
+from typing import IO
+
+import numpy as np
+
+from .arguments import _FORMATTER, _add_data_arguments, _Subparsers
+from .model_files import _describe_model, _is_classifier, _load_estimator
+from .reading import _columns_checked, _read_for_model
+from .text import _short_list
+
+
+def _add_evaluate(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="accuracy, log loss, confusion matrix and per-class scores on labelled data",
+        formatter_class=_FORMATTER,
+        description=(
+            "Score a saved classifier on labelled data: accuracy, log loss (mean\n"
+            "cross-entropy), the confusion matrix (rows: true class, columns: predicted)\n"
+            "and each class's precision, recall, F1 and support. For a CSV, --target names\n"
+            "the label column; it may be left out when it is the only column that is not\n"
+            "one of the model's features."
+        ),
+        epilog="example:\n  handnet evaluate model.npz test.csv --target label",
+    )
+    evaluate.add_argument("model", metavar="MODEL", help="a model file (handnet train --save)")
+    _add_data_arguments(evaluate, "IDX: the file of labels that goes with the images")
+
+
+def _run_evaluate(args: argparse.Namespace, out: IO[str]) -> int:
+    from ..metrics import classification_report
+
+    model = _load_estimator(args.model, "evaluate")
+    data = _read_for_model(model, args, need_labels=True)
+    assert data.y is not None
+    with _columns_checked():
+        predictions = np.asarray(model.predict(data.X))
+        if not _is_classifier(model):
+            # A regressor (e.g. an MLPRegressor saved from Python): the regression numbers.
+            residual = predictions.reshape(len(data.y), -1) - data.y.reshape(len(data.y), -1)
+            out.write(f"examples: {len(data.y)}\nR^2: {model.score(data.X, data.y):.4f}\n"
+                      f"mean squared error: {float(np.mean(residual**2)):.6g}\n")
+            return 0
+        log_proba = model.predict_log_proba(data.X)
+    known = set(model.classes_.tolist())
+    given = set(np.unique(data.y).tolist())
+    if not given & known:
+        # Most likely the wrong label column (or file): every row would count as wrong.
+        raise ValueError(
+            f"{data.source}: its labels {_short_list(sorted(given, key=str))} have nothing in "
+            f"common with the model's classes {_short_list(model.classes_.tolist())}"
+        )
+    report = classification_report(data.y, predictions, list(model.classes_.tolist()), log_proba)
+    out.write(f"handnet evaluate: {_describe_model(model)} on {data.source}\n")
+    out.write(report.to_text() + "\n")
+    unseen = [label for label in report.labels if label not in known]
+    if unseen:
+        out.write(f"note: labels the model never saw in training (always wrong): {unseen}\n")
+    return 0

@@ -1,0 +1,65 @@
+"""Reading DATA for a command: the gzip guard, and a file read the way a model was trained."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+from .arguments import UsageError
+
+
+def _max_expansion(args: argparse.Namespace) -> float:
+    from ..data_files import DEFAULT_MAX_EXPANSION
+
+    value = getattr(args, "max_expansion", None)
+    return DEFAULT_MAX_EXPANSION if value is None else float(value)
+
+
+def _read_for_model(model: Any, args: argparse.Namespace, need_labels: bool) -> Any:
+    """Read DATA the way ``model`` was trained: its CSV columns by name when it knows them."""
+    from ..data_files import csv_header, detect_format, load_dataset, read_csv
+
+    names = getattr(model, "feature_names_in_", None)
+    kind = detect_format(args.data)
+    target = args.target
+    if kind == "csv" and names is not None:
+        names = [str(name) for name in names]
+        if target is None and need_labels:
+            # The label column is the one column that is not a feature.
+            extra = [c for c in csv_header(args.data, args.delimiter) if c not in names]
+            if len(extra) != 1:
+                raise UsageError(
+                    f"{args.data}: name the label column with --target "
+                    f"(columns that are not features: {extra or 'none'})"
+                )
+            target = extra[0]
+        return read_csv(args.data, target=target, delimiter=args.delimiter, features=names,
+                        max_expansion=_max_expansion(args))
+    data = load_dataset(args.data, target=target, labels=args.labels, delimiter=args.delimiter,
+                        need_labels=need_labels, max_expansion=_max_expansion(args))
+    n_expected = int(model.n_features_in_)
+    if data.n_features != n_expected:
+        hint = ""
+        if kind == "csv" and target is None and data.n_features == n_expected + 1:
+            hint = "; name the label column to leave out with --target"
+        raise ValueError(
+            f"{data.source} has {data.n_features} feature columns, but the model was trained "
+            f"on {n_expected}{hint}"
+        )
+    return data
+
+
+@contextlib.contextmanager
+def _columns_checked() -> Iterator[None]:
+    """Silence the model's "X does not have valid feature names" warning.
+
+    The CLI has already picked the CSV's columns by the model's feature names, so
+    the arrays it passes are in the right order; the warning is for Python users
+    who pass a bare array to a model fitted on named columns.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        yield
