@@ -302,7 +302,7 @@ class CheckpointRun:
                 fitted["best_epoch_"] = fitted["best_validation_score_"] = None
             elif history.best_epoch is not None:
                 # The epoch this fit keeps, its parameters restored by now (see
-                # _NetworkEstimator._record_best_epoch); before the end a checkpoint
+                # handnet.models.records.record_best_epoch); before the end a checkpoint
                 # holds the current parameters and names no kept epoch.
                 best = len(validation_losses) - len(history.validation_loss) + history.best_epoch
                 fitted["best_epoch_"] = best

@@ -1,0 +1,103 @@
+"""Building an estimator's network and its trainer from the hyperparameters.
+
+``model`` below is the estimator (a :class:`~handnet.models.network_estimator._NetworkEstimator`,
+typed loosely: that module imports this one).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..activations import get_activation
+from ..layers import Activation, Dense, Dropout, Layer
+from ..losses import Loss
+from ..network import Sequential
+from ..optimizers import LBFGS, Optimizer, get_optimizer
+from ..schedules import get_schedule
+from ..training import Trainer
+
+
+def _physical_memory() -> int | None:
+    """The machine's memory in bytes, or ``None`` where the OS does not say."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_network_size(model: Any, n_features: int, n_outputs: int, dtype: np.dtype[Any]) -> None:
+    """Refuse layer sizes whose parameters cannot fit in memory, before allocating.
+
+    Training holds about four copies of the parameters (values, gradients, an
+    optimizer's state, the best epoch's); a network larger than the machine's
+    memory would otherwise end in a ``MemoryError`` from deep inside NumPy, or
+    in the system killing the process.
+    """
+    widths = [n_features, *model._hidden_layers(), n_outputs]
+    n_parameters = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+    needed = 4 * n_parameters * np.dtype(dtype).itemsize
+    available = _physical_memory()
+    if available is not None and needed > available:
+        raise ValueError(
+            f"hidden_layer_sizes={getattr(model, 'hidden_layer_sizes', ())} with {n_features} "
+            f"features make a network of {n_parameters:,} parameters, which needs about "
+            f"{needed / 2**30:,.1f} GiB to train, more than this machine's "
+            f"{available / 2**30:,.1f} GiB; use smaller layers"
+        )
+
+
+def dense_network(model: Any, n_features: int, n_outputs: int, dtype: np.dtype[Any]) -> Sequential:
+    """``Dense -> activation [-> Dropout]`` per hidden layer, then a linear output layer."""
+    check_network_size(model, n_features, n_outputs, dtype)
+    rng = model._rng
+    init = model.init
+    if init == "auto":
+        init = get_activation(model._hidden_activation()).initializer
+    layers: list[Layer] = []
+    n_inputs = n_features
+    for width in model._hidden_layers():
+        layers.append(Dense(n_inputs, width, init=init, random_state=rng, dtype=dtype))
+        layers.append(Activation(model._hidden_activation()))
+        if model._dropout_rate() > 0:
+            layers.append(Dropout(model._dropout_rate(), random_state=rng))
+        n_inputs = width
+    # The output layer is linear: the loss applies the sigmoid/softmax to its logits.
+    output_init = "xavier" if model._hidden_layers() and init == "zeros" else init
+    layers.append(Dense(n_inputs, n_outputs, init=output_init, random_state=rng, dtype=dtype))
+    return Sequential(layers)
+
+
+def make_trainer(model: Any, network: Sequential, loss: Loss, callbacks: Sequence[Any]) -> Trainer:
+    """The trainer of ``network``, with the model's optimizer, schedule and stopping rule."""
+    # A user's optimizer or schedule object is trained as a copy: fitting must not
+    # change the estimator's parameters (a schedule rewrites the optimizer's
+    # learning_rate, ReduceOnPlateau keeps a scale), or a second fit would start
+    # from the first one's decayed learning rate.
+    optimizer = get_optimizer(copy.deepcopy(model._optimizer()), model._learning_rate())
+    if isinstance(optimizer, (Optimizer, LBFGS)) and not isinstance(model.optimizer, str):
+        optimizer.reset()  # a user's object starts fresh for a fresh fit
+    if isinstance(optimizer, LBFGS) and network.draws_random_numbers(training=True):
+        raise ValueError(
+            "dropout needs a stochastic optimizer; L-BFGS is full-batch only and "
+            "assumes the same function at every step"
+        )
+    return Trainer(
+        network,
+        loss,
+        optimizer,
+        model._rng,
+        batch_size=None,  # set per fit from the data size
+        schedule=get_schedule(copy.deepcopy(model.schedule), model.max_iter),
+        l2=model.alpha,
+        clip_norm=model.clip_norm,
+        tol=model.tol,
+        n_iter_no_change=model.n_iter_no_change,
+        shuffle=model.shuffle,
+        callbacks=callbacks,
+    )

@@ -1,0 +1,90 @@
+"""The hyperparameters every estimator shares: their checks, and what ``"auto"`` means.
+
+``model`` below is the estimator (a :class:`~handnet.models.network_estimator._NetworkEstimator`,
+typed loosely: that module imports this one).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..activations import hidden_activations
+from ..optimizers import LBFGS, Optimizer
+from ..validation import check_class_weight, check_interval, check_positive, check_random_state
+
+#: The step size of ``optimizer="auto"`` when it picks gradient descent.
+AUTO_LEARNING_RATE = 0.1
+
+
+def check_hyperparameters(model: Any) -> None:
+    """Refuse a bad hyperparameter of ``model``, in the order they are listed here."""
+    check_positive(model.max_iter, "max_iter", integer=True)
+    check_positive(model.alpha, "alpha", allow_zero=True)
+    check_positive(model.n_iter_no_change, "n_iter_no_change", integer=True)
+    if model.tol is not None:
+        check_positive(model.tol, "tol", allow_zero=True)
+    if model.clip_norm is not None:
+        check_positive(model.clip_norm, "clip_norm")
+    if not isinstance(model.optimizer, (Optimizer, LBFGS)) and not (
+        model.learning_rate is None and model._auto_learning_rate
+    ):
+        check_positive(model.learning_rate, "learning_rate")
+    if model.batch_size is not None and model.batch_size != "auto":
+        check_positive(model.batch_size, "batch_size", integer=True)
+
+    # Checked with or without early_stopping: a bad value is a mistake either way.
+    check_interval(model.validation_fraction, "validation_fraction", 0.0, 1.0)
+    check_random_state(model.random_state)
+    if model._is_classifier:
+        check_class_weight(getattr(model, "class_weight", None))
+    for layer_size in model._hidden_layers():
+        check_positive(layer_size, "hidden_layer_sizes entries", integer=True)
+    if model._hidden_activation() not in hidden_activations():
+        raise ValueError(
+            f"activation must be one of {list(hidden_activations())}, "
+            f"got {model._hidden_activation()!r}"
+        )
+    check_interval(model._dropout_rate(), "dropout", 0.0, 1.0, left_closed=True)
+
+
+def check_batch_size(batch_size: int | str | None, n_samples: int, incremental: bool) -> None:
+    """In fit, a batch larger than the data is an error, not silently one full batch.
+
+    (Checked once the targets have passed, so that one sample or one class
+    gets its own message first.) partial_fit's chunks of a stream may be
+    shorter than a batch: they then make one batch.
+    """
+    if incremental or batch_size is None or batch_size == "auto" or int(batch_size) <= n_samples:
+        return
+    raise ValueError(
+        f"batch_size={batch_size} is larger than the number of training samples "
+        f"(n_samples = {n_samples}); pass batch_size <= {n_samples}, 'auto' "
+        "(min(200, n_samples)) or None (full batch)"
+    )
+
+
+def resolve_batch_size(
+    optimizer: str | Optimizer | LBFGS, batch_size: int | str | None, n_samples: int
+) -> int | None:
+    """The rows per step for the trainer: ``None`` for a full batch (always for L-BFGS)."""
+    if isinstance(optimizer, LBFGS) or optimizer == "lbfgs":
+        return None
+    if batch_size == "auto":
+        return min(200, n_samples)
+    return None if batch_size is None else min(int(batch_size), n_samples)
+
+
+def has_stochastic_optimizer(model: Any) -> bool:
+    """``partial_fit`` exists only for optimizers that take steps on batches.
+
+    (Like scikit-learn's ``LogisticRegression``, a linear model with its default
+    ``optimizer="auto"``, which then means L-BFGS, has none.)
+    """
+    optimizer = model._optimizer()
+    if isinstance(optimizer, LBFGS) or optimizer == "lbfgs":
+        raise AttributeError(
+            "partial_fit needs a stochastic optimizer (e.g. optimizer='sgd' or 'adam'); "
+            "L-BFGS trains on the full batch only (optimizer='auto' with no learning_rate, "
+            "batch_size, schedule or clip_norm means L-BFGS)"
+        )
+    return True
