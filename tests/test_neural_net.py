@@ -284,3 +284,22 @@ def test_a_sample_shape_that_disagrees_with_the_features_is_refused(saved: Path)
     _rewrite(saved, reshape)
     with pytest.raises(ModelFileError, match="_sample_shape"):
         handnet.load(saved)
+
+
+def test_images_streamed_from_disk_as_flat_rows(tmp_path: Path, monkeypatch: Any) -> None:
+    """A memmap of flat rows is read block by block: input_shape says how to view them."""
+    from handnet import streaming
+
+    monkeypatch.setattr(streaming, "BLOCK_BYTES", 1024)  # so that the file is "large"
+    path = tmp_path / "rows.npy"
+    np.save(path, ROWS)
+    rows = np.load(path, mmap_mode="r")
+    assert streaming.is_out_of_core(rows)
+    settings = dict(max_iter=3, batch_size=16, random_state=0)
+    on_disk = NeuralNetClassifier(_image_layers(), input_shape=(1, 4, 5), **settings)
+    on_disk.fit(rows, LABELS)
+    assert on_disk.input_shape_ == (1, 4, 5)
+    assert isinstance(on_disk.network_.layers[0], Reshape)
+    in_memory = NeuralNetClassifier(_image_layers(), input_shape=(1, 4, 5), **settings)
+    in_memory.fit(ROWS, LABELS)
+    assert in_memory.network_.config() == on_disk.network_.config()

@@ -40,6 +40,7 @@ from .models import _ClassifierMixin, _NetworkEstimator, _RegressorMixin
 from .network import Sequential, build_network
 from .optimizers import LBFGS, Optimizer
 from .schedules import Schedule
+from .streaming import is_out_of_core
 
 
 def default_layers() -> list[Layer]:
@@ -146,6 +147,13 @@ class _NeuralNetMixin(_NetworkEstimator):
         # Validation rows are checked during the first fit, before it has finished.
         if getattr(self, "_sample_shape", None) is None:
             self._check_is_fitted()
+
+    def _record_features(self, X: Any, n_features: int) -> None:
+        super()._record_features(X, n_features)
+        if is_out_of_core(X):
+            # Rows read block by block never pass through _as_rows: their image
+            # shape is input_shape's (or they are plain rows).
+            self._sample_shape = self._checked_input_shape()
 
     @property
     def input_shape_(self) -> Shape:
