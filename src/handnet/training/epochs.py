@@ -1,0 +1,136 @@
+"""Training by epochs (every optimizer but L-BFGS): the loop over epochs.
+
+Each epoch runs through the trainer's ``run_epoch`` (or ``run_stream_epoch``), under
+the divergence checks (:class:`~handnet.training.safety.Rollback`); then its loss
+and learning rate are recorded, the schedule and the stopping rule hear of it, the
+callbacks are called, and a checkpoint is written every ``checkpoint_every`` epochs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..exceptions import DivergenceError
+from ..network import Sequential
+from ..streaming import RowBlocks
+from .protocol import TrainerView
+from .safety import Rollback, divergence_message, parameters_finite
+from .stopping import Validation
+
+Array = NDArray[np.floating]
+
+
+def fit_epochs(
+    trainer: TrainerView,
+    X: Array | RowBlocks,
+    Y: Array | None,
+    sample_weight: Array | None,
+    max_iter: int,
+    validation: Validation | None,
+) -> None:
+    """Run up to ``max_iter`` epochs (see :meth:`Trainer.fit`)."""
+    network = trainer.network
+    interrupt = trainer._interrupt
+    assert interrupt is not None
+    stopping = trainer._stopping
+    last_epoch = trainer.epoch + max_iter
+    every = trainer.checkpoint_every
+    # One deterministic step per epoch: the only regime where a rising loss says
+    # the step is too large (mini-batch epochs' mean losses are noisy by nature).
+    n_rows = X.n_rows if isinstance(X, RowBlocks) else X.shape[0]
+    full_batch = trainer.batch_size is None or trainer.batch_size >= n_rows
+    training_loss = _training_loss(trainer, X, Y, sample_weight)
+    rollback = Rollback(network.flat_parameters, training_loss)
+    while trainer.epoch < last_epoch:
+        loss = _checked_epoch(trainer, rollback, X, Y, sample_weight)
+        if loss is None:
+            # Stopped inside the epoch: its steps are kept, but it is not a
+            # finished epoch; trainer._progress says where it stopped.
+            trainer.interrupted = True
+            break
+        converged = _record_epoch(trainer, network, loss, validation)
+        if converged and full_batch and trainer.warn_at_max_iter:
+            losses = trainer.history.loss
+            if stopping.oscillated(losses):
+                stopping.warn_oscillation(losses, trainer.epoch, trainer.current_lr)
+        # Callbacks hear every finished epoch, the one that meets the stopping
+        # rule included (a logger or checkpoint would otherwise miss the last).
+        callbacks = trainer.callbacks
+        stop_requested = bool(callbacks) and any(callback(trainer) for callback in callbacks)
+        if converged:
+            trainer.converged = True
+        if converged or stop_requested:
+            break
+        if interrupt.requested and trainer.epoch < last_epoch:
+            trainer.interrupted = True
+            break
+        if every and trainer.epoch % every == 0 and trainer.epoch < last_epoch:
+            trainer._save_checkpoint()
+    else:
+        stopping.warn_not_converged(trainer.epoch, trainer.warn_at_max_iter)
+    if trainer.interrupted:
+        # The checkpoint holds the current parameters (not the best validation
+        # epoch's), so that resuming continues exactly where training stopped.
+        trainer._save_checkpoint()
+        return
+    trainer._finish(validation)
+
+
+def _training_loss(
+    trainer: TrainerView, X: Array | RowBlocks, Y: Array | None, sample_weight: Array | None
+) -> Callable[[], float]:
+    """The full training loss at the current parameters, for :meth:`Rollback.restore`."""
+
+    def training_loss() -> float:
+        if isinstance(X, RowBlocks):
+            return trainer.compute_gradients(X, None, None, training=False)
+        assert Y is not None
+        loss, _ = trainer.loss(trainer.network.forward(X, training=False), Y, sample_weight)
+        return loss
+
+    return training_loss
+
+
+def _checked_epoch(
+    trainer: TrainerView,
+    rollback: Rollback,
+    X: Array | RowBlocks,
+    Y: Array | None,
+    sample_weight: Array | None,
+) -> float | None:
+    """One epoch; after a divergence, the parameters are rolled back and it is raised."""
+    rollback.mark()
+    try:
+        if isinstance(X, RowBlocks):
+            loss = trainer.run_stream_epoch(X)
+        else:
+            assert Y is not None
+            loss = trainer.run_epoch(X, Y, sample_weight)
+    except DivergenceError:
+        rollback.restore()
+        raise
+    if not ((loss is None or math.isfinite(loss)) and parameters_finite(rollback.parameters)):
+        rollback.restore()
+        message = divergence_message("parameters", trainer.epoch, trainer.current_lr)
+        raise DivergenceError(message)
+    return loss
+
+
+def _record_epoch(
+    trainer: TrainerView, network: Sequential, loss: float, validation: Validation | None
+) -> bool:
+    """A finished epoch: record it, tell the schedule and the stopping rule; whether to stop."""
+    history = trainer.history
+    history.loss.append(loss)
+    history.learning_rate.append(trainer.current_lr)
+    trainer.epoch += 1
+    trainer.schedule.observe(loss)
+    stopping = trainer._stopping
+    validation_loss = None
+    if validation is not None:
+        validation_loss = stopping.record_validation(history, validation)
+    return stopping.update(loss, validation_loss, network)

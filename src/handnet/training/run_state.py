@@ -1,0 +1,140 @@
+"""A trainer's run as a checkpointable tree, and back (:meth:`Trainer.state_dict`).
+
+Everything besides the network's parameters that decides the rest of the run:
+epoch and flags, history, the stopping rule's counters, the generator's state,
+the optimizer's and the schedule's state, and where an interrupted epoch stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..optimizers import LBFGS
+from ..state import check_rng_state, check_trainer_state, copy_tree
+from .history import EpochProgress, History
+from .protocol import TrainerView
+
+
+def state_dict(trainer: TrainerView) -> dict[str, Any]:
+    """The trainer's state, copied (see :meth:`Trainer.state_dict`)."""
+    history = trainer.history
+    state = {
+        "epoch": trainer.epoch,
+        "converged": trainer.converged,
+        "interrupted": trainer.interrupted,
+        "finished": trainer.finished,
+        "initial_learning_rate": float(trainer.initial_learning_rate),
+        "history": {
+            "loss": [float(v) for v in history.loss],
+            "validation_score": [float(v) for v in history.validation_score],
+            "learning_rate": [float(v) for v in history.learning_rate],
+            "validation_loss": [float(v) for v in history.validation_loss],
+        },
+        "stopping": trainer._stopping.state_dict(),
+        "rng": trainer.rng.bit_generator.state,
+        "optimizer": _optimizer_state(trainer),
+        "schedule": {
+            "type": type(trainer.schedule).__name__,
+            "state": trainer.schedule.state_dict(),
+        },
+        "progress": _progress_state(trainer._progress),
+    }
+    copied: dict[str, Any] = copy_tree(state)
+    return copied
+
+
+def _optimizer_state(trainer: TrainerView) -> dict[str, Any]:
+    optimizer = trainer.optimizer
+    if isinstance(optimizer, LBFGS):
+        n = trainer.network.n_parameters
+        pending = trainer._lbfgs_pending
+        return {
+            "type": "LBFGS",
+            "iterations": optimizer.iterations,
+            "n_evaluations": optimizer.n_evaluations,
+            "s": np.array(optimizer.s, dtype=np.float64).reshape(-1, n),
+            "y": np.array(optimizer.y, dtype=np.float64).reshape(-1, n),
+            "pending": None if pending is None else list(pending),
+        }
+    return {"type": type(optimizer).__name__, **optimizer.state_dict()}
+
+
+def _progress_state(progress: EpochProgress | None) -> dict[str, Any] | None:
+    if progress is None:
+        return None
+    return {
+        "order": None if progress.order is None else progress.order.astype(np.int64),
+        "position": progress.position,
+        "total": progress.total,
+        "weight_total": progress.weight_total,
+    }
+
+
+def load_state_dict(trainer: TrainerView, state: Mapping[str, Any]) -> None:
+    """Check ``state``, then restore it into ``trainer`` (see :meth:`Trainer.load_state_dict`)."""
+    network = trainer.network
+    optimizer = trainer.optimizer
+    check_trainer_state(
+        state,
+        network.n_parameters,
+        network.dtype,
+        type(optimizer).__name__,
+        type(trainer.schedule).__name__,
+        optimizer,
+    )
+    state = copy_tree(state)
+    _load_rng(trainer, state["rng"])
+    _load_optimizer(trainer, state["optimizer"])
+    trainer.schedule.load_state_dict(state["schedule"]["state"])
+    trainer.epoch = state["epoch"]
+    trainer.converged = state["converged"]
+    trainer.interrupted = state["interrupted"]
+    trainer.finished = state["finished"]
+    trainer.initial_learning_rate = state["initial_learning_rate"]
+    history = state["history"]
+    trainer.history = History(
+        loss=list(history["loss"]),
+        validation_score=list(history["validation_score"]),
+        learning_rate=list(history["learning_rate"]),
+        validation_loss=list(history.get("validation_loss", [])),
+    )
+    trainer._stopping.load_state_dict(state["stopping"])
+    progress = state["progress"]
+    trainer._progress = (
+        None
+        if progress is None
+        else EpochProgress(
+            None if progress["order"] is None else progress["order"].astype(np.intp),
+            progress["position"],
+            progress["total"],
+            progress["weight_total"],
+        )
+    )
+    trainer._resuming = True
+
+
+def _load_rng(trainer: TrainerView, rng_state: dict[str, Any]) -> None:
+    if type(trainer.rng.bit_generator).__name__ == rng_state["bit_generator"]:
+        # In place: the model and its dropout layers share this generator.
+        trainer.rng.bit_generator.state = rng_state
+    else:
+        trainer.rng = check_rng_state(rng_state)
+        trainer.network.set_random_state(trainer.rng)
+
+
+def _load_optimizer(trainer: TrainerView, opt: dict[str, Any]) -> None:
+    optimizer = trainer.optimizer
+    if isinstance(optimizer, LBFGS):
+        optimizer.reset()
+        optimizer.s = list(opt["s"])
+        optimizer.y = list(opt["y"])
+        optimizer.iterations = opt["iterations"]
+        optimizer.n_evaluations = opt["n_evaluations"]
+        pending = opt["pending"]
+        trainer._lbfgs_pending = None if pending is None else (pending[0], pending[1])
+    else:
+        optimizer.load_state_dict({k: v for k, v in opt.items() if k != "type"})
+        trainer._lbfgs_pending = None
