@@ -114,10 +114,11 @@ def _sgd_route(X: NDArray[np.float64], y: NDArray[np.int64], numba_min_rows: int
     kernel"`` or ``"numba kernel"``.
     """
     from handnet import training
+    from handnet.training import fastpath  # where the training loop calls the kernel from
 
     seen: list[str] = []
     original_step = training.Trainer.train_step
-    original_kernel = vars(training).get("logistic_sgd_epoch")
+    original_kernel = vars(fastpath).get("logistic_sgd_epoch")
 
     def step(self: Any, *args: Any, **kwargs: Any) -> Any:
         seen.append("generic step")
@@ -130,7 +131,7 @@ def _sgd_route(X: NDArray[np.float64], y: NDArray[np.int64], numba_min_rows: int
 
     training.Trainer.train_step = step  # type: ignore[method-assign]
     if original_kernel is not None:
-        setattr(training, "logistic_sgd_epoch", kernel)  # noqa: B010 - not re-exported
+        setattr(fastpath, "logistic_sgd_epoch", kernel)  # noqa: B010 - not re-exported
     try:
         with _numba_min_rows(numba_min_rows):
             handnet.LogisticRegression(batch_size=1, max_iter=1, tol=None, random_state=SEED).fit(
@@ -139,7 +140,7 @@ def _sgd_route(X: NDArray[np.float64], y: NDArray[np.int64], numba_min_rows: int
     finally:
         training.Trainer.train_step = original_step  # type: ignore[method-assign]
         if original_kernel is not None:
-            setattr(training, "logistic_sgd_epoch", original_kernel)  # noqa: B010
+            setattr(fastpath, "logistic_sgd_epoch", original_kernel)  # noqa: B010
     routes = sorted(set(seen))
     return " + ".join(routes) if routes else "unknown"
 

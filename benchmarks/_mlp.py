@@ -511,21 +511,25 @@ def _dense_category(kind: str) -> Callable[[tuple[Any, ...]], str]:
 def _targets() -> list[tuple[Any, str, Category]]:
     """(owner, attribute, category) for every handnet piece the profile wraps, if it exists."""
     from handnet import layers, losses, models, optimizers, training
+    from handnet.models import network_estimator, preparation
+    from handnet.training import step
 
     found: list[tuple[Any, str, Category]] = [
         (layers.Dense, "forward", _dense_category("forward")),
         (layers.Dense, "backward", _dense_category("backward")),
         (layers.Activation, "forward", "activation forward (ReLU)"),
         (layers.Activation, "backward", "activation backward (ReLU mask)"),
-        (training, "add_l2", "L2 penalty"),
-        (training, "clip_gradient_norm", "gradient clipping"),
+        # Wrapped where they are called from (the module's own name for them).
+        (step, "add_l2", "L2 penalty"),
+        (step, "clip_gradient_norm", "gradient clipping"),
         (training.Trainer, "_gather", "batch gathering (np.take into buffers)"),
         (training.Trainer, "train_step", "step glue (train_step, compute_gradients)"),
         (training.Trainer, "compute_gradients", "step glue (train_step, compute_gradients)"),
         (training.Trainer, "run_epoch", "epoch loop (permutation, slicing, bookkeeping)"),
         (training.Trainer, "fit", "trainer fit (snapshots, finiteness checks, history)"),
-        (models, "check_features", "input validation (`check_features`)"),
-        (models, "check_target", "input validation (`check_target`)"),
+        (network_estimator, "check_features", "input validation (`check_features`)"),
+        (preparation, "check_features", "input validation (`check_features`)"),
+        (network_estimator, "check_target", "input validation (`check_target`)"),
         (getattr(models, "_ClassifierMixin", None), "_encode_targets", "target encoding"),
         (getattr(models, "_NetworkEstimator", None), "_build_network", "network building"),
     ]

@@ -14,9 +14,9 @@ standard deviation of the test accuracy):
   patterns (a plus, a cross, a hollow square) at a random place, on noise. Where the
   pattern sits says nothing about its class, so a model must recognise it wherever
   it is. The CNN (two 5x5 convolutions with batch normalisation, ReLU and
-  max-pooling, global average pooling, a linear output) shares each filter's weights over every position; the
-  MLP gets the same number of parameters (or the next larger width), which on 784
-  inputs buys it only a handful of hidden units.
+  max-pooling, global average pooling, a linear output) shares each filter's
+  weights over every position; the MLP gets the same number of parameters (or the
+  next larger width), which on 784 inputs buys it only a handful of hidden units.
 
 Run::
 

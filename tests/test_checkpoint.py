@@ -294,7 +294,7 @@ def test_ctrl_c_mid_epoch_keeps_the_steps_and_resumes_exactly(
                 # Plain per-example SGD runs in handnet.kernels, in chunks of rows
                 # with a chance to stop between two: 10-row chunks, 9 per epoch.
                 patch.setattr(Trainer, "KERNEL_CHUNK", 10)
-                kernel = handnet.training.logistic_sgd_epoch
+                kernel = handnet.training.fastpath.logistic_sgd_epoch
                 calls = [0]
 
                 def hooked_kernel(*args: Any, **kwargs: Any) -> float:
@@ -303,7 +303,7 @@ def test_ctrl_c_mid_epoch_keeps_the_steps_and_resumes_exactly(
                         _interrupt()
                     return kernel(*args, **kwargs)
 
-                patch.setattr(handnet.training, "logistic_sgd_epoch", hooked_kernel)
+                patch.setattr(handnet.training.fastpath, "logistic_sgd_epoch", hooked_kernel)
             else:
                 _step_hook(patch, Adam, 33, _interrupt)
             interrupted = make().fit(X, y, checkpoint=checkpoint)
@@ -335,7 +335,7 @@ def test_ctrl_c_in_full_batch_gd_keeps_the_completed_epoch(
     make, y, _ = CONFIGS["gd-full-batch"]
     with monkeypatch.context() as patch:
         # Plain full-batch GD of a logistic regression runs in handnet.kernels.
-        kernel = handnet.training.logistic_gd_step
+        kernel = handnet.training.fastpath.logistic_gd_step
         calls = [0]
 
         def hooked_kernel(*args: Any, **kwargs: Any) -> float:
@@ -344,7 +344,7 @@ def test_ctrl_c_in_full_batch_gd_keeps_the_completed_epoch(
                 _interrupt()
             return kernel(*args, **kwargs)
 
-        patch.setattr(handnet.training, "logistic_gd_step", hooked_kernel)
+        patch.setattr(handnet.training.fastpath, "logistic_gd_step", hooked_kernel)
         interrupted = make().fit(X, y)
     assert calls[0] == 8
     # A full-batch epoch is one step: the 8th step completes epoch 8, and training stops.

@@ -77,14 +77,9 @@ One module a concern, :class:`Trainer` wiring them:
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
-
 from ..kernels import logistic_gd_step, logistic_sgd_epoch, numba_available
 from ..penalties import add_l2
 from ..validation import all_finite
-from . import fastpath, safety, step
 from .history import EpochProgress, History
 from .loops import iterate_minibatches
 from .safety import INTERRUPTED_EVENT, logger
@@ -114,36 +109,3 @@ __all__ = [
     "logistic_sgd_epoch",
     "numba_available",
 ]
-
-#: The functions the training loop calls by their module-level names, which tests and
-#: the benchmarks replace on ``handnet.training`` (``monkeypatch.setattr``, a profiler).
-_PATCH_POINTS = frozenset(
-    {
-        "add_l2",
-        "all_finite",
-        "clip_gradient_norm",
-        "logistic_gd_step",
-        "logistic_sgd_epoch",
-        "numba_available",
-    }
-)
-
-
-class _Package(types.ModuleType):
-    """``handnet.training``, whose patch points reach the modules that call them.
-
-    Replacing one of :data:`_PATCH_POINTS` here replaces it in the part that calls
-    it too (``step``, ``fastpath``, ``safety``), as when the training loop was one
-    module; restoring it restores both.
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _PATCH_POINTS:
-            current = self.__dict__.get(name)
-            for part in (step, fastpath, safety):
-                if vars(part).get(name) is current:
-                    setattr(part, name, value)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
