@@ -545,3 +545,32 @@ def test_mutated_files_load_identically_or_raise_model_file_error(
         return
     event("loaded")
     _assert_same_outputs(model, loaded, X)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("n_iter_no_change", float("inf")), ("n_iter_no_change", -3), ("max_iter", 0),
+     ("alpha", -1.0), ("tol", float("nan"))],
+)
+def test_a_forged_hyperparameter_is_the_files_error(name: str, value: Any, tmp_path: Any) -> None:
+    """Checked as fit checks it, on load: a ModelFileError, not an OverflowError later."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = (X[:, 0] > 0).astype(int)
+    path = tmp_path / "model.npz"
+    handnet.save(handnet.MLPClassifier((4,), max_iter=3, tol=None).fit(X, y), path)
+    if "bad_array_table" not in sys.modules:
+        script = Path(__file__).resolve().parents[1] / "scripts" / "bad_array_table.py"
+        spec = importlib.util.spec_from_file_location("bad_array_table", script)
+        assert spec is not None and spec.loader is not None
+        sys.modules["bad_array_table"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["bad_array_table"])
+    table = sys.modules["bad_array_table"]
+    tree = table.read_tree(path)
+    tree["params"][name] = value
+    table.forge(tree, path)
+    with pytest.raises(handnet.ModelFileError, match=f"bad hyperparameters: .*{name}"):
+        handnet.load(path)

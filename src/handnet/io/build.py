@@ -18,7 +18,7 @@ from ..network import Sequential
 from ..state import check_rng_state
 from ..training import History
 from .checkpoint import CheckpointRun
-from .format import MAX_LAYER_WIDTH, _is_int, _require
+from .format import MAX_LAYER_WIDTH, _Invalid, _is_int, _require
 from .params import _build_param, _check_layer_specs, _NetworkEstimator
 from .schema import _EstimatorPlan, _NetworkPlan
 
@@ -89,6 +89,12 @@ def _new_model(plan: _EstimatorPlan, n_features: int, n_outputs: int) -> _Networ
         _check_layer_specs(plan.params["layers"], plan.network.layers)
     params = {name: _build_param(value) for name, value in plan.params.items()}
     model = plan.cls(**params)
+    try:
+        # Each model checks its own hyperparameters, as fit would: a forged value
+        # (n_iter_no_change=inf, say) is the file's error, not a crash later.
+        model._validate_hyperparameters(n_features)
+    except (ValueError, TypeError, OverflowError) as error:
+        raise _Invalid(f"bad hyperparameters: {error}") from None
     if not hasattr(model, "layers"):
         _require(
             _expected_parameter_count(model, n_features, n_outputs)
