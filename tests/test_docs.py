@@ -13,7 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
-OWN_DOCS = ("math.md", "tutorial.md", "cli.md")  # written with this test; others have theirs
+# Written with this test; the others have their own.
+OWN_DOCS = ("math.md", "tutorial.md", "cli.md", "cnn.md")
 
 
 def python_blocks(path: Path) -> list[str]:
@@ -147,3 +148,17 @@ def test_the_reference_tables_are_generated_from_the_registries() -> None:
     assert committed == catalog.markdown(), (
         "docs/reference.md is stale: run python -m handnet.catalog"
     )
+
+
+def test_the_convolution_by_hand_example_agrees_with_the_layers() -> None:
+    """examples/conv_by_hand.py: loops over the formulas against Conv2D and BatchNorm."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "conv_by_hand.py"
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 7
+    assert all(line.endswith(": True") for line in lines), result.stdout
