@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 import pytest
@@ -239,3 +240,34 @@ def test_check_network_restores_state_and_dropout_generator(rng: np.random.Gener
     np.testing.assert_array_equal(network.flat_parameters, params)
     np.testing.assert_array_equal(network.flat_gradients, grads)
     assert [layer.rng for layer in dropout] == generators
+
+
+def test_backward_stops_at_the_lowest_layer_with_parameters() -> None:
+    """Behind a leading Reshape (an image estimator's network) the first convolution's
+    input gradient is wanted by no one: it is not computed, nor the Reshape's."""
+    from handnet import Conv2D, Flatten, Reshape
+    from handnet.layers import Layer
+
+    calls: list[tuple[str, bool]] = []
+
+    class Spy(Layer):
+        def __init__(self, inner: Layer) -> None:
+            self.inner = inner
+
+        def forward(self, X: np.ndarray, training: bool = False) -> np.ndarray:
+            return self.inner.forward(X, training)
+
+        def backward(self, dout: np.ndarray, need_input_gradient: bool = True) -> Any:
+            calls.append((type(self.inner).__name__, need_input_gradient))
+            return self.inner.backward(dout, need_input_gradient)
+
+        def parameters(self) -> list[np.ndarray]:
+            return self.inner.parameters()
+
+    conv = Conv2D(1, 2, 3, random_state=0)
+    network = Sequential([Spy(Reshape((1, 4, 4))), conv, Flatten(), Dense(8, 1, random_state=1)])
+    X = np.random.default_rng(0).normal(size=(3, 16))
+    network.forward(X, training=True)
+    network.backward(np.ones((3, 1)))
+    assert calls == []  # the Reshape below the convolution is not visited
+    assert np.any(conv.grad_weights != 0)

@@ -154,16 +154,21 @@ class Sequential:
                 layer.reuse_buffers = flag
 
     def backward(self, dlogits: Array) -> None:
-        """Backpropagate ``dL/dlogits`` through every layer, filling the gradients.
+        """Backpropagate ``dL/dlogits`` through the layers, filling the gradients.
 
-        The first layer's input gradient (with respect to the data) is not needed
-        and is not computed.
+        Only down to the lowest layer with parameters: no gradient is wanted with
+        respect to the data, so that layer's input gradient is not computed, and
+        the layers below it (a ``Reshape``, say) are not visited at all. (They
+        change nothing in backward: running statistics move in ``forward``.)
         """
         grad: Array | None = dlogits
-        last = len(self.layers) - 1
-        for position in range(last, -1, -1):
+        lowest = next(
+            (position for position, layer in enumerate(self.layers) if layer.parameters()),
+            len(self.layers),
+        )
+        for position in range(len(self.layers) - 1, lowest - 1, -1):
             assert grad is not None
-            grad = self.layers[position].backward(grad, need_input_gradient=position > 0)
+            grad = self.layers[position].backward(grad, need_input_gradient=position > lowest)
 
     def predict(self, X: Array) -> Array:
         """The logits in evaluation mode (no dropout), leaving the network as it was.
