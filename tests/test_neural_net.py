@@ -303,3 +303,22 @@ def test_images_streamed_from_disk_as_flat_rows(tmp_path: Path, monkeypatch: Any
     in_memory = NeuralNetClassifier(_image_layers(), input_shape=(1, 4, 5), **settings)
     in_memory.fit(ROWS, LABELS)
     assert in_memory.network_.config() == on_disk.network_.config()
+
+
+def test_convolutional_networks_train_with_the_threads_over_samples(monkeypatch: Any) -> None:
+    """BLAS on one thread and the batch split over the cores, only where convolutions are."""
+    from handnet import Conv2D, MaxPool2D, conv
+
+    entered: list[bool] = []
+    real = conv.threads_over_samples
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        entered.append(True)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(conv, "threads_over_samples", spy)
+    NeuralNetClassifier(_image_layers(), max_iter=1, random_state=0).fit(IMAGES, LABELS)
+    assert entered == []
+    layers = [Conv2D(None, 2, 3, padding="same"), MaxPool2D(2), Flatten(), Dense(None, None)]
+    NeuralNetClassifier(layers, max_iter=2, random_state=0).fit(IMAGES[:, :, :4, :4], LABELS)
+    assert entered == [True]

@@ -28,6 +28,7 @@ checkpoints, save and load) is the machinery the MLPs use.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from .base import ESTIMATORS
-from .layers import Activation, Dense, Flatten, Layer, Reshape, Shape
+from .layers import Activation, Dense, Flatten, Layer, Reshape, Shape, iter_layers
 from .models import _ClassifierMixin, _NetworkEstimator, _RegressorMixin
 from .network import Sequential, build_network
 from .optimizers import LBFGS, Optimizer
@@ -147,6 +148,18 @@ class _NeuralNetMixin(_NetworkEstimator):
         # Validation rows are checked during the first fit, before it has finished.
         if getattr(self, "_sample_shape", None) is None:
             self._check_is_fitted()
+
+    def _training_threads(self) -> contextlib.AbstractContextManager[Any]:
+        """Convolution and pooling split each batch over the cores, BLAS on one thread.
+
+        Their per-sample products are small: two BLAS threads beside the layers'
+        own would oversubscribe the cores (see :func:`handnet.conv.threads_over_samples`).
+        """
+        from .conv import Conv2D, _Pool2D, threads_over_samples
+
+        if any(isinstance(layer, (Conv2D, _Pool2D)) for layer in iter_layers(self.network_.layers)):
+            return threads_over_samples()
+        return contextlib.nullcontext()
 
     def _record_features(self, X: Any, n_features: int) -> None:
         super()._record_features(X, n_features)

@@ -19,6 +19,7 @@ under "targets" below.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -119,6 +120,10 @@ class _NetworkEstimator(BaseEstimator):
         return 0.0
 
     # --- validation ------------------------------------------------------------------
+
+    def _training_threads(self) -> contextlib.AbstractContextManager[Any]:
+        """How the threads are used while training (BLAS's own, by default)."""
+        return contextlib.nullcontext()
 
     def _validate_hyperparameters(self, n_samples: int) -> None:
         """Refuse bad hyperparameters (:func:`.hyperparameters.check_hyperparameters`)."""
@@ -325,14 +330,16 @@ class _NetworkEstimator(BaseEstimator):
         # converge (scikit-learn's partial_fit does not warn either).
         trainer.warn_at_max_iter = not incremental
         try:
-            if max_iter > 0:  # 0: a resumed run that had already finished
-                trainer.fit(
-                    data.X,
-                    data.Y,
-                    data.weight,
-                    max_iter=max_iter,
-                    validation=validate,
-                )
+            # (A with statement, not a call: the warnings' frame counts stay as they are.)
+            with self._training_threads():
+                if max_iter > 0:  # 0: a resumed run that had already finished
+                    trainer.fit(
+                        data.X,
+                        data.Y,
+                        data.weight,
+                        max_iter=max_iter,
+                        validation=validate,
+                    )
         finally:
             run.finish(trainer)
             record_epochs(self, trainer, start_epoch, start_scores, data.n_train)
