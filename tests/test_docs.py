@@ -162,3 +162,14 @@ def test_the_convolution_by_hand_example_agrees_with_the_layers() -> None:
     lines = result.stdout.splitlines()
     assert len(lines) == 7
     assert all(line.endswith(": True") for line in lines), result.stdout
+
+
+def test_an_installed_catalog_prints_the_tables_instead_of_writing_outside_a_checkout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from handnet import catalog
+
+    monkeypatch.setattr(catalog, "DOC", tmp_path / "site-packages" / "docs" / "reference.md")
+    assert catalog.main([]) == 0
+    assert capsys.readouterr().out.startswith("# Reference: every registered block")
+    assert not (tmp_path / "site-packages").exists()

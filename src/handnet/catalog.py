@@ -97,9 +97,15 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "reference.md"
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write :func:`markdown` to ``docs/reference.md`` (or the path given)."""
+    """Write :func:`markdown` to the path given, else to the checkout's ``docs/reference.md``.
+
+    An installed handnet (no checkout around it) prints the tables instead.
+    """
     args = sys.argv[1:] if argv is None else argv
     target = Path(args[0]) if args else DOC
+    if not args and not (DOC.parents[1] / "pyproject.toml").is_file():
+        print(markdown())
+        return 0
     target.write_text(markdown(), encoding="utf-8")
     print(f"wrote {target}")
     return 0
