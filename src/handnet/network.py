@@ -91,6 +91,11 @@ class Sequential:
                 self.flat_gradients[offset : offset + size].reshape(shape),
             )
             offset += size
+        # Where backward stops (computed once, not on every step).
+        self._lowest_trained = next(
+            (position for position, layer in enumerate(self.layers) if layer.parameters()),
+            len(self.layers),
+        )
         for layer in self.layers:
             n = len(layer.penalized)
             if n:
@@ -162,10 +167,7 @@ class Sequential:
         change nothing in backward: running statistics move in ``forward``.)
         """
         grad: Array | None = dlogits
-        lowest = next(
-            (position for position, layer in enumerate(self.layers) if layer.parameters()),
-            len(self.layers),
-        )
+        lowest = self._lowest_trained
         for position in range(len(self.layers) - 1, lowest - 1, -1):
             assert grad is not None
             grad = self.layers[position].backward(grad, need_input_gradient=position > lowest)
