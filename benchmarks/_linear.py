@@ -3,7 +3,7 @@
 * **seed**: the seed's 1000 x 4 experiment, handnet's ``LogisticRegression`` GD
   against a plain NumPy loop written like the seed (``benchmarks/seed.py``).
 * **sgd**: one example per step on the seed teacher's data; handnet's model
-  (``batch_size=1``) and its SGD kernel (``handnet.kernels``, NumPy and numba)
+  (``batch_size=1``) and its SGD kernel (``handnet.training.kernels``, NumPy and numba)
   against scikit-learn's ``SGDClassifier`` (compiled), in samples per second.
 * **fullbatch**: 1,000,000 x 100 standardized Gaussian features, float64 and
   float32: seconds per GD iteration against the one-pass memory floor, and the
@@ -170,7 +170,7 @@ def _kernel_runner(
     epochs: int,
     use_numba: bool,
 ) -> Callable[[], dict[str, float]]:
-    """Times ``handnet.kernels.logistic_sgd_epoch`` called directly, a new order per epoch."""
+    """Times the SGD kernel, ``training.kernels.logistic_sgd_epoch``, a new order per epoch."""
 
     def run() -> dict[str, float]:
         rng = np.random.default_rng(SEED)
@@ -242,7 +242,7 @@ def sgd_case(
         f"Per-sample SGD: seed teacher, {n_samples:,} x {X.shape[1]} (float64), learning rate 0.01",
         ["run", "path taken", "epochs", "median time", "samples/s"],
     )
-    kernels = optional_import("handnet.kernels")
+    kernels = optional_import("handnet.training.kernels")
     with_numba = bool(kernels is not None and getattr(kernels, "numba_available", bool)())
     runners: dict[str, Callable[[], Mapping[str, float]]] = {}
     info: dict[str, tuple[str, int]] = {}  # name -> (path, epochs)
@@ -275,7 +275,8 @@ def sgd_case(
         else:
             result.notes.append("numba is not installed: the compiled kernel is skipped.")
     else:
-        result.notes.append("`handnet.kernels.logistic_sgd_epoch` does not exist: skipped.")
+        result.notes.append("`handnet.training.kernels.logistic_sgd_epoch` does not exist: "
+            "skipped.")
 
     sklearn_linear = optional_import("sklearn.linear_model")
     if sklearn_linear is not None:
@@ -428,12 +429,12 @@ def _gd_iteration_runner(
 ) -> Callable[[], dict[str, float]]:
     """Times ``iterations`` GD steps: steady state between callbacks, and fit / iterations.
 
-    ``numpy_only``: with :func:`handnet.kernels.numpy_only`, as on a machine without numba.
+    ``numpy_only``: with :func:`handnet.training.kernels.numpy_only`, as on a machine without numba.
     """
 
     def run() -> dict[str, float]:
         if numpy_only:
-            with handnet.kernels.numpy_only():
+            with handnet.training.kernels.numpy_only():
                 return measure()
         return measure()
 
@@ -677,12 +678,12 @@ def fullbatch_case(
         del X
     for report in reports:
         report()
-    compiled = handnet.kernels.logistic_block_sums_compiled() is not None
+    compiled = handnet.training.kernels.logistic_block_sums_compiled() is not None
     result.notes += [
         "handnet's GD iteration sums the blocks of X with "
         + ("the compiled kernel (numba: one read of each row)" if compiled else
            "NumPy (numba is not installed)")
-        + "; the NumPy-only row reruns it with `handnet.kernels.numpy_only()`, "
+        + "; the NumPy-only row reruns it with `handnet.training.kernels.numpy_only()`, "
         "as on a machine without numba (two reads: `X @ w`, then `r @ X` from cache).",
         f"GD uses learning rate {GD_LEARNING_RATE:g} = 1/L, the logistic loss's smoothness bound "
         "on standardized features (L = λmax(XᵀX/n)/4 ≈ 1/4); L-BFGS runs with alpha=0.",

@@ -5,7 +5,7 @@ standard deviation of the test accuracy):
 
 * **Digits** (scikit-learn's 8x8 images, pixel values 0-16 scaled to [0, 1]): for
   each seed one stratified split, 75 % train and 25 % test. The CNN is
-  :func:`handnet.neural_net.small_cnn` (``handnet train --model cnn``): two blocks of
+  :func:`handnet.models.neural_net.small_cnn` (``handnet train --model cnn``): two blocks of
   3x3 convolution, batch normalisation, ReLU and 2x2 max-pooling (16 and 32
   filters), then a dense layer of 64 ReLU units. The MLP has one hidden layer of 64
   ReLU units (as in ``benchmarks/accuracy.py``). Both: Adam (learning rate 1e-3),
@@ -58,7 +58,7 @@ from handnet import (
 )
 from handnet.datasets import train_test_split
 from handnet.exceptions import ConvergenceWarning
-from handnet.neural_net import small_cnn
+from handnet.models.neural_net import small_cnn
 
 PATTERNS = {
     "plus": np.array(

@@ -10,12 +10,12 @@ Measured on one data set (``--rows`` x ``--features`` float64, default 2,000,000
 
   - *in memory, plain*: the one-shot ``X @ w`` and ``X.T @ r`` over all rows
     (the block engine switched off);
-  - *in memory, blocked*: :mod:`handnet.blocks`, cache-sized row blocks on the
+  - *in memory, blocked*: :mod:`handnet.data.blocks`, cache-sized row blocks on the
     threads (the default);
   - *memmap*: the same data in an ``.npy`` file opened with ``mmap_mode="r"``,
-    read block by block (:mod:`handnet.streaming`);
+    read block by block (:mod:`handnet.data.streaming`);
   - *cluster*: a Dask array on a 2-worker ``LocalCluster`` (one thread each,
-    loopback), summed on the workers (:mod:`handnet.cluster`);
+    loopback), summed on the workers (:mod:`handnet.data.cluster`);
 
 * **streaming SGD throughput**: rows per second of one mini-batch epoch (plain
   SGD, batch 256) from the memmap against the same in memory.
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         np.save(Path(folder) / "X.npy", X)
         X_disk = np.load(Path(folder) / "X.npy", mmap_mode="r")
         if args.quick:  # tiny data: still read it in several blocks
-            from handnet import streaming
+            from handnet.data import streaming
 
             streaming.BLOCK_BYTES = 64 << 10
         on_disk = median_of(args.repeats, lambda: gd_iteration(X_disk, y, args.iterations))

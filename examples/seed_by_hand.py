@@ -4,7 +4,7 @@ The five steps of the seed, one per line of the loop:
 
 1. prepare the data            -> handnet.datasets.make_logistic
 2. forward it through the model -> Sequential.forward (logits z = x.w + b)
-3. compute the loss             -> handnet.losses.binary_cross_entropy (from logits)
+3. compute the loss             -> handnet.nn.losses.binary_cross_entropy (from logits)
 4. optimize                     -> Sequential.backward, then SGD.step
 5. predict                      -> sigmoid of the logits, rounded
 
@@ -14,10 +14,10 @@ Run: python examples/seed_by_hand.py
 import numpy as np
 
 from handnet import Dense, Sequential
-from handnet.activations import sigmoid
 from handnet.datasets import TEACHER_WEIGHTS, make_logistic
-from handnet.losses import binary_cross_entropy
-from handnet.optimizers import SGD
+from handnet.nn.activations import sigmoid
+from handnet.nn.losses import binary_cross_entropy
+from handnet.optim.optimizers import SGD
 
 rng = np.random.default_rng(0)
 

@@ -249,7 +249,7 @@ def test_read_only_inputs_are_accepted_and_never_written(name: str, optimizer: s
 
 
 def test_read_only_input_in_the_compiled_sgd_kernel() -> None:
-    """Per-example SGD of a logistic regression on many rows runs in handnet.kernels
+    """Per-example SGD of a logistic regression on many rows runs in handnet.training.kernels
     (compiled with numba when it is installed): read-only and Fortran-ordered input too."""
     rng = np.random.default_rng(3)
     X = rng.normal(size=(50_000, 3))
@@ -459,7 +459,8 @@ def test_partial_fit_in_a_thread_leaves_the_warnings_filters_alone() -> None:
 _BLOCKS_IN_THREADS = """
 import threading
 import numpy as np
-from handnet import LogisticRegression, blocks
+from handnet import LogisticRegression
+from handnet.data import blocks
 
 rng = np.random.default_rng(6)
 X = rng.normal(size=(blocks.MIN_BYTES // (8 * 40) + 1000, 40))  # just over MIN_BYTES

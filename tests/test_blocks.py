@@ -1,4 +1,4 @@
-"""The block-wise full-batch engine gives the plain one-shot results (handnet.blocks)."""
+"""The block-wise full-batch engine gives the plain one-shot results (handnet.data.blocks)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import sys
 import numpy as np
 import pytest
 
-from handnet import blocks, kernels
-from handnet.blocks import FullBatchGradient, Workspace, block_sums, rebuild_network, supports
-from handnet.layers import Activation, Dense, Dropout
-from handnet.losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy
+from handnet.data import blocks
+from handnet.data.blocks import FullBatchGradient, Workspace, block_sums, rebuild_network, supports
 from handnet.models import LogisticRegression, MLPClassifier, MLPRegressor, SoftmaxRegression
-from handnet.network import Sequential
+from handnet.nn.layers import Activation, Dense, Dropout
+from handnet.nn.losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy
+from handnet.nn.network import Sequential
+from handnet.training import kernels
 
 
 def relative(a: np.ndarray, b: np.ndarray) -> float:
@@ -83,7 +84,7 @@ def test_blocked_gradient_equals_the_plain_gradient(
 def test_logistic_blocks_on_either_kernel_give_the_plain_gradient(
     rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, compiled: bool, dtype: type
 ) -> None:
-    """The seed's model adds its blocks through handnet.kernels: NumPy or compiled."""
+    """The seed's model adds its blocks through handnet.training.kernels: NumPy or compiled."""
     n, d = 5003, 9
     network, loss, k = _network("logistic", d, dtype)
     network.flat_parameters[...] += 0.3 * rng.standard_normal(network.n_parameters)
@@ -273,7 +274,7 @@ def test_regression_full_batch_fit_matches(monkeypatch: pytest.MonkeyPatch, larg
 
 def test_import_handnet_does_not_import_dask_zarr_or_h5py() -> None:
     code = (
-        "import sys, handnet, handnet.blocks, handnet.streaming; "
+        "import sys, handnet, handnet.data.blocks, handnet.data.streaming; "
         "bad = [m for m in sys.modules if m.split('.')[0] in "
         "('dask', 'distributed', 'zarr', 'h5py')]; print(bad)"
     )

@@ -36,12 +36,12 @@ from handnet import (
     Sequential,
     SoftmaxRegression,
 )
-from handnet.layers import Activation, Dense, Dropout
-from handnet.losses import SoftmaxCrossEntropy
-from handnet.optimizers import Adam, Momentum
-from handnet.schedules import StepDecay
-from handnet.state import check_trainer_state
+from handnet.nn.layers import Activation, Dense, Dropout
+from handnet.nn.losses import SoftmaxCrossEntropy
+from handnet.optim.optimizers import Adam, Momentum
+from handnet.optim.schedules import StepDecay
 from handnet.training import Trainer
+from handnet.training.state import check_trainer_state
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -291,7 +291,7 @@ def test_ctrl_c_mid_epoch_keeps_the_steps_and_resumes_exactly(
     else:
         with monkeypatch.context() as patch:
             if config == "sgd-batch-1":
-                # Plain per-example SGD runs in handnet.kernels, in chunks of rows
+                # Plain per-example SGD runs in handnet.training.kernels, in chunks of rows
                 # with a chance to stop between two: 10-row chunks, 9 per epoch.
                 patch.setattr(Trainer, "KERNEL_CHUNK", 10)
                 kernel = handnet.training.fastpath.logistic_sgd_epoch
@@ -334,7 +334,7 @@ def test_ctrl_c_in_full_batch_gd_keeps_the_completed_epoch(
 ) -> None:
     make, y, _ = CONFIGS["gd-full-batch"]
     with monkeypatch.context() as patch:
-        # Plain full-batch GD of a logistic regression runs in handnet.kernels.
+        # Plain full-batch GD of a logistic regression runs in handnet.training.kernels.
         kernel = handnet.training.fastpath.logistic_gd_step
         calls = [0]
 

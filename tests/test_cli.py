@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from handnet.cli import TrainingProgress, fold_standardization, main
-from handnet.data_files import (
+from handnet.data.files import (
     DataFileError,
     detect_format,
     load_dataset,

@@ -17,9 +17,9 @@ import pytest
 
 import handnet
 from handnet import conv
-from handnet.conv import AvgPool2D, Conv2D, GlobalAvgPool2D, MaxPool2D
 from handnet.gradcheck import check_network, gradcheck
-from handnet.layers import (
+from handnet.nn.conv import AvgPool2D, Conv2D, GlobalAvgPool2D, MaxPool2D
+from handnet.nn.layers import (
     FIELD_KINDS,
     LAYERS,
     Activation,
@@ -29,9 +29,9 @@ from handnet.layers import (
     Reshape,
     check_layer_configs,
 )
-from handnet.losses import get_loss
-from handnet.network import Sequential, build_network
-from handnet.optimizers import Adam
+from handnet.nn.losses import get_loss
+from handnet.nn.network import Sequential, build_network
+from handnet.optim.optimizers import Adam
 from handnet.training import Trainer
 
 TOL = 1e-6

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from handnet.data.streaming import is_out_of_core
 from handnet.models import LogisticRegression, MLPClassifier, MLPRegressor, SoftmaxRegression
-from handnet.streaming import is_out_of_core
 
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
@@ -90,7 +90,7 @@ def test_full_batch_on_the_cluster_equals_in_memory(
 def test_the_data_is_persisted_once_and_only_parameters_travel(
     client: Any, data: tuple[np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from handnet import cluster
+    from handnet.data import cluster
 
     X, _ = data
     persisted: list[int] = []

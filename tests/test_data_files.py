@@ -1,4 +1,4 @@
-"""Reading data files (:mod:`handnet.data_files`): CSVs that are malformed, hostile or large.
+"""Reading data files (:mod:`handnet.data.files`): CSVs that are malformed, hostile or large.
 
 The CSV reader must refuse a stray quote rather than swallow the rest of the file,
 keep integer labels exact beyond 2**53, refuse a gzip decompression bomb before it
@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from handnet import data_files
-from handnet.data_files import (
+from handnet.data import files as data_files
+from handnet.data.files import (
     DataFileError,
     Dataset,
     detect_format,
@@ -200,7 +200,7 @@ def test_a_gzip_bomb_is_refused_in_bounded_memory(tmp_path: Path) -> None:
         """
         import resource, sys
         resource.setrlimit(resource.RLIMIT_AS, (1536 * 2**20, 1536 * 2**20))
-        from handnet.data_files import DataFileError, read_csv
+        from handnet.data.files import DataFileError, read_csv
         reset_peak()
         try:
             read_csv(sys.argv[1], target="y")
@@ -243,7 +243,7 @@ def test_a_named_pipe_is_refused_not_waited_on(tmp_path: Path) -> None:
     result = run_python(
         """
         import sys
-        from handnet.data_files import DataFileError, load_dataset
+        from handnet.data.files import DataFileError, load_dataset
         try:
             load_dataset(sys.argv[1], target="y")
         except DataFileError as error:
@@ -279,7 +279,7 @@ def test_a_large_csv_is_read_in_memory_proportional_to_its_array(tmp_path: Path)
     result = run_python(
         """
         import json, sys, time
-        from handnet.data_files import read_csv
+        from handnet.data.files import read_csv
         reset_peak()
         with open("/proc/self/status") as stream:
             before = next(int(line.split()[1]) * 1024 for line in stream

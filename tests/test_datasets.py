@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from handnet.activations import sigmoid, softmax
 from handnet.datasets import (
     TEACHER_BIAS,
     TEACHER_WEIGHTS,
@@ -32,6 +31,7 @@ from handnet.datasets import (
     train_test_split,
 )
 from handnet.exceptions import NotFittedError
+from handnet.nn.activations import sigmoid, softmax
 
 Generator = Callable[..., tuple[Any, ...]]
 

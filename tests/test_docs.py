@@ -110,16 +110,16 @@ def test_math_covers_every_topic_next_to_its_code() -> None:
     text = (DOCS / "math.md").read_text(encoding="utf-8")
     sections = re.split(r"^## ", text, flags=re.M)[1:]
     topics = {
-        "gradient descent and sgd": "handnet.optimizers.SGD",
-        "binary cross-entropy": "handnet.losses.binary_cross_entropy",
-        "softmax cross-entropy": "handnet.losses.softmax_cross_entropy",
-        "dense layer": "handnet.layers.Dense.backward",
-        "each activation": "handnet.activations.relu_backward",
-        "l2 penalty": "handnet.penalties.add_l2",
-        "dropout": "handnet.layers.Dropout.backward",
-        "momentum": "handnet.optimizers.Momentum",
-        "adam": "handnet.optimizers.Adam",
-        "l-bfgs": "handnet.optimizers.LBFGS",
+        "gradient descent and sgd": "handnet.optim.optimizers.SGD",
+        "binary cross-entropy": "handnet.nn.losses.binary_cross_entropy",
+        "softmax cross-entropy": "handnet.nn.losses.softmax_cross_entropy",
+        "dense layer": "handnet.nn.layers.Dense.backward",
+        "each activation": "handnet.nn.activations.relu_backward",
+        "l2 penalty": "handnet.nn.penalties.add_l2",
+        "dropout": "handnet.nn.layers.Dropout.backward",
+        "momentum": "handnet.optim.optimizers.Momentum",
+        "adam": "handnet.optim.optimizers.Adam",
+        "l-bfgs": "handnet.optim.optimizers.LBFGS",
     }
     for topic, code in topics.items():
         section = next((s for s in sections if topic in s.splitlines()[0].lower()), None)

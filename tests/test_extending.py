@@ -20,13 +20,13 @@ from numpy.typing import NDArray
 
 import handnet
 from handnet import cli
-from handnet.activations import ACTIVATIONS, ActivationPair, hidden_activations
 from handnet.base import ESTIMATORS
 from handnet.datasets import make_moons
 from handnet.gradcheck import check_network
-from handnet.layers import LAYERS, Dense, Layer
-from handnet.network import Sequential
-from handnet.optimizers import OPTIMIZERS, Optimizer
+from handnet.nn.activations import ACTIVATIONS, ActivationPair, hidden_activations
+from handnet.nn.layers import LAYERS, Dense, Layer
+from handnet.nn.network import Sequential
+from handnet.optim.optimizers import OPTIMIZERS, Optimizer
 from handnet.registry import Registry
 
 Array = NDArray[np.floating]

@@ -15,7 +15,7 @@ from handnet.gradcheck import (
     numerical_gradient,
     relative_error,
 )
-from handnet.losses import MeanSquaredError
+from handnet.nn.losses import MeanSquaredError
 
 
 def cubic(x: np.ndarray) -> tuple[float, np.ndarray]:

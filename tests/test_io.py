@@ -37,8 +37,8 @@ from handnet import (
     Sequential,
     SoftmaxRegression,
 )
-from handnet.optimizers import SGD, Momentum
-from handnet.schedules import StepDecay
+from handnet.optim.optimizers import SGD, Momentum
+from handnet.optim.schedules import StepDecay
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,13 +8,12 @@ import numpy as np
 import pytest
 
 import handnet
-from handnet import kernels
 from handnet.datasets import make_logistic
-from handnet.layers import Dense
-from handnet.losses import BinaryCrossEntropy
-from handnet.network import Sequential
-from handnet.optimizers import SGD
-from handnet.training import Trainer
+from handnet.nn.layers import Dense
+from handnet.nn.losses import BinaryCrossEntropy
+from handnet.nn.network import Sequential
+from handnet.optim.optimizers import SGD
+from handnet.training import Trainer, kernels
 
 
 class _PlainSGD(SGD):
@@ -110,7 +109,7 @@ def test_model_uses_the_kernel_only_for_plain_per_example_sgd() -> None:
 
 @pytest.mark.skipif(not kernels.numba_available(), reason="numba is not installed")
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("cls", [handnet.optimizers.Adam, handnet.optimizers.AdamW])
+@pytest.mark.parametrize("cls", [handnet.optim.optimizers.Adam, handnet.optim.optimizers.AdamW])
 def test_fused_adam_gives_numpys_adam(cls: type, dtype: type) -> None:
     rng = np.random.default_rng(0)
     size = kernels.FUSED_ADAM_MIN_SIZE + 7
@@ -131,7 +130,7 @@ def test_fused_adam_gives_numpys_adam(cls: type, dtype: type) -> None:
     assert not np.array_equal(results[0][0], start)
 
 
-# --- full-batch block sums (handnet.kernels.logistic_block_sums) -----------------------------
+# --- full-batch block sums (handnet.training.kernels.logistic_block_sums) ---------------
 
 needs_compiled_sums = pytest.mark.skipif(
     kernels.logistic_block_sums_compiled() is None, reason="numba is not installed"
@@ -292,7 +291,7 @@ def test_environment_variable_turns_the_compiled_kernels_off() -> None:
     import subprocess
     import sys
 
-    code = "import handnet.kernels as k; print(k.compiled_enabled(), k.numba_available())"
+    code = "import handnet.training.kernels as k; print(k.compiled_enabled(), k.numba_available())"
     env = {**os.environ, "HANDNET_NUMPY_ONLY": "1"}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                             text=True, check=True, timeout=60)

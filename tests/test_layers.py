@@ -8,8 +8,8 @@ import pytest
 from handnet import Activation, Dense, Dropout
 from handnet import activations as act
 from handnet.gradcheck import gradcheck
-from handnet.initializers import INITIALIZERS, get_initializer, he, normal, xavier, zeros
-from handnet.layers import LAYERS, Layer, ReLU, Sigmoid, Tanh
+from handnet.nn.initializers import INITIALIZERS, get_initializer, he, normal, xavier, zeros
+from handnet.nn.layers import LAYERS, Layer, ReLU, Sigmoid, Tanh
 
 TOL = 1e-6
 

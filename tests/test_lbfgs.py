@@ -10,9 +10,9 @@ import pytest
 
 from handnet import Dense, Sequential
 from handnet.gradcheck import gradcheck
-from handnet.losses import BinaryCrossEntropy
-from handnet.optimizers import LBFGS
-from handnet.penalties import add_l2
+from handnet.nn.losses import BinaryCrossEntropy
+from handnet.nn.penalties import add_l2
+from handnet.optim.optimizers import LBFGS
 
 Objective = Callable[[np.ndarray], tuple[float, np.ndarray]]
 

@@ -18,7 +18,7 @@ import pytest
 import handnet
 from handnet import LogisticRegression, MLPClassifier, MLPRegressor, SoftmaxRegression
 from handnet.datasets import make_moons, make_softmax, make_spirals, make_xor
-from handnet.optimizers import (
+from handnet.optim.optimizers import (
     LBFGS,
     SGD,
     AdaGrad,

@@ -10,8 +10,8 @@ import pytest
 
 from handnet import Activation, Dense, Dropout, Sequential
 from handnet.gradcheck import check_network
-from handnet.losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy
-from handnet.penalties import add_l2
+from handnet.nn.losses import BinaryCrossEntropy, Loss, MeanSquaredError, SoftmaxCrossEntropy
+from handnet.nn.penalties import add_l2
 
 TOL = 1e-6
 HIDDEN_ACTIVATIONS = ["tanh", "sigmoid", "relu", "leaky_relu"]
@@ -246,7 +246,7 @@ def test_backward_stops_at_the_lowest_layer_with_parameters() -> None:
     """Behind a leading Reshape (an image estimator's network) the first convolution's
     input gradient is wanted by no one: it is not computed, nor the Reshape's."""
     from handnet import Conv2D, Flatten, Reshape
-    from handnet.layers import Layer
+    from handnet.nn.layers import Layer
 
     calls: list[tuple[str, bool]] = []
 

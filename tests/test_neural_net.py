@@ -288,7 +288,7 @@ def test_a_sample_shape_that_disagrees_with_the_features_is_refused(saved: Path)
 
 def test_images_streamed_from_disk_as_flat_rows(tmp_path: Path, monkeypatch: Any) -> None:
     """A memmap of flat rows is read block by block: input_shape says how to view them."""
-    from handnet import streaming
+    from handnet.data import streaming
 
     monkeypatch.setattr(streaming, "BLOCK_BYTES", 1024)  # so that the file is "large"
     path = tmp_path / "rows.npy"

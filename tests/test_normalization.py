@@ -17,10 +17,10 @@ import pytest
 from numpy.typing import NDArray
 
 import handnet
-from handnet import blocks
+from handnet.data import blocks
 from handnet.datasets import make_moons
 from handnet.gradcheck import check_network_parameters, gradcheck
-from handnet.layers import (
+from handnet.nn.layers import (
     LAYERS,
     Activation,
     Dense,
@@ -30,10 +30,10 @@ from handnet.layers import (
     Reshape,
     check_layer_configs,
 )
-from handnet.losses import SoftmaxCrossEntropy
-from handnet.network import Sequential, build_network
-from handnet.normalization import BatchNorm, LayerNorm
-from handnet.optimizers import Adam
+from handnet.nn.losses import SoftmaxCrossEntropy
+from handnet.nn.network import Sequential, build_network
+from handnet.nn.normalization import BatchNorm, LayerNorm
+from handnet.optim.optimizers import Adam
 from handnet.training import Trainer
 
 Array = NDArray[np.floating]
@@ -616,8 +616,8 @@ def test_the_chapter_names_only_what_exists() -> None:
         for quoted in re.findall(r"`([^`\n]+)`", text)
         for name in re.findall(r"\bhandnet(?:\.[A-Za-z_][A-Za-z0-9_]*)+", quoted)
     }
-    assert "handnet.normalization.BatchNorm.backward" in names
-    assert "handnet.normalization.LayerNorm.backward" in names
+    assert "handnet.nn.normalization.BatchNorm.backward" in names
+    assert "handnet.nn.normalization.LayerNorm.backward" in names
     for dotted in names:
         assert _resolves(dotted), dotted
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from handnet.optimizers import (
+from handnet.optim.optimizers import (
     LBFGS,
     OPTIMIZERS,
     SGD,

@@ -7,7 +7,7 @@ import pytest
 
 from handnet import Activation, Dense, Sequential
 from handnet.gradcheck import gradcheck
-from handnet.penalties import add_l2, l2_penalty, l2_penalty_gradient
+from handnet.nn.penalties import add_l2, l2_penalty, l2_penalty_gradient
 
 TOL = 1e-6
 

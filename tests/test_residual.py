@@ -11,15 +11,23 @@ import pytest
 from numpy.typing import NDArray
 
 import handnet
-from handnet import blocks
+from handnet.data import blocks
 from handnet.datasets import make_moons
 from handnet.gradcheck import check_network, gradcheck
-from handnet.layers import LAYERS, Activation, Dense, Dropout, Flatten, Layer, check_layer_configs
-from handnet.losses import SoftmaxCrossEntropy
-from handnet.network import Sequential, build_network
-from handnet.normalization import BatchNorm, LayerNorm
-from handnet.optimizers import Adam
-from handnet.residual import Residual
+from handnet.nn.layers import (
+    LAYERS,
+    Activation,
+    Dense,
+    Dropout,
+    Flatten,
+    Layer,
+    check_layer_configs,
+)
+from handnet.nn.losses import SoftmaxCrossEntropy
+from handnet.nn.network import Sequential, build_network
+from handnet.nn.normalization import BatchNorm, LayerNorm
+from handnet.nn.residual import Residual
+from handnet.optim.optimizers import Adam
 from handnet.training import Trainer
 
 Array = NDArray[np.floating]
@@ -380,7 +388,7 @@ def test_dropout_inside_a_block_keeps_one_mask_in_the_gradient_check() -> None:
 
 
 def test_a_block_holding_an_unregistered_layer_is_not_split_over_threads() -> None:
-    from handnet import blocks
+    from handnet.data import blocks
 
     class Unregistered(Activation):
         pass

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from handnet.schedules import (
+from handnet.optim.schedules import (
     SCHEDULES,
     Constant,
     CosineAnnealing,

@@ -41,7 +41,7 @@ from sklearn.preprocessing import StandardScaler
 from handnet import losses
 from handnet.exceptions import ConvergenceWarning
 from handnet.gradcheck import gradcheck
-from handnet.initializers import sklearn_uniform
+from handnet.nn.initializers import sklearn_uniform
 from handnet.sklearn import MLPClassifier, MLPRegressor
 
 HAS_POISSON = hasattr(losses, "PoissonDeviance")
@@ -443,7 +443,7 @@ def test_docs_name_what_exists_and_list_the_expected_failures() -> None:
         for quoted in re.findall(r"`([^`\n]+)`", text)
         for name in re.findall(r"\bhandnet(?:\.[A-Za-z_][A-Za-z0-9_]*)+", quoted)
     }
-    assert "handnet.optimizers.SklearnSGD" in names
+    assert "handnet.optim.optimizers.SklearnSGD" in names
     for dotted in names:
         parts = dotted.split(".")
         for split in range(len(parts), 0, -1):

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from handnet import state as checks
-from handnet.state import check_rng_state
+from handnet.training import state as checks
+from handnet.training.state import check_rng_state
 
 U32, U64, U128 = 1 << 32, 1 << 64, 1 << 128
 

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 import handnet
-from handnet import streaming
 from handnet.cli import main
+from handnet.data import streaming
+from handnet.data.streaming import NpyShards, RowBlocks, is_out_of_core, open_shards, storage_bounds
 from handnet.models import LogisticRegression, MLPClassifier, MLPRegressor, SoftmaxRegression
-from handnet.optimizers import Adam
-from handnet.streaming import NpyShards, RowBlocks, is_out_of_core, open_shards, storage_bounds
+from handnet.optim.optimizers import Adam
 
 N, D = 6000, 8  # 384 KB of float64: 6 blocks of 64 KiB once BLOCK_BYTES is lowered
 
@@ -392,7 +392,7 @@ _BIG_SCRIPT = textwrap.dedent(
     # With numba installed, full-batch GD compiles its kernel on first use: a fixed
     # ~140 MiB (LLVM) once per process, whatever the data's size. Paid before the
     # measurement, so that what is measured is what grows with the data.
-    handnet.kernels.logistic_block_sums_compiled()
+    handnet.training.kernels.logistic_block_sums_compiled()
     start = status("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) restarts from here
     sgd = handnet.LogisticRegression(optimizer="adam", batch_size=256, learning_rate=0.01,

@@ -21,8 +21,8 @@ import handnet
 from handnet import Dropout, LogisticRegression, MLPClassifier, MLPRegressor, SoftmaxRegression
 from handnet.datasets import make_logistic, make_moons, make_softmax
 from handnet.metrics import log_loss
-from handnet.optimizers import SGD
-from handnet.schedules import StepDecay
+from handnet.optim.optimizers import SGD
+from handnet.optim.schedules import StepDecay
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -1,32 +1,41 @@
 """handnet: neural networks whose every line of math is written by hand in NumPy."""
 
-# The modules a user reaches as handnet.<name> (all NumPy only; handnet.plot, which
-# needs matplotlib, and handnet.cluster, which needs dask, are imported on demand).
-from . import (
+# The modules live in subpackages by role: the math in handnet.nn, the update rules
+# in handnet.optim, the training loop in handnet.training, data in handnet.data,
+# estimators in handnet.models, files in handnet.io, the command line in handnet.cli.
+# The modules a user reaches as handnet.<name> are bound here (all NumPy only;
+# handnet.plot, which needs matplotlib, and handnet.data.cluster, which needs dask,
+# are imported on demand).
+from . import _moved, datasets, gradcheck, training
+from .exceptions import ConvergenceWarning, DivergenceError, ModelFileError, NotFittedError
+from .io import load, save
+from .models import (
+    LogisticRegression,
+    MLPClassifier,
+    MLPRegressor,
+    SoftmaxRegression,
+    neural_net,
+)
+from .models.neural_net import NeuralNetClassifier, NeuralNetRegressor
+from .nn import (
     activations,
     conv,
-    datasets,
-    gradcheck,
     initializers,
     layers,
     losses,
-    neural_net,
     normalization,
-    optimizers,
     penalties,
     residual,
-    schedules,
-    training,
 )
-from .conv import AvgPool2D, Conv2D, GlobalAvgPool2D, MaxPool2D
-from .exceptions import ConvergenceWarning, DivergenceError, ModelFileError, NotFittedError
-from .io import load, save
-from .layers import Activation, Dense, Dropout, Flatten, Layer, ReLU, Reshape, Sigmoid, Tanh
-from .models import LogisticRegression, MLPClassifier, MLPRegressor, SoftmaxRegression
-from .network import Sequential, build_network
-from .neural_net import NeuralNetClassifier, NeuralNetRegressor
-from .normalization import BatchNorm, LayerNorm
-from .residual import Residual
+from .nn.conv import AvgPool2D, Conv2D, GlobalAvgPool2D, MaxPool2D
+from .nn.layers import Activation, Dense, Dropout, Flatten, Layer, ReLU, Reshape, Sigmoid, Tanh
+from .nn.network import Sequential, build_network
+from .nn.normalization import BatchNorm, LayerNorm
+from .nn.residual import Residual
+from .optim import optimizers, schedules
+
+# The old flat paths (handnet.layers, handnet.optimizers, ...) stay importable.
+_moved.install()
 
 __version__ = "0.1.0"
 

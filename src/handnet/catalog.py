@@ -14,14 +14,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from .activations import ACTIVATIONS
 from .base import ESTIMATORS
-from .initializers import INITIALIZERS
-from .layers import FIELD_KINDS, LAYERS
-from .losses import LOSSES
-from .optimizers import OPTIMIZERS
+from .nn.activations import ACTIVATIONS
+from .nn.initializers import INITIALIZERS
+from .nn.layers import FIELD_KINDS, LAYERS
+from .nn.losses import LOSSES
+from .optim.optimizers import OPTIMIZERS
+from .optim.schedules import SCHEDULES
 from .registry import Registry
-from .schedules import SCHEDULES
 
 HEADER = (
     "# Reference: every registered block\n\n"

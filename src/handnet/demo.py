@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from .activations import sigmoid
 from .datasets import TEACHER_BIAS, TEACHER_WEIGHTS, make_logistic, make_softmax, make_spirals
-from .layers import Dense
-from .losses import binary_cross_entropy
 from .metrics import log_loss
 from .models import LogisticRegression, MLPClassifier, SoftmaxRegression
+from .nn.activations import sigmoid
+from .nn.layers import Dense
+from .nn.losses import binary_cross_entropy
 from .training import Trainer
 
 Printer = Callable[[str], None]
@@ -426,7 +426,7 @@ def run_cnn(
     """A small convolutional network on scikit-learn's 8x8 digits, beside an MLP.
 
     The images (1,797 of them, pixel values 0-16 scaled to [0, 1]) are split
-    80/20, stratified by ``seed``; the CNN is :func:`handnet.neural_net.small_cnn`
+    80/20, stratified by ``seed``; the CNN is :func:`handnet.models.neural_net.small_cnn`
     (two 3x3 convolutions with ReLU and 2x2 max-pooling, then a dense head),
     trained with mini-batches of 32. An MLP with one hidden layer of 64 units
     is trained on the same split for comparison.
@@ -434,7 +434,7 @@ def run_cnn(
     from sklearn.datasets import load_digits
 
     from .datasets import train_test_split
-    from .neural_net import NeuralNetClassifier, small_cnn
+    from .models.neural_net import NeuralNetClassifier, small_cnn
 
     iterations = 40 if iterations is None else iterations
     digits = load_digits()
@@ -537,7 +537,7 @@ def explain_step(
     say(f"  class balance: {int(y.sum())} ones out of {m}")
 
     say("")
-    say("Step 2 - forward (handnet.layers.Dense.forward, handnet.activations.sigmoid)")
+    say("Step 2 - forward (handnet.nn.layers.Dense.forward, handnet.nn.activations.sigmoid)")
     # The demo's model draws its weights from default_rng(seed) the same way.
     layer = Dense(X.shape[1], 1, init="normal", random_state=np.random.default_rng(seed))
     w, b = layer.weights.copy(), layer.bias.copy()
@@ -552,7 +552,7 @@ def explain_step(
     say(f"  p = sigmoid(z) = 1 / (1 + e^-z)      {_show(p)}")
 
     say("")
-    say("Step 3 - loss (handnet.losses.binary_cross_entropy, from the logits)")
+    say("Step 3 - loss (handnet.nn.losses.binary_cross_entropy, from the logits)")
     per_example = np.maximum(z, 0) - Y * z + np.log1p(np.exp(-np.abs(z)))
     say(f"  l_i = max(z,0) - y z + log(1+e^-|z|) {_show(per_example)}")
     textbook = -(Y * np.log(p) + (1 - Y) * np.log(1 - p))
@@ -567,7 +567,7 @@ def explain_step(
     dz_hand = (p - Y) / m
     say(f"  dL/dz = (p - y) / m                  {_show(dz)}")
     say(f"    by hand, max |difference|: {np.max(np.abs(dz - dz_hand)):.1e}")
-    layer.backward(dz)  # handnet.layers.Dense.backward: X.T @ dz and sum(dz)
+    layer.backward(dz)  # handnet.nn.layers.Dense.backward: X.T @ dz and sum(dz)
     dw, db = layer.grad_weights.copy(), layer.grad_bias.copy()
     say(f"  dL/dw = X.T @ dL/dz                  {_show(dw, 4)}")
     say(f"  dL/db = sum of dL/dz                 {_show(db)}")

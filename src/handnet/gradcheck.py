@@ -41,11 +41,11 @@ from typing import Any, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from .activations import get_activation
-from .layers import Dropout, Layer, iter_layers
-from .losses import Loss, get_loss
-from .network import Sequential
-from .penalties import add_l2, l2_penalty
+from .nn.activations import get_activation
+from .nn.layers import Dropout, Layer, iter_layers
+from .nn.losses import Loss, get_loss
+from .nn.network import Sequential
+from .nn.penalties import add_l2, l2_penalty
 
 Array = NDArray[np.floating]
 
@@ -214,7 +214,7 @@ def check_activation(
     Parameters
     ----------
     name : str
-        An activation of :mod:`handnet.activations` (``"tanh"``, ``"softmax"``, ...).
+        An activation of :mod:`handnet.nn.activations` (``"tanh"``, ``"softmax"``, ...).
     z : ndarray
         Pre-activations; avoid points where the function has a kink (ReLU at 0).
     upstream : ndarray of the shape of ``z``, optional
@@ -254,7 +254,7 @@ def check_loss(
     Parameters
     ----------
     loss : Loss or str
-        A :class:`handnet.losses.Loss` or its name.
+        A :class:`handnet.nn.losses.Loss` or its name.
     logits, targets : ndarray
     sample_weight : ndarray of shape (n_samples,), optional
     eps : float, default 1e-6
@@ -277,7 +277,7 @@ class _ReplayedDraws:
 
     The first call of each kind (method name and arguments) is drawn from the real
     generator and remembered; every later identical call returns the same numbers.
-    A :class:`~handnet.layers.Dropout` using it therefore applies one fixed mask on
+    A :class:`~handnet.nn.layers.Dropout` using it therefore applies one fixed mask on
     every forward pass, while its own forward and backward code still run.
     """
 
@@ -405,7 +405,7 @@ def check_network(
     .. math:: J(\theta) = L(\text{net}_\theta(X), Y) + \tfrac{\alpha}{2}\lVert w\rVert^2
 
     Its analytic gradient (``network.backward`` then
-    :func:`handnet.penalties.add_l2`) is compared with central differences taken
+    :func:`handnet.nn.penalties.add_l2`) is compared with central differences taken
     over ``network.flat_parameters``, one component at a time. Perturbing the flat
     vector (not the layers' arrays) also checks that the layers really use views
     of it. Dropout layers run in training mode with one fixed mask, drawn on the
@@ -417,7 +417,7 @@ def check_network(
     network : Sequential
         Should be float64: float32 finite differences are too noisy to check.
     loss : Loss or str
-        A :class:`handnet.losses.Loss` or its name.
+        A :class:`handnet.nn.losses.Loss` or its name.
     X : ndarray of shape (n_samples, n_features)
     Y : ndarray of shape (n_samples, n_outputs)
     l2 : float, default 0

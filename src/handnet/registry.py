@@ -8,7 +8,7 @@ hyperparameters, the command line's choices, the model-file loader's whitelist
 of what it may build. So a new block is its class (or function) plus one
 ``register`` call, in the library or in a user's own code::
 
-    from handnet.optimizers import OPTIMIZERS, Optimizer
+    from handnet.optim.optimizers import OPTIMIZERS, Optimizer
 
     @OPTIMIZERS.register("sign_sgd")
     class SignSGD(Optimizer):

@@ -6,7 +6,7 @@ import argparse
 import math
 from collections.abc import Sequence
 
-from ..optimizers import OPTIMIZERS
+from ..optim.optimizers import OPTIMIZERS
 
 
 class UsageError(ValueError):

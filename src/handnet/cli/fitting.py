@@ -99,7 +99,7 @@ def _make_model(
         "n_iter_no_change": args.patience or 10,
     }
     if kind == "cnn":
-        from ..neural_net import NeuralNetClassifier, small_cnn
+        from ..models.neural_net import NeuralNetClassifier, small_cnn
 
         return NeuralNetClassifier(
             small_cnn(), input_shape=sample_shape, alpha=1e-4 if args.l2 is None else args.l2,

@@ -8,7 +8,7 @@ from typing import IO, Any, NamedTuple
 
 import numpy as np
 
-from ..activations import hidden_activations
+from ..nn.activations import hidden_activations
 from .arguments import (
     _FORMATTER,
     _fraction,
@@ -73,7 +73,7 @@ def _network_inputs(network: Any) -> int:
     A ``Reshape`` first gives the image size; otherwise the first ``Dense``,
     reached through layers that keep the shape (activations, dropout).
     """
-    from ..layers import Activation, Dense, Dropout, Reshape
+    from ..nn.layers import Activation, Dense, Dropout, Reshape
 
     for layer in network.layers:
         if isinstance(layer, Reshape):
@@ -111,8 +111,8 @@ def _run_gradcheck(args: argparse.Namespace, out: IO[str]) -> int:
 
 def _saved_network(args: argparse.Namespace) -> _Subject:
     """The network of the model file MODEL, a float64 copy, and the loss it was trained with."""
-    from ..losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
-    from ..network import Sequential
+    from ..nn.losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
+    from ..nn.network import Sequential
 
     loss: Loss
     model = _load_model(args.model)
@@ -139,9 +139,9 @@ def _saved_network(args: argparse.Namespace) -> _Subject:
 
 def _random_network(args: argparse.Namespace, rng: np.random.Generator) -> _Subject:
     """A small network of the options' sizes, with random weights and biases."""
-    from ..layers import Activation, Dense, Dropout, Layer
-    from ..losses import BinaryCrossEntropy, SoftmaxCrossEntropy
-    from ..network import Sequential
+    from ..nn.layers import Activation, Dense, Dropout, Layer
+    from ..nn.losses import BinaryCrossEntropy, SoftmaxCrossEntropy
+    from ..nn.network import Sequential
 
     n_outputs = 1 if args.classes <= 2 else args.classes
     _check_network_fits(
@@ -172,7 +172,7 @@ def _random_data(
     subject: _Subject, samples: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Random inputs, and targets of the kind the loss takes (values, 0/1 or one-hot)."""
-    from ..losses import MeanSquaredError
+    from ..nn.losses import MeanSquaredError
 
     n_outputs = subject.n_outputs
     X = rng.standard_normal((samples, subject.n_features))

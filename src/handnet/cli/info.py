@@ -35,7 +35,7 @@ def _layer_lines(network: Any) -> list[str]:
 
 
 def _run_info(args: argparse.Namespace, out: IO[str]) -> int:
-    from ..network import Sequential
+    from ..nn.network import Sequential
 
     model = _load_model(args.model)
     write = out.write

@@ -45,7 +45,7 @@ def _is_classifier(model: Any) -> bool:
 
 def _describe_model(model: Any) -> str:
     """``MLPClassifier 2-32-16-1 (relu)``: the class and the layer widths."""
-    from ..layers import Activation, Dense, Dropout
+    from ..nn.layers import Activation, Dense, Dropout
 
     layers = model.network_.layers
     if not all(isinstance(layer, (Activation, Dense, Dropout)) for layer in layers):

@@ -35,7 +35,7 @@ def _add_predict(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
 
 
 def _run_predict(args: argparse.Namespace, out: IO[str]) -> int:
-    from ..data_files import write_predictions
+    from ..data.files import write_predictions
 
     _check_output_path(args.output)
     model = _load_estimator(args.model, "predict")

@@ -12,7 +12,7 @@ from .arguments import UsageError
 
 
 def _max_expansion(args: argparse.Namespace) -> float:
-    from ..data_files import DEFAULT_MAX_EXPANSION
+    from ..data.files import DEFAULT_MAX_EXPANSION
 
     value = getattr(args, "max_expansion", None)
     return DEFAULT_MAX_EXPANSION if value is None else float(value)
@@ -20,7 +20,7 @@ def _max_expansion(args: argparse.Namespace) -> float:
 
 def _read_for_model(model: Any, args: argparse.Namespace, need_labels: bool) -> Any:
     """Read DATA the way ``model`` was trained: its CSV columns by name when it knows them."""
-    from ..data_files import csv_header, detect_format, load_dataset, read_csv
+    from ..data.files import csv_header, detect_format, load_dataset, read_csv
 
     names = getattr(model, "feature_names_in_", None)
     kind = detect_format(args.data)

@@ -1,4 +1,4 @@
-"""``handnet train`` on data read from disk block by block (see :mod:`handnet.streaming`).
+"""``handnet train`` on data read from disk block by block (see :mod:`handnet.data.streaming`).
 
 A ``.npy`` file (labels: ``--labels LABELS.npy``) or a directory of ``.npy``
 shards is memory-mapped; when it spans several storage blocks, training reads
@@ -33,11 +33,11 @@ def _open_streamed(args: argparse.Namespace) -> tuple[Any, Any, str] | None:
 
     A ``.npy`` file takes its labels from ``--labels LABELS.npy``; a directory
     holds ``X_<k>.npy`` and ``y_<k>.npy`` pairs (see
-    :func:`handnet.streaming.open_shards`). Both are memory-mapped: nothing is
+    :func:`handnet.data.streaming.open_shards`). Both are memory-mapped: nothing is
     read yet. Other files give ``None``.
     """
-    from ..data_files import DataFileError, detect_format, open_npy
-    from ..streaming import open_shards
+    from ..data.files import DataFileError, detect_format, open_npy
+    from ..data.streaming import open_shards
 
     if os.path.isdir(args.data):
         if args.labels is not None or args.target is not None:
@@ -72,7 +72,7 @@ def _open_streamed(args: argparse.Namespace) -> tuple[Any, Any, str] | None:
 
 def _needs_streaming(X: Any) -> bool:
     """Whether ``X`` spans several storage blocks (else it is read and trained in memory)."""
-    from ..streaming import is_out_of_core, storage_bounds
+    from ..data.streaming import is_out_of_core, storage_bounds
 
     return is_out_of_core(X) and len(storage_bounds(X)) > 2
 
@@ -80,14 +80,14 @@ def _needs_streaming(X: Any) -> bool:
 def _run_train_streamed(
     args: argparse.Namespace, out: IO[str], mlp_flags: list[str], X: Any, y: Any, source: str
 ) -> int:
-    """``handnet train`` on data read from disk block by block (see :mod:`handnet.streaming`).
+    """``handnet train`` on data read from disk block by block (see :mod:`handnet.data.streaming`).
 
     The validation rows are whole storage blocks held out by the model's early
     stopping; the summary gives the last epoch's training loss and the validation
     accuracy of the epoch kept (the lowest validation loss). ``--standardize`` and ``--plot`` need
     the data in memory and are refused.
     """
-    from ..streaming import scan_labels
+    from ..data.streaming import scan_labels
 
     for flag in ("standardize", "plot"):
         if getattr(args, flag):

@@ -15,7 +15,7 @@ from typing import IO, Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from ..activations import hidden_activations
+from ..nn.activations import hidden_activations
 from .arguments import (
     _FORMATTER,
     UsageError,
@@ -240,12 +240,12 @@ def _check_options(args: argparse.Namespace, mlp_flags: list[str]) -> None:
 
 
 def _read_in_memory(args: argparse.Namespace, streamed: tuple[Any, Any, str] | None) -> Any:
-    """DATA read into memory, as a :class:`handnet.data_files.Dataset` with labels."""
-    from ..data_files import load_dataset
+    """DATA read into memory, as a :class:`handnet.data.files.Dataset` with labels."""
+    from ..data.files import load_dataset
 
     if streamed is not None:
         # .npy data small enough for one block: read it and train as any file.
-        from ..data_files import Dataset, _as_feature_matrix, _as_labels
+        from ..data.files import Dataset, _as_feature_matrix, _as_labels
 
         X_small, y_small, source = streamed
         X_read = _as_feature_matrix(np.asarray(X_small[0 : len(X_small)]), source)
@@ -374,7 +374,7 @@ def fold_standardization(network: Any, mean: NDArray[Any], scale: NDArray[Any]) 
     The saved model then needs no preprocessing step at all: ``predict`` on raw
     data gives the standardised model's predictions (to rounding).
     """
-    from ..layers import Dense
+    from ..nn.layers import Dense
 
     first = network.layers[0]
     if not isinstance(first, Dense):

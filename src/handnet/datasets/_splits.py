@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike, NDArray
 
-from ..validation import check_random_state as _rng  # shared with the models
+from ..data.validation import check_random_state as _rng  # shared with the models
 from ._checks import RandomState, _check_int
 
 

@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 from numpy.typing import NDArray
 
-from ..validation import check_random_state as _rng  # shared with the models
+from ..data.validation import check_random_state as _rng  # shared with the models
 from ._checks import RandomState, _check_int, _check_nonnegative_float
 
 

@@ -14,8 +14,8 @@ from typing import Literal, overload
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ..activations import sigmoid, softmax
-from ..validation import check_random_state as _rng  # shared with the models
+from ..data.validation import check_random_state as _rng  # shared with the models
+from ..nn.activations import sigmoid, softmax
 from ._checks import RandomState, _check_int, _finite_float_array
 
 TEACHER_WEIGHTS: NDArray[np.float64] = np.array([0.3, 0.6, -0.7, -1.3])

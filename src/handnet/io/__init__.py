@@ -1,7 +1,7 @@
 """Model files: save and load models and networks safely, and resumable checkpoints.
 
 :func:`save` writes a model (``LogisticRegression``, ``SoftmaxRegression``,
-``MLPClassifier``, ``MLPRegressor``) or a bare :class:`~handnet.network.Sequential`
+``MLPClassifier``, ``MLPRegressor``) or a bare :class:`~handnet.nn.network.Sequential`
 to one file; :func:`load` reads it back. A loaded model predicts bit for bit what
 the saved one did, and (with its training state) continues training exactly as
 the saved one would have: ``partial_fit``, or ``fit(..., resume=path)``.

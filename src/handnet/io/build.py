@@ -1,7 +1,7 @@
 """Building a ``Sequential`` or an estimator from a checked plan (:mod:`handnet.io.schema`).
 
 Runs only after every check of the file has passed: layers are built from
-:data:`handnet.layers.LAYERS`, models from their hyperparameters (whose sizes are
+:data:`handnet.nn.layers.LAYERS`, models from their hyperparameters (whose sizes are
 compared with the stored network's before anything is allocated), then the
 stored parameters, buffers, fitted attributes and training state are restored.
 """
@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import LAYERS
-from ..network import Sequential
-from ..state import check_rng_state
+from ..nn.layers import LAYERS
+from ..nn.network import Sequential
 from ..training import History
+from ..training.state import check_rng_state
 from .checkpoint import CheckpointRun
 from .format import MAX_LAYER_WIDTH, _Invalid, _is_int, _require
 from .params import _build_param, _check_layer_specs, _NetworkEstimator

@@ -24,8 +24,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..exceptions import ModelFileError
-from ..state import check_epoch_order
 from ..training import Trainer
+from ..training.state import check_epoch_order
 from .atomic import _write_atomic, check_writable
 from .describe import _describe
 from .format import PathLike, _Invalid, _little_endian

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from ..network import Sequential
+from ..nn.network import Sequential
 from ..training import Trainer
 from .format import MODEL_TYPES
 from .params import _encode_params, _NetworkEstimator

@@ -29,7 +29,7 @@ uncompressed members:
       layer's ``config()``, e.g. ``{"type": "Dense", "n_inputs": 4, "n_outputs": 8}``)
       , ``parameters`` (a reference to the flat parameter vector) and, for networks
       whose layers keep non-trained state, ``buffers`` (per layer, its
-      :meth:`~handnet.layers.Layer.buffers` by name; the layer checks them on load);
+      :meth:`~handnet.nn.layers.Layer.buffers` by name; the layer checks them on load);
     * for a model: ``params`` (the hyperparameters of ``get_params``; tuples,
       dicts, and optimizer / schedule objects as tagged objects such as
       ``{"$optimizer": "Adam", "settings": {"learning_rate": 0.001, ...}}``),

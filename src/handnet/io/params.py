@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from ..layers import LAYERS, Layer
-from ..optimizers import LBFGS, OPTIMIZERS, Optimizer
-from ..schedules import SCHEDULES, Schedule
-from ..state import optimizer_types, schedule_types
+from ..nn.layers import LAYERS, Layer
+from ..optim.optimizers import LBFGS, OPTIMIZERS, Optimizer
+from ..optim.schedules import SCHEDULES, Schedule
+from ..training.state import optimizer_types, schedule_types
 from .format import MAX_LAYERS, MAX_SETTING_LENGTH, _Invalid, _is_number, _require
 
 #: A handnet estimator (:mod:`handnet.models`), typed loosely: :mod:`handnet.models`
@@ -81,7 +81,7 @@ def _encode_param(value: Any, initial_learning_rate: float | None = None) -> Any
         if LAYERS.get(name) is not type(value):
             raise ValueError(
                 f"cannot save a model whose layers hold a {type(value).__qualname__}: register "
-                f"it first (handnet.layers.LAYERS.register({name!r}, ...))"
+                f"it first (handnet.nn.layers.LAYERS.register({name!r}, ...))"
             )
         settings = {
             k: _encode_param(getattr(value, k))

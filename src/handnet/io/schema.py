@@ -3,7 +3,7 @@
 :func:`_read_plan` reads a file (:mod:`handnet.io.format`) and checks every key,
 type, shape and dtype of its content, that the weights are finite, that the
 layers agree with each other, with the hyperparameters and with the fitted
-attributes, and (through :mod:`handnet.state`) the trainer's state. What passes
+attributes, and (through :mod:`handnet.training.state`) the trainer's state. What passes
 becomes a plan: a :class:`_NetworkPlan` (a ``Sequential``) or an
 :class:`_EstimatorPlan` (a model), which :mod:`handnet.io.build` turns into
 objects and :mod:`handnet.io.checkpoint` resumes a run from. Nothing is built
@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..layers import LAYERS, Shape, check_layer_configs
-from ..network import Sequential
-from ..optimizers import resolve_optimizer
-from ..state import check_trainer_state
+from ..nn.layers import LAYERS, Shape, check_layer_configs
+from ..nn.network import Sequential
+from ..optim.optimizers import resolve_optimizer
+from ..training.state import check_trainer_state
 from .format import (
     _HEX64,
     MAX_LAYERS,

@@ -12,7 +12,7 @@ MLPRegressor           hidden_layer_sizes  identity                half squared 
 =====================  ==================  ======================  ===================
 
 ``fit`` validates the data, encodes the targets for the loss, builds a
-:class:`~handnet.network.Sequential`, and hands it to the
+:class:`~handnet.nn.network.Sequential`, and hands it to the
 :class:`~handnet.training.Trainer`, which owns the optimisation loop.
 
 The package, one concern per module:
@@ -39,7 +39,7 @@ lists.
 """
 
 from ..base import ESTIMATORS
-from ..optimizers import resolve_optimizer
+from ..optim.optimizers import resolve_optimizer
 from .classifier import _ClassifierMixin
 from .hyperparameters import AUTO_LEARNING_RATE
 from .linear import LogisticRegression, SoftmaxRegression, _LinearClassifier

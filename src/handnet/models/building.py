@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from ..activations import get_activation
-from ..layers import Activation, Dense, Dropout, Layer
-from ..losses import Loss
-from ..network import Sequential
-from ..optimizers import LBFGS, Optimizer, get_optimizer
-from ..schedules import get_schedule
+from ..nn.activations import get_activation
+from ..nn.layers import Activation, Dense, Dropout, Layer
+from ..nn.losses import Loss
+from ..nn.network import Sequential
+from ..optim.optimizers import LBFGS, Optimizer, get_optimizer
+from ..optim.schedules import get_schedule
 from ..training import Trainer
 
 

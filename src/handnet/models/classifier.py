@@ -7,11 +7,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..activations import log_softmax
 from ..base import accuracy, available_if
-from ..losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
-from ..streaming import TargetEncoder, scan_labels, warn_column_y
-from ..validation import check_score_inputs, check_target
+from ..data.streaming import TargetEncoder, scan_labels, warn_column_y
+from ..data.validation import check_score_inputs, check_target
+from ..nn.activations import log_softmax
+from ..nn.losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
 from .hyperparameters import has_stochastic_optimizer
 from .network_estimator import _NetworkEstimator
 

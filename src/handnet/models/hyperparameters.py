@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..activations import hidden_activations
-from ..optimizers import LBFGS, Optimizer
-from ..validation import check_class_weight, check_interval, check_positive, check_random_state
+from ..data.validation import check_class_weight, check_interval, check_positive, check_random_state
+from ..nn.activations import hidden_activations
+from ..optim.optimizers import LBFGS, Optimizer
 
 #: The step size of ``optimizer="auto"`` when it picks gradient descent.
 AUTO_LEARNING_RATE = 0.1

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..optimizers import LBFGS, Optimizer
-from ..schedules import Schedule
+from ..optim.optimizers import LBFGS, Optimizer
+from ..optim.schedules import Schedule
 from .classifier import _ClassifierMixin
 
 Array = NDArray[np.floating]

@@ -9,9 +9,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..layers import Dense
-from ..optimizers import LBFGS, Optimizer
-from ..schedules import Schedule
+from ..nn.layers import Dense
+from ..optim.optimizers import LBFGS, Optimizer
+from ..optim.schedules import Schedule
 from .classifier import _ClassifierMixin
 from .network_estimator import _NetworkEstimator
 from .regressor import _RegressorMixin

@@ -28,14 +28,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..base import BaseEstimator
-from ..io import CheckpointRun
-from ..losses import Loss
-from ..network import Sequential
-from ..optimizers import LBFGS, Optimizer, resolve_optimizer
-from ..schedules import Schedule
-from ..streaming import TargetEncoder, is_out_of_core, predict_blocks
-from ..training import History, Trainer
-from ..validation import (
+from ..data.streaming import TargetEncoder, is_out_of_core, predict_blocks
+from ..data.validation import (
     all_finite,
     check_feature_names,
     check_features,
@@ -43,6 +37,12 @@ from ..validation import (
     check_validation_data,
     get_feature_names,
 )
+from ..io import CheckpointRun
+from ..nn.losses import Loss
+from ..nn.network import Sequential
+from ..optim.optimizers import LBFGS, Optimizer, resolve_optimizer
+from ..optim.schedules import Schedule
+from ..training import History, Trainer
 from .building import dense_network, make_trainer
 from .hyperparameters import AUTO_LEARNING_RATE, check_hyperparameters, resolve_batch_size
 from .preparation import Preparation

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..streaming import RowBlocks, materialize
-from ..validation import check_features, check_sample_weight
+from ..data.streaming import RowBlocks, materialize
+from ..data.validation import check_features, check_sample_weight
 from .hyperparameters import check_batch_size
 from .splits import split_blocks, validation_split
 
@@ -39,7 +39,7 @@ class Prepared:
     n_features : int
     X, Y, weight :
         What the trainer trains on: in-memory arrays, or a
-        :class:`~handnet.streaming.RowBlocks` (with ``Y`` and ``weight`` ``None``:
+        :class:`~handnet.data.streaming.RowBlocks` (with ``Y`` and ``weight`` ``None``:
         the blocks carry them).
     weighting : (n_samples, mean_weight) or None
         For :class:`~handnet.models.weighted_loss._DatasetWeightedLoss` when the
@@ -137,12 +137,12 @@ class Preparation:
     def out_of_core(
         self, X: Any, y: Any, sample_weight: Any, validation_data: tuple[Any, Any] | None
     ) -> Prepared:
-        """Wrap out-of-core data in a :class:`~handnet.streaming.RowBlocks` (read nothing of X).
+        """Wrap out-of-core data in a :class:`~handnet.data.streaming.RowBlocks` (reading nothing).
 
         The checks that need the values (numbers, finiteness, known labels) run on
         each block as it is first read; those that need only shapes run here. A
         classifier's fresh ``fit`` reads ``y`` once to learn ``classes_``.
-        ``early_stopping`` holds out whole blocks (see :mod:`handnet.streaming`).
+        ``early_stopping`` holds out whole blocks (see :mod:`handnet.data.streaming`).
         """
         model = self.model
         n_samples, n_features = self._check_stream_shape(X)

@@ -8,9 +8,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..base import available_if, r2_score
-from ..losses import Loss, MeanSquaredError
-from ..streaming import TargetEncoder
-from ..validation import check_score_inputs, check_target
+from ..data.streaming import TargetEncoder
+from ..data.validation import check_score_inputs, check_target
+from ..nn.losses import Loss, MeanSquaredError
 from .hyperparameters import has_stochastic_optimizer
 from .network_estimator import _NetworkEstimator
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..streaming import RowBlocks
+from ..data.streaming import RowBlocks
 
 Split = tuple[NDArray[np.intp], NDArray[np.intp]]
 

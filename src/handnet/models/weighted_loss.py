@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from ..losses import Loss
+from ..nn.losses import Loss
 
 Array = NDArray[np.floating]
 

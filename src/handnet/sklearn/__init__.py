@@ -10,13 +10,13 @@ attributes (``coefs_``, ``intercepts_``, ``loss_``, ``best_loss_``, ``loss_curve
 ``validation_scores_``, ``best_validation_score_``, ``n_iter_``, ``t_``,
 ``n_layers_``, ``n_outputs_``, ``out_activation_``, ``classes_``,
 ``n_features_in_``, ``feature_names_in_``), its methods and its warnings and error
-messages. What runs is handnet's: the network is a :class:`~handnet.network.Sequential`
-of :class:`~handnet.layers.Dense` and :class:`~handnet.layers.Activation` layers,
-the losses come from :mod:`handnet.losses` (computed from the logits), the L2 term
-from :mod:`handnet.penalties`, the update rules from :mod:`handnet.optimizers`
-(:class:`~handnet.optimizers.SklearnSGD`, :class:`~handnet.optimizers.SklearnAdam`,
-:class:`~handnet.optimizers.LBFGS`), the initial weights from
-:func:`handnet.initializers.sklearn_uniform`. scikit-learn supplies the API around
+messages. What runs is handnet's: the network is a :class:`~handnet.nn.network.Sequential`
+of :class:`~handnet.nn.layers.Dense` and :class:`~handnet.nn.layers.Activation` layers,
+the losses come from :mod:`handnet.nn.losses` (computed from the logits), the L2 term
+from :mod:`handnet.nn.penalties`, the update rules from :mod:`handnet.optim.optimizers`
+(:class:`~handnet.optim.optimizers.SklearnSGD`, :class:`~handnet.optim.optimizers.SklearnAdam`,
+:class:`~handnet.optim.optimizers.LBFGS`), the initial weights from
+:func:`handnet.nn.initializers.sklearn_uniform`. scikit-learn supplies the API around
 the math only: the estimator base classes, input validation, label binarisation,
 the validation split and the random numbers.
 

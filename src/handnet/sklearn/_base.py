@@ -13,8 +13,8 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
-from ..layers import Activation
-from ..network import Sequential
+from ..nn.layers import Activation
+from ..nn.network import Sequential
 from ._network import build_network, dense_layers, initial_network
 from ._params import (
     _HIDDEN_ACTIVATIONS,

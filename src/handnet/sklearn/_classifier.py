@@ -34,8 +34,8 @@ class MLPClassifier(ClassifierMixin, _BaseMultilayerPerceptron):
         Activation of the hidden layers.
     solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
         The update rule: handnet's L-BFGS, or scikit-learn's forms of SGD with
-        momentum and of Adam (:class:`~handnet.optimizers.SklearnSGD`,
-        :class:`~handnet.optimizers.SklearnAdam`).
+        momentum and of Adam (:class:`~handnet.optim.optimizers.SklearnSGD`,
+        :class:`~handnet.optim.optimizers.SklearnAdam`).
     alpha : float, default=0.0001
         L2 strength: ``alpha / (2 n_batch) * sum(W**2)`` is added to the mean loss.
     batch_size : int or 'auto', default='auto'

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from ..initializers import sklearn_uniform
-from ..layers import Activation, Dense, Layer
-from ..network import Sequential
+from ..nn.initializers import sklearn_uniform
+from ..nn.layers import Activation, Dense, Layer
+from ..nn.network import Sequential
 from ._params import _HIDDEN_ACTIVATIONS
 
 
@@ -25,7 +25,7 @@ def build_network(shapes: list[tuple[int, int]], activation: str, dtype: Any) ->
 
 
 def dense_layers(network: Sequential) -> list[Dense]:
-    """The network's :class:`~handnet.layers.Dense` layers, in order."""
+    """The network's :class:`~handnet.nn.layers.Dense` layers, in order."""
     return [layer for layer in network.layers if isinstance(layer, Dense)]
 
 
@@ -35,7 +35,7 @@ def initial_network(
     """A new network with weights *and biases* drawn as scikit-learn draws them.
 
     Layer by layer, weights then bias, from ``random_state``
-    (:func:`~handnet.initializers.sklearn_uniform`; factor 2 for the logistic
+    (:func:`~handnet.nn.initializers.sklearn_uniform`; factor 2 for the logistic
     activation, 6 otherwise): the same ``random_state`` gives scikit-learn's network.
     """
     factor = 2.0 if activation == "logistic" else 6.0

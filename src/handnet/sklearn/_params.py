@@ -11,13 +11,13 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from sklearn.utils import check_array
 
-from .. import losses as _losses
+from ..nn import losses as _losses
 
 Array = NDArray[np.floating]
 
 _STOCHASTIC_SOLVERS = ("sgd", "adam")
 
-#: scikit-learn's hidden activations by their names in :mod:`handnet.activations`
+#: scikit-learn's hidden activations by their names in :mod:`handnet.nn.activations`
 #: (``identity`` needs no layer).
 _HIDDEN_ACTIVATIONS = {"identity": None, "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 
@@ -32,8 +32,8 @@ def _output_loss(out_activation: str) -> _losses.Loss:
         return _losses.MeanSquaredError()
     if out_activation == "exp":
         poisson = getattr(_losses, "PoissonDeviance", None)
-        if poisson is None:  # pragma: no cover - until the loss is in handnet.losses
-            raise NotImplementedError("loss='poisson' needs handnet.losses.PoissonDeviance")
+        if poisson is None:  # pragma: no cover - until the loss is in handnet.nn.losses
+            raise NotImplementedError("loss='poisson' needs handnet.nn.losses.PoissonDeviance")
         loss: _losses.Loss = poisson()
         return loss
     raise ValueError(f"unknown output activation {out_activation!r}")

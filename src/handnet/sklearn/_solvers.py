@@ -17,11 +17,11 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import gen_batches
 from sklearn.utils import shuffle as shuffle_indices
 
-from .. import losses as _losses
 from ..exceptions import ConvergenceWarning, sklearn_compatible
-from ..network import Sequential
-from ..optimizers import LBFGS, Optimizer, SklearnAdam, SklearnSGD
-from ..penalties import add_l2
+from ..nn import losses as _losses
+from ..nn.network import Sequential
+from ..nn.penalties import add_l2
+from ..optim.optimizers import LBFGS, Optimizer, SklearnAdam, SklearnSGD
 from ._params import Array, _dense, _Hyperparameters, _output_loss
 
 #: SciPy's L-BFGS-B stops when the relative decrease of the loss is below
@@ -93,7 +93,7 @@ class _Solvers(_Hyperparameters):
     def _fit_lbfgs(
         self, network: Sequential, X: Array, Y: Array, sample_weight: Array | None
     ) -> None:
-        """Full-batch L-BFGS (handnet's :class:`~handnet.optimizers.LBFGS`) on the objective."""
+        """Full-batch L-BFGS (:class:`~handnet.optim.optimizers.LBFGS`) on the objective."""
         loss = _output_loss(self.out_activation_)
 
         def objective(theta: Array) -> tuple[float, Array]:

@@ -25,20 +25,20 @@ The recipe does not change when the data is big; only where the rows come from:
 
 * a batch of more than a few megabytes (a full batch, typically) gets its loss
   and gradient as a sum over cache-sized row blocks on several threads
-  (:mod:`handnet.blocks`, from :meth:`Trainer.compute_gradients`): the same
+  (:mod:`handnet.data.blocks`, from :meth:`Trainer.compute_gradients`): the same
   numbers, up to the order of the additions;
-* out-of-core data (a :class:`~handnet.streaming.RowBlocks` over a memmap, zarr,
+* out-of-core data (a :class:`~handnet.data.streaming.RowBlocks` over a memmap, zarr,
   h5py or Dask array) trains by :meth:`Trainer.run_stream_epoch`: storage blocks
   in a random order, rows shuffled within each block, the next block read in the
   background; its full batch is summed block by block, on the Dask workers for a
-  Dask array (:mod:`handnet.cluster`).
+  Dask array (:mod:`handnet.data.cluster`).
 
 Fast paths
 ----------
 The seed's own model (one ``Dense(n, 1)`` layer, binary cross-entropy, plain
 SGD, no clipping) spends most of a generic step on Python calls around tiny
 arrays, so its full-batch steps and its per-example SGD epochs run in the lean
-kernels of :mod:`handnet.kernels` instead: the same math, checked against the
+kernels of :mod:`handnet.training.kernels` instead: the same math, checked against the
 generic step by the tests.
 
 Safety nets
@@ -65,7 +65,7 @@ One module a concern, :class:`Trainer` wiring them:
 
 * :mod:`~handnet.training.history`: :class:`History`, :class:`EpochProgress`;
 * :mod:`~handnet.training.step`: one optimisation step (:class:`~.step.Step`);
-* :mod:`~handnet.training.fastpath`: the seed's model on :mod:`handnet.kernels`;
+* :mod:`~handnet.training.fastpath`: the seed's model on :mod:`handnet.training.kernels`;
 * :mod:`~handnet.training.loops`: one epoch, in batches, full batch or block by block;
 * :mod:`~handnet.training.epochs`: training by epochs; :mod:`~handnet.training.lbfgs`:
   by L-BFGS;
@@ -77,10 +77,10 @@ One module a concern, :class:`Trainer` wiring them:
 
 from __future__ import annotations
 
-from ..kernels import logistic_gd_step, logistic_sgd_epoch, numba_available
-from ..penalties import add_l2
-from ..validation import all_finite
+from ..data.validation import all_finite
+from ..nn.penalties import add_l2
 from .history import EpochProgress, History
+from .kernels import logistic_gd_step, logistic_sgd_epoch, numba_available
 from .loops import iterate_minibatches
 from .safety import INTERRUPTED_EVENT, logger
 from .safety import InterruptGuard as _InterruptGuard

@@ -14,9 +14,9 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
+from ..data.streaming import RowBlocks
 from ..exceptions import DivergenceError
-from ..network import Sequential
-from ..streaming import RowBlocks
+from ..nn.network import Sequential
 from .protocol import TrainerView
 from .safety import Rollback, divergence_message, parameters_finite
 from .stopping import Validation

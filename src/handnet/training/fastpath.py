@@ -1,4 +1,4 @@
-"""The seed's model on the lean kernels of :mod:`handnet.kernels`.
+"""The seed's model on the lean kernels of :mod:`handnet.training.kernels`.
 
 The seed's own model (one ``Dense(n, 1)`` layer, binary cross-entropy, plain SGD, no
 clipping) spends most of a generic step on Python calls around tiny arrays, so its
@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..kernels import logistic_gd_step, logistic_sgd_epoch, numba_available
-from ..layers import Dense
-from ..losses import BinaryCrossEntropy, Loss
-from ..network import Sequential
-from ..optimizers import LBFGS, SGD, Optimizer
+from ..nn.layers import Dense
+from ..nn.losses import BinaryCrossEntropy, Loss
+from ..nn.network import Sequential
+from ..optim.optimizers import LBFGS, SGD, Optimizer
+from .kernels import logistic_gd_step, logistic_sgd_epoch, numba_available
 
 Array = NDArray[np.floating]
 
@@ -27,7 +27,7 @@ def seed_kernel_applies(
 ) -> bool:
     """Whether this is the seed's model: one sigmoid unit, plain SGD, no clipping.
 
-    That case has lean kernels (:mod:`handnet.kernels`) that do the same math
+    That case has lean kernels (:mod:`handnet.training.kernels`) that do the same math
     as the generic step with a fraction of its Python overhead.
     """
     layers = network.layers

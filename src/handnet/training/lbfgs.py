@@ -1,4 +1,4 @@
-"""Training by L-BFGS: :meth:`LBFGS.minimize <handnet.optimizers.LBFGS.minimize>` on the
+"""Training by L-BFGS: :meth:`LBFGS.minimize <handnet.optim.optimizers.LBFGS.minimize>` on the
 full training loss, each of its iterations recorded (and checked) as an epoch."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
+from ..data.streaming import RowBlocks
 from ..exceptions import DivergenceError
-from ..optimizers import LBFGS
-from ..streaming import RowBlocks
+from ..optim.optimizers import LBFGS
 from .protocol import TrainerView
 from .safety import divergence_message
 from .stopping import Validation

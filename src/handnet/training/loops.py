@@ -4,7 +4,7 @@
   GD kernel). Mini-batches: the rows in a new random order, gathered batch by batch
   into buffers reused all epoch; per-example SGD of the seed's model in chunks of
   its SGD kernel.
-* :func:`run_stream_epoch`: out-of-core rows (:class:`~handnet.streaming.RowBlocks`),
+* :func:`run_stream_epoch`: out-of-core rows (:class:`~handnet.data.streaming.RowBlocks`),
   storage block by storage block.
 
 Between two steps (or kernel chunks, or blocks) an interrupt can stop the epoch;
@@ -20,9 +20,9 @@ from collections.abc import Iterator
 import numpy as np
 from numpy.typing import NDArray
 
-from .. import blocks
+from ..data import blocks
+from ..data.streaming import Block, RowBlocks
 from ..exceptions import DivergenceError
-from ..streaming import Block, RowBlocks
 from .fastpath import use_numba
 from .history import EpochProgress
 from .protocol import TrainerView

@@ -13,11 +13,11 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from ..losses import Loss
-from ..network import Sequential
-from ..optimizers import LBFGS, Optimizer
-from ..schedules import Schedule
-from ..streaming import RowBlocks
+from ..data.streaming import RowBlocks
+from ..nn.losses import Loss
+from ..nn.network import Sequential
+from ..optim.optimizers import LBFGS, Optimizer
+from ..optim.schedules import Schedule
 from .fastpath import SeedKernels
 from .history import EpochProgress, History
 from .safety import InterruptGuard

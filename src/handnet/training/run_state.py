@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from ..optimizers import LBFGS
-from ..state import check_rng_state, check_trainer_state, copy_tree
+from ..optim.optimizers import LBFGS
 from .history import EpochProgress, History
 from .protocol import TrainerView
+from .state import check_rng_state, check_trainer_state, copy_tree
 
 
 def state_dict(trainer: TrainerView) -> dict[str, Any]:

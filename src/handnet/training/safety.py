@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..validation import all_finite
+from ..data.validation import all_finite
 from .history import EpochProgress
 
 #: The trainer's reports that are neither errors nor warnings about the model (an

@@ -7,12 +7,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .. import blocks
-from ..losses import Loss
-from ..network import Sequential
-from ..optimizers import LBFGS, Optimizer
-from ..penalties import add_l2
-from ..streaming import RowBlocks
+from ..data import blocks
+from ..data.streaming import RowBlocks
+from ..nn.losses import Loss
+from ..nn.network import Sequential
+from ..nn.penalties import add_l2
+from ..optim.optimizers import LBFGS, Optimizer
 
 Array = NDArray[np.floating]
 
@@ -33,7 +33,7 @@ class Step:
 
     :meth:`compute_gradients` does forward, loss, backward and penalty;
     :meth:`update` clips the gradient and lets the optimizer step. A large batch
-    goes to the block-wise engine of :mod:`handnet.blocks`, made on first use and
+    goes to the block-wise engine of :mod:`handnet.data.blocks`, made on first use and
     kept (closed between fits, by :meth:`close_engine`).
     """
 
@@ -83,7 +83,7 @@ class Step:
             engine = self.full_batch_engine()
             if isinstance(X, RowBlocks) and X.is_dask:
                 # Summed on the Dask workers, each block as the engine sums it here.
-                from ..cluster import dask_full_batch
+                from ..data.cluster import dask_full_batch
 
                 loss = dask_full_batch(network, X, plain_loss, training, engine.block_bytes)
             else:
@@ -100,7 +100,7 @@ class Step:
     ) -> Loss | None:
         """The plain loss to sum block by block over ``X``, or ``None`` for the one-shot path.
 
-        Blocks are for batches of at least :data:`handnet.blocks.MIN_BYTES` and for
+        Blocks are for batches of at least :data:`handnet.data.blocks.MIN_BYTES` and for
         out-of-core data, when the network allows it (no dropout draws). A model's
         data-set-weighted loss (``models._DatasetWeightedLoss``, which has an
         ``inner`` loss) is its inner loss on the full data set, the only batch

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..exceptions import ConvergenceWarning, sklearn_compatible
-from ..network import Sequential
+from ..nn.network import Sequential
 from .history import History
 
 Array = NDArray[np.floating]

@@ -18,19 +18,19 @@ from typing import Any, Generic, Protocol, TypeVar, overload
 import numpy as np
 from numpy.typing import NDArray
 
+from ..data.streaming import RowBlocks
 from ..exceptions import DivergenceError
-from ..losses import Loss
-from ..network import Sequential
-from ..optimizers import LBFGS, Optimizer
-from ..schedules import Constant, Schedule
-from ..state import check_epoch_order
-from ..streaming import RowBlocks
+from ..nn.losses import Loss
+from ..nn.network import Sequential
+from ..optim.optimizers import LBFGS, Optimizer
+from ..optim.schedules import Constant, Schedule
 from . import loops, run_state
 from .epochs import fit_epochs
 from .fastpath import SeedKernels, seed_kernel_applies
 from .history import EpochProgress, History
 from .lbfgs import fit_lbfgs
 from .safety import InterruptGuard, divergence_message, report_interrupt
+from .state import check_epoch_order
 from .step import Step
 from .stopping import StoppingRule, Validation
 
@@ -80,7 +80,7 @@ class _Kept(Generic[_T]):
 
 
 class Trainer:
-    """Runs epochs of optimisation steps on a :class:`~handnet.network.Sequential`.
+    """Runs epochs of optimisation steps on a :class:`~handnet.nn.network.Sequential`.
 
     Parameters
     ----------
@@ -216,9 +216,9 @@ class Trainer:
         ``network.flat_gradients`` and returns the loss.
 
         A large batch (all rows of a full-batch fit, say) gives the same numbers
-        computed block by block (:mod:`handnet.blocks`): cache-sized row blocks
+        computed block by block (:mod:`handnet.data.blocks`): cache-sized row blocks
         on several threads, or blocks read from disk or summed on a Dask cluster
-        when ``X`` is out of core (a :class:`~handnet.streaming.RowBlocks`, which
+        when ``X`` is out of core (a :class:`~handnet.data.streaming.RowBlocks`, which
         carries its own targets and weights).
         """
         return self._step.compute_gradients(X, Y, sample_weight, training)
@@ -228,7 +228,7 @@ class Trainer:
     ) -> float:
         """One optimisation step on a batch; returns the batch loss (before the step).
 
-        ``X`` may also be out-of-core rows (:class:`~handnet.streaming.RowBlocks`,
+        ``X`` may also be out-of-core rows (:class:`~handnet.data.streaming.RowBlocks`,
         which carry their targets: ``Y`` is then ``None``) for a full-batch step.
         """
         loss = self.compute_gradients(X, Y, sample_weight)
@@ -238,7 +238,7 @@ class Trainer:
         return loss
 
     def _seed_kernel_applies(self) -> bool:
-        """Whether this is the seed's model, trained by :mod:`handnet.kernels` (see fastpath)."""
+        """Whether this is the seed's model, trained by :mod:`~handnet.training.kernels`."""
         step = self._step
         return seed_kernel_applies(step.network, step.loss, step.optimizer, step.clip_norm)
 
@@ -273,7 +273,7 @@ class Trainer:
         blocks. Mini-batches: the storage blocks in a random order, each block's
         rows shuffled and cut into batches (the last one of a block may be
         short), the next block read by a background thread meanwhile (see
-        :mod:`handnet.streaming`). An interrupt stops the epoch at the next block
+        :mod:`handnet.data.streaming`). An interrupt stops the epoch at the next block
         boundary; :class:`EpochProgress` then counts blocks, not rows.
         """
         return loops.run_stream_epoch(self, data)
@@ -298,7 +298,7 @@ class Trainer:
         Parameters
         ----------
         X : ndarray of shape (n_samples, n_features), or RowBlocks
-            In-memory rows, or out-of-core ones (:class:`~handnet.streaming.RowBlocks`,
+            In-memory rows, or out-of-core ones (:class:`~handnet.data.streaming.RowBlocks`,
             which carry their targets and weights: ``Y`` and ``sample_weight`` are
             then ``None``), trained block by block (:meth:`run_stream_epoch`).
         Y : ndarray of shape (n_samples, n_outputs) or None

@@ -10,7 +10,7 @@ themselves, in the order they apply, as PyTorch's ``nn.Sequential`` does::
     )
 
 The layers are a *specification*: ``fit`` builds a fresh copy of them
-(:func:`~handnet.network.build_network`), reading every size written as
+(:func:`~handnet.nn.network.build_network`), reading every size written as
 ``None`` from the layer below (the last ``Dense(None, None)`` takes its width
 from the targets) and drawing the parameters from ``random_state``. The list
 given stays untouched, so ``clone``, ``get_params`` and a second ``fit`` see
@@ -20,7 +20,7 @@ Images come as ``(n_samples, channels, height, width)`` arrays, or as flat rows
 with ``input_shape`` saying how to view them. Either way the model works on
 flat rows internally (batches, early stopping's split, out-of-core blocks and
 model files stay 2-D) and its network starts with a
-:class:`~handnet.layers.Reshape` that views each row as an image, for free.
+:class:`~handnet.nn.layers.Reshape` that views each row as an image, for free.
 
 Everything else (optimizers, schedules, early stopping, class weights,
 checkpoints, save and load) is the machinery the MLPs use.
@@ -35,13 +35,15 @@ from typing import Any
 
 import numpy as np
 
-from .base import ESTIMATORS
-from .layers import Activation, Dense, Flatten, Layer, Reshape, Shape, iter_layers
-from .models import _ClassifierMixin, _NetworkEstimator, _RegressorMixin
-from .network import Sequential, build_network
-from .optimizers import LBFGS, Optimizer
-from .schedules import Schedule
-from .streaming import is_out_of_core
+from ..base import ESTIMATORS
+from ..data.streaming import is_out_of_core
+from ..nn.layers import Activation, Dense, Flatten, Layer, Reshape, Shape, iter_layers
+from ..nn.network import Sequential, build_network
+from ..optim.optimizers import LBFGS, Optimizer
+from ..optim.schedules import Schedule
+from .classifier import _ClassifierMixin
+from .network_estimator import _NetworkEstimator
+from .regressor import _RegressorMixin
 
 
 def default_layers() -> list[Layer]:
@@ -59,8 +61,8 @@ def small_cnn(channels: Sequence[int] = (16, 32), hidden: int = 64) -> list[Laye
     values into the dense head. (The convolutions have no bias: the
     normalisation's shift takes its place.)
     """
-    from .conv import Conv2D, MaxPool2D
-    from .normalization import BatchNorm
+    from ..nn.conv import Conv2D, MaxPool2D
+    from ..nn.normalization import BatchNorm
 
     layers: list[Layer] = []
     for width in channels:
@@ -153,9 +155,9 @@ class _NeuralNetMixin(_NetworkEstimator):
         """Convolution and pooling split each batch over the cores, BLAS on one thread.
 
         Their per-sample products are small: two BLAS threads beside the layers'
-        own would oversubscribe the cores (see :func:`handnet.conv.threads_over_samples`).
+        own would oversubscribe the cores (see :func:`handnet.nn.conv.threads_over_samples`).
         """
-        from .conv import Conv2D, _Pool2D, threads_over_samples
+        from ..nn.conv import Conv2D, _Pool2D, threads_over_samples
 
         if any(isinstance(layer, (Conv2D, _Pool2D)) for layer in iter_layers(self.network_.layers)):
             return threads_over_samples()

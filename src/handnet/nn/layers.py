@@ -15,7 +15,7 @@ dense layers, ``(n_samples, channels, height, width)`` for images. A layer's
 A layer may be written before its input size is known (``Dense(None, 10)``, the
 ``None`` read from the layer below): :meth:`Layer.build` completes it for a given
 input shape and draws its initial parameters, which is how an estimator turns a
-list of layers into a network (:func:`handnet.network.build_network`).
+list of layers into a network (:func:`handnet.nn.network.build_network`).
 
 Each entry of a layer's saved :meth:`Layer.config` has a *kind* (``"size"``,
 ``"rate"``, ...) from :data:`FIELD_KINDS`, against which model files check it
@@ -32,9 +32,9 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
+from ..registry import Registry
 from .activations import ACTIVATIONS, get_activation
 from .initializers import Initializer, get_initializer
-from .registry import Registry
 
 Array = NDArray[np.floating]
 Shape = tuple[int, ...]
@@ -110,7 +110,7 @@ def _flag(value: Any) -> str | None:
 
 
 def _activation(value: Any) -> str | None:
-    """The name of a registered activation (:data:`handnet.activations.ACTIVATIONS`)."""
+    """The name of a registered activation (:data:`handnet.nn.activations.ACTIVATIONS`)."""
     if isinstance(value, str) and value in ACTIVATIONS:
         return None
     return f"{value!r} is not a registered activation"
@@ -368,7 +368,7 @@ class Dense(Layer):
         ``b`` has shape ``(n_outputs,)``. ``None`` only in an estimator's last
         layer, which the estimator sizes from the targets.
     init : str or callable, default "xavier"
-        Weight initialiser (see :mod:`handnet.initializers`); biases start at 0.
+        Weight initialiser (see :mod:`handnet.nn.initializers`); biases start at 0.
     random_state : int, Generator or None
         Source of the initial weights.
     dtype : float32 or float64
@@ -515,7 +515,7 @@ class Activation(Layer):
 
     ``Activation("relu")``, ``"tanh"``, ``"sigmoid"``, ``"leaky_relu"``,
     ``"identity"``, ``"softmax"``: forward and backward come from
-    :mod:`handnet.activations`.
+    :mod:`handnet.nn.activations`.
     """
 
     _forward_cache = ("_z", "_a", "_training")

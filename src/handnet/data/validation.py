@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .exceptions import sklearn_compatible
+from ..exceptions import sklearn_compatible
 
 FLOAT_DTYPES = (np.float64, np.float32)
 

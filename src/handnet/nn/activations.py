@@ -23,7 +23,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from .registry import Registry
+from ..registry import Registry
 
 Array = NDArray[np.floating]
 
@@ -155,7 +155,7 @@ class ActivationPair(NamedTuple):
     layer's activation must (softmax is not: it normalises a whole row).
     ``writes_out``: both accept ``out=`` (the training loop then reuses buffers
     instead of allocating two arrays per step). ``initializer``: the weight
-    initialiser (:mod:`handnet.initializers`) that keeps the variance of this
+    initialiser (:mod:`handnet.nn.initializers`) that keeps the variance of this
     activation's outputs steady through the layers, used by ``init="auto"``.
     """
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .registry import Registry
-from .validation import check_interval, check_positive
+from ..data.validation import check_interval, check_positive
+from ..registry import Registry
 
 
 class Schedule:

@@ -22,9 +22,9 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from .kernels import FUSED_ADAM_MIN_SIZE, fused_adam_step
-from .registry import Registry
-from .validation import check_interval, check_positive
+from ..data.validation import check_interval, check_positive
+from ..registry import Registry
+from ..training.kernels import FUSED_ADAM_MIN_SIZE, fused_adam_step
 
 Array = NDArray[np.floating]
 State = dict[str, Any]
@@ -258,7 +258,7 @@ class Adam(Optimizer):
             "buffer": np.empty_like(param),
         }
 
-    #: Use the compiled single-pass step of :mod:`handnet.kernels` on large flat
+    #: Use the compiled single-pass step of :mod:`handnet.training.kernels` on large flat
     #: parameter vectors when numba is installed (same math, float64 arithmetic).
     use_fused = True
 

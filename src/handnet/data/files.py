@@ -5,7 +5,7 @@
 * ``PK\\x03\\x04`` (a zip archive): an ``.npz`` of NumPy arrays, with the features
   in ``X`` and (optionally) the labels in ``y``; read with ``allow_pickle=False``.
 * ``\\x93NUMPY``: a ``.npy`` array of features, opened with ``mmap_mode="r"`` (read
-  from disk as it is used, see :mod:`handnet.streaming`); the labels come from a
+  from disk as it is used, see :mod:`handnet.data.streaming`); the labels come from a
   second ``.npy`` file (``--labels``).
 * ``\\x00\\x00`` followed by a known IDX type code: an IDX array (see
   :func:`handnet.datasets.load_idx`); the labels come from a second IDX file.
@@ -47,7 +47,7 @@ from typing import IO, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .datasets import load_idx
+from ..datasets import load_idx
 
 __all__ = [
     "DEFAULT_MAX_EXPANSION",
@@ -650,7 +650,7 @@ def read_npy(path: PathType, labels: PathType | None = None, need_labels: bool =
     """A ``.npy`` file of features (memory-mapped, not read into memory) and ``.npy`` labels.
 
     The features stay on disk: models read them block by block
-    (:mod:`handnet.streaming`). The labels (one per row) are read into memory.
+    (:mod:`handnet.data.streaming`). The labels (one per row) are read into memory.
     """
     where = os.fspath(path)
     X = open_npy(where, "features")

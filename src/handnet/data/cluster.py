@@ -5,10 +5,10 @@ The data stays where Dask keeps it; only small things travel. With a
 
 1. **Once per fit**, every row block of ``X`` is paired with its rows of ``y``
    and of the weights, converted, checked and encoded on the workers
-   (:func:`handnet.streaming.prepare_block`) and **persisted** there: the
+   (:func:`handnet.data.streaming.prepare_block`) and **persisted** there: the
    client holds one future per block.
 2. **Every evaluation** (one GD iteration, one L-BFGS function evaluation), one
-   pure function, :func:`handnet.blocks.block_sums`, runs on each block
+   pure function, :func:`handnet.data.blocks.block_sums`, runs on each block
    future, on the worker that holds it, given the flat parameter vector (a few
    kilobytes: a NumPy array, never a lazy Dask graph that would grow each
    step), the network's layer config and the loss; it returns ``(loss_sum,
@@ -19,11 +19,11 @@ The data stays where Dask keeps it; only small things travel. With a
    per block would dominate small iterations. The client gathers one triple
    per worker, adds them in a fixed order (so the result does not depend on
    which worker finished first) and divides by the total weight (see
-   :mod:`handnet.blocks` for the math). The optimizer then takes its step on
+   :mod:`handnet.data.blocks` for the math). The optimizer then takes its step on
    the client, in NumPy.
 
 Without a Client, the local scheduler does the same: ``dask.compute`` over
-one delayed :func:`~handnet.blocks.block_sums` per block, on Dask's thread pool.
+one delayed :func:`~handnet.data.blocks.block_sums` per block, on Dask's thread pool.
 Nothing is persisted then (the blocks are recomputed from their source at every
 evaluation, e.g. read again from a zarr store); call ``X.persist()`` first if it
 fits in memory.
@@ -42,9 +42,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..nn.losses import Loss
+from ..nn.network import Sequential
 from .blocks import block_sums, rows_per_block, single_threaded_blas
-from .losses import Loss
-from .network import Sequential
 from .streaming import prepare_block
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ def _block_parts(data: RowBlocks) -> list[tuple[Any, Any, Any, tuple[int, int]]]
 
 
 class _ClusterState:
-    """The persisted blocks of one fit (kept on the :class:`~handnet.streaming.RowBlocks`).
+    """The persisted blocks of one fit (kept on the :class:`~handnet.data.streaming.RowBlocks`).
 
     Attributes
     ----------
@@ -143,7 +143,7 @@ def _persist(data: RowBlocks, client: Any) -> _ClusterState:
 def _apply(
     blocks: list[tuple[Array, Array, Array | None]], **kwargs: Any
 ) -> tuple[float, Array, float]:
-    """:func:`~handnet.blocks.block_sums` over persisted ``(X, Y, weight)`` blocks, added in order.
+    """:func:`~handnet.data.blocks.block_sums` over persisted ``(X, Y, weight)`` blocks, in order.
 
     One task per worker, over the blocks it holds: a task costs about a
     millisecond of scheduling and messages, which one task per block would
@@ -172,7 +172,7 @@ def _prepare_and_sum(
 def dask_full_batch(
     network: Sequential, data: RowBlocks, loss: Loss, training: bool, block_bytes: int
 ) -> float:
-    """Mean loss over Dask-backed :class:`~handnet.streaming.RowBlocks`; gradient into the network.
+    """Mean loss over Dask-backed :class:`~handnet.data.streaming.RowBlocks`; gradient into network.
 
     Parameters
     ----------
@@ -182,7 +182,7 @@ def dask_full_batch(
     data : RowBlocks
         Over a Dask array ``X``.
     loss : Loss
-        A plain loss (its weighted mean over a block, see :mod:`handnet.blocks`).
+        A plain loss (its weighted mean over a block, see :mod:`handnet.data.blocks`).
     training : bool
         Training-mode forward pass (no effect without dropout, which full-batch
         training on a cluster does not support).

@@ -29,7 +29,7 @@ memory once per iteration. The loss's elementwise work on a block's
 ``(rows, outputs)`` logits stays in cache too.
 
 The seed's model (one sigmoid unit) goes one step further when numba is
-installed: :func:`handnet.kernels.logistic_block_sums` reads each row once and
+installed: :func:`~handnet.training.kernels.logistic_block_sums` reads each row once and
 does the dot product, the loss, the residual and the gradient update while the
 row is in L1, one compiled call per block (and no Python between its steps, so
 the threads never wait for each other's GIL).
@@ -56,10 +56,10 @@ the random stream.
 Out of core
 -----------
 The same sums run over data that is not in memory: a
-:class:`~handnet.streaming.RowBlocks` (a ``numpy.memmap``, an ``.npy`` file opened
+:class:`~handnet.data.streaming.RowBlocks` (a ``numpy.memmap``, an ``.npy`` file opened
 with ``mmap_mode``, a zarr or h5py array) is read one storage block after the
 other, each split into cache-sized blocks for the threads; a Dask array is summed
-on the Dask workers by :mod:`handnet.cluster` with the same :func:`block_sums`.
+on the Dask workers by :mod:`handnet.data.cluster` with the same :func:`block_sums`.
 """
 
 from __future__ import annotations
@@ -74,10 +74,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .kernels import logistic_block_sums
-from .layers import LAYERS, Dense, Layer, iter_layers
-from .losses import BinaryCrossEntropy, Loss
-from .network import Sequential
+from ..nn.layers import LAYERS, Dense, Layer, iter_layers
+from ..nn.losses import BinaryCrossEntropy, Loss
+from ..nn.network import Sequential
+from ..training.kernels import logistic_block_sums
 
 if TYPE_CHECKING:
     from .streaming import RowBlocks
@@ -209,7 +209,7 @@ def single_threaded_blas() -> contextlib.AbstractContextManager[None]:
 
 
 def rebuild_network(config: Sequence[dict[str, Any]], dtype: Any) -> Sequential:
-    """A fresh :class:`~handnet.network.Sequential` from ``Sequential.config()`` (zero weights).
+    """A fresh :class:`~handnet.nn.network.Sequential` from ``Sequential.config()`` (zero weights).
 
     Its flat parameter vector has the layout of the original's (the same layers in
     the same order), so ``copy.flat_parameters[...] = original.flat_parameters``
@@ -275,7 +275,7 @@ class Workspace:
         self.weight_sum = 0.0
         layers = self.network.layers
         #: The seed's model (one sigmoid unit) adds its blocks through the lean kernel
-        #: of handnet.kernels: the same sums with a third of the NumPy calls.
+        #: of handnet.training.kernels: the same sums with a third of the NumPy calls.
         self._logistic = (
             len(layers) == 1 and isinstance(layers[0], Dense) and layers[0].n_outputs == 1
         )
@@ -326,7 +326,7 @@ class Workspace:
         self.weight_sum += weight
 
     def _add_logistic(self, X: Array, Y: Array, weight: float) -> None:
-        """:meth:`add` for one sigmoid unit, by :func:`handnet.kernels.logistic_block_sums`."""
+        """:meth:`add` for one sigmoid unit, by ``training.kernels.logistic_block_sums``."""
         dense = self.network.layers[0]
         assert isinstance(dense, Dense)
         rows = X.shape[0]
@@ -375,7 +375,7 @@ def block_sums(
     r"""``(loss_sum, gradient_sum, weight_sum)`` of one chunk of rows: a pure function.
 
     This is what a Dask worker runs on each block of a distributed array (see
-    :mod:`handnet.cluster`): it needs only the chunk, the small flat parameter
+    :mod:`handnet.data.cluster`): it needs only the chunk, the small flat parameter
     vector and the network's layer config, and it splits the chunk into
     cache-sized blocks itself.
 
@@ -536,7 +536,7 @@ class FullBatchGradient:
 
         if isinstance(X, RowBlocks):
             # Out-of-core rows read block by block here; a Dask array's blocks are summed
-            # on its workers instead (handnet.cluster, chosen by the trainer).
+            # on its workers instead (handnet.data.cluster, chosen by the trainer).
             return self._call_blocks(X, loss, training)
         assert Y is not None
         self._reset()

@@ -19,8 +19,8 @@ from typing import Any, NoReturn
 import numpy as np
 from numpy.typing import NDArray
 
-from .optimizers import LBFGS, OPTIMIZERS, Optimizer
-from .schedules import SCHEDULES, Schedule
+from ..optim.optimizers import LBFGS, OPTIMIZERS, Optimizer
+from ..optim.schedules import SCHEDULES, Schedule
 
 Array = NDArray[np.floating]
 
@@ -37,14 +37,14 @@ BIT_GENERATORS: dict[str, Callable[[], np.random.BitGenerator]] = {
 def optimizer_types() -> dict[str, type[Optimizer] | type[LBFGS]]:
     """Optimizer classes a file may name, by class name: those registered now, and L-BFGS.
 
-    Read from :data:`handnet.optimizers.OPTIMIZERS` at each call, so that an update rule
+    Read from :data:`handnet.optim.optimizers.OPTIMIZERS` at each call, so that an update rule
     a user registers is saved, loaded and resumed like the library's own.
     """
     return {**{cls.__name__: cls for cls in OPTIMIZERS.values()}, "LBFGS": LBFGS}
 
 
 def schedule_types() -> dict[str, type[Schedule]]:
-    """Schedule classes a file may name, by class name (:data:`handnet.schedules.SCHEDULES`)."""
+    """Schedule classes a file may name (:data:`handnet.optim.schedules.SCHEDULES`)."""
     return {cls.__name__: cls for cls in SCHEDULES.values()}
 
 _STATE_KEYS = {

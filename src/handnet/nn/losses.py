@@ -20,8 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from ..registry import Registry
 from .activations import log_softmax, sigmoid, softmax
-from .registry import Registry
 
 Array = NDArray[np.floating]
 

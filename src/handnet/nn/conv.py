@@ -1,7 +1,7 @@
 r"""Convolution and pooling layers for images: ``(n_samples, channels, height, width)``.
 
 Every layer here takes a batch of images in NCHW order (the per-sample shape is
-``(channels, height, width)``) and follows the :class:`~handnet.layers.Layer`
+``(channels, height, width)``) and follows the :class:`~handnet.nn.layers.Layer`
 API: ``forward`` keeps what ``backward`` needs, ``backward`` writes the
 parameters' gradients into the arrays :meth:`Layer.gradients` returns and gives
 back the gradient with respect to the input.
@@ -12,7 +12,7 @@ back the gradient with respect to the input.
 * :class:`MaxPool2D`, :class:`AvgPool2D`: the maximum or mean of each window;
 * :class:`GlobalAvgPool2D`: the mean of each channel, ``(n, c, h, w) -> (n, c)``.
 
-``Flatten`` and ``Reshape`` (in :mod:`handnet.layers`) join them to dense layers.
+``Flatten`` and ``Reshape`` (in :mod:`handnet.nn.layers`) join them to dense layers.
 
 How a convolution is computed
 -----------------------------
@@ -158,7 +158,7 @@ def default_threads() -> int:
     """Threads a layer's pass uses when its ``n_threads`` is ``None``.
 
     The count given to :func:`threads_over_samples`, in the thread that entered it;
-    1 everywhere else (other threads, such as :mod:`handnet.blocks`' workers, which
+    1 everywhere else (other threads, such as :mod:`handnet.data.blocks`' workers, which
     already split the rows, included).
     """
     setting = _OVER_SAMPLES
@@ -170,13 +170,13 @@ def default_threads() -> int:
 @contextlib.contextmanager
 def threads_over_samples(n_threads: int | None = None) -> Iterator[None]:
     """Within the block, these layers split their batches over ``n_threads`` threads and
-    BLAS runs on one (:func:`handnet.blocks.single_threaded_blas`).
+    BLAS runs on one (:func:`handnet.data.blocks.single_threaded_blas`).
 
     ``None``: as many threads as BLAS had before (read with ``threadpoolctl``; the
     usable cores without it). For the thread that enters the block; layers whose
     ``n_threads`` is set keep their own count. Training a convolutional network::
 
-        with handnet.conv.threads_over_samples(2):
+        with handnet.nn.conv.threads_over_samples(2):
             trainer.fit(X, Y)
     """
     global _OVER_SAMPLES
@@ -184,7 +184,7 @@ def threads_over_samples(n_threads: int | None = None) -> Iterator[None]:
         n_threads = _blas_threads()
     n_threads = _check_threads(n_threads, "threads_over_samples")
     assert n_threads is not None
-    from .blocks import single_threaded_blas
+    from ..data.blocks import single_threaded_blas
 
     previous = _OVER_SAMPLES
     with single_threaded_blas():
@@ -511,7 +511,7 @@ class Conv2D(Layer):
     use_bias : bool, default True
         Add a learned bias per filter.
     init : str or callable, default "he"
-        Weight initialiser (:mod:`handnet.initializers`), called with
+        Weight initialiser (:mod:`handnet.nn.initializers`), called with
         ``(fan_in, F)`` where ``fan_in = C_g k_h k_w``: ``"he"`` draws
         :math:`\mathcal N(0, 2 / \text{fan\_in})`, suited to ReLU. Biases start at 0.
     random_state : int, Generator or None

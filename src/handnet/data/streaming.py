@@ -40,8 +40,8 @@ block-order draw for one block, then ``rng.permutation(n_samples)``), and so are
 the parameters.
 
 Full-batch training (``batch_size=None``, and L-BFGS) sums the loss and gradient
-block by block (:mod:`handnet.blocks`); Dask arrays are summed on the workers
-(:mod:`handnet.cluster`).
+block by block (:mod:`handnet.data.blocks`); Dask arrays are summed on the workers
+(:mod:`handnet.data.cluster`).
 
 Targets, weights, validation
 ----------------------------
@@ -654,7 +654,7 @@ class RowBlocks:
         # Blocks already checked: a block is checked the first time it is read in a
         # fit, not on every epoch or full-batch iteration (shared by subsets).
         self._checked: set[int] = set()
-        #: Set by :mod:`handnet.cluster`: the blocks persisted on a Dask cluster.
+        #: Set by :mod:`handnet.data.cluster`: the blocks persisted on a Dask cluster.
         self.cluster_state: Any = None
 
     # --- sizes ---------------------------------------------------------------------------
@@ -883,8 +883,8 @@ def materialize(X: Any) -> Any:
 
 
 def warn_column_y() -> None:
-    """The column-vector ``y`` warning of :func:`handnet.validation.check_target`."""
-    from .exceptions import sklearn_compatible
+    """The column-vector ``y`` warning of :func:`handnet.data.validation.check_target`."""
+    from ..exceptions import sklearn_compatible
     from .validation import DataConversionWarning
 
     warnings.warn(

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
-from .registry import Registry
+from ..registry import Registry
 
 Initializer = Callable[[int, int, np.random.Generator, DTypeLike], NDArray[np.floating]]
 

@@ -1,6 +1,6 @@
 r"""Residual blocks: :math:`\text{out} = x + f(x)` around a sequence of layers.
 
-A :class:`Residual` is one layer of a :class:`~handnet.network.Sequential` that
+A :class:`Residual` is one layer of a :class:`~handnet.nn.network.Sequential` that
 holds a small stack of sub-layers :math:`f = f_k \circ \dots \circ f_1`. The
 skip connection adds the input to their output, so :math:`f` must give its input's
 shape back.

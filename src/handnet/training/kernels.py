@@ -24,7 +24,7 @@ with :math:`s_i` the sample's weight relative to the mean weight (1 without
 weights).
 
 * :func:`logistic_block_sums`: the loss and gradient sums of a block of rows, for
-  full-batch gradient descent and L-BFGS on large data (:mod:`handnet.blocks`);
+  full-batch gradient descent and L-BFGS on large data (:mod:`handnet.data.blocks`);
   compiled, it reads each row of ``X`` once.
 
 A fused Adam step (:func:`fused_adam_step`) sits here too.
@@ -139,7 +139,7 @@ def logistic_sgd_epoch_numpy(
         z = float(x @ weights) + b
         e = exp(-abs(z))
         p = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
-        # the same order of operations as handnet.losses.binary_cross_entropy
+        # the same order of operations as handnet.nn.losses.binary_cross_entropy
         loss = ((z if z > 0 else 0.0) - target * z) + log1p(e)
         if l2:
             loss += half_l2 * float(weights @ weights)
@@ -370,7 +370,7 @@ def logistic_block_sums(
 ) -> tuple[float, float]:
     r"""Add one block's loss and gradient *sums* of a logistic regression.
 
-    What the full-batch engine (:mod:`handnet.blocks`) needs from each block of
+    What the full-batch engine (:mod:`handnet.data.blocks`) needs from each block of
     rows: the sums, not the means, so that blocks add up.
 
     .. math::
@@ -634,7 +634,7 @@ def _build_fused_adam() -> Callable[..., None] | None:
 
     NumPy needs about a dozen passes over the parameter-sized arrays (each ufunc
     reads and writes whole vectors); compiled, each element is read and written
-    once. The arithmetic is :class:`handnet.optimizers.Adam`'s, in the
+    once. The arithmetic is :class:`handnet.optim.optimizers.Adam`'s, in the
     parameters' dtype.
     """
     try:
