@@ -7,6 +7,7 @@
 ``handnet evaluate``    accuracy, log loss, confusion matrix, per-class precision/recall/F1
 ``handnet info``        a saved model's architecture, parameters, hyperparameters, history
 ``handnet gradcheck``   backpropagation against finite differences, per layer
+``handnet playground``  a page in the browser: train a network and watch each step's math
 ======================  ==================================================================
 
 Argument parsing is argparse's. Errors a user can cause (a missing file, an
@@ -20,7 +21,7 @@ a plain log line now and then otherwise, nothing with ``--quiet``.
 
 The package holds a module per command (:mod:`~handnet.cli.demo`,
 :mod:`~handnet.cli.train`, :mod:`~handnet.cli.predict`, :mod:`~handnet.cli.evaluate`,
-:mod:`~handnet.cli.info`, :mod:`~handnet.cli.gradcheck`) and the modules they share:
+:mod:`~handnet.cli.info`, :mod:`~handnet.cli.gradcheck`, :mod:`~handnet.cli.playground`) and the modules they share:
 :mod:`~handnet.cli.arguments` (argparse types and options), :mod:`~handnet.cli.text`
 (terminal-safe text), :mod:`~handnet.cli.progress`, :mod:`~handnet.cli.checks` (refusing
 work that cannot succeed), :mod:`~handnet.cli.model_files`, :mod:`~handnet.cli.reading`,
@@ -41,6 +42,7 @@ from .demo import _add_demo, _run_demo
 from .evaluate import _add_evaluate, _run_evaluate
 from .gradcheck import _add_gradcheck, _run_gradcheck
 from .info import _add_info, _run_info
+from .playground import _add_playground, _run_playground
 from .predict import _add_predict, _run_predict
 from .progress import TrainingProgress
 from .text import _error_text, _note, _TerminalText, printable
@@ -81,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(subparsers)
     _add_info(subparsers)
     _add_gradcheck(subparsers)
+    _add_playground(subparsers)
     return parser
 
 
@@ -100,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "evaluate": _run_evaluate,
         "info": _run_info,
         "gradcheck": _run_gradcheck,
+        "playground": _run_playground,
     }
     # Results go through _TerminalText: labels and names from files reach the terminal
     # with their control characters escaped.
