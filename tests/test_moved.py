@@ -22,6 +22,7 @@ def test_an_old_module_path_is_the_module_at_its_new_path(old_path: str, new_pat
 
 def test_classes_keep_one_identity_under_both_paths() -> None:
     from handnet.layers import Dense as old_dense
+
     from handnet.nn.layers import Dense
 
     assert old_dense is Dense is handnet.Dense

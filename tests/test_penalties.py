@@ -7,7 +7,16 @@ import pytest
 
 from handnet import Activation, Dense, Sequential
 from handnet.gradcheck import gradcheck
-from handnet.nn.penalties import add_l2, l2_penalty, l2_penalty_gradient
+from handnet.nn.penalties import (
+    L1,
+    L2,
+    PENALTIES,
+    add_l2,
+    as_penalty,
+    get_penalty,
+    l2_penalty,
+    l2_penalty_gradient,
+)
 
 TOL = 1e-6
 
@@ -79,3 +88,79 @@ def test_only_weights_of_a_network_are_penalised() -> None:
         if isinstance(layer, Dense):
             np.testing.assert_array_equal(layer.grad_weights, 2.0)
             np.testing.assert_array_equal(layer.grad_bias, 0.0)
+
+
+# --- the penalty classes and their registry ----------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(PENALTIES))
+@pytest.mark.parametrize("alpha", [1e-3, 0.7])
+def test_every_registered_penalty_matches_finite_differences(
+    name: str, alpha: float, rng: np.random.Generator
+) -> None:
+    penalty = PENALTIES[name](alpha)
+    # Away from 0, where |w| has a derivative.
+    w = rng.standard_normal(13)
+    w += np.sign(w) * 0.1
+
+    def fun(v: np.ndarray) -> tuple[float, np.ndarray]:
+        grads = np.zeros_like(v)
+        return penalty.add_to(v, grads), grads
+
+    assert gradcheck(fun, w).passed(TOL)
+    assert penalty.value(w) == pytest.approx(fun(w)[0], rel=1e-15)
+
+
+def test_l1_by_hand_and_its_subgradient_at_zero() -> None:
+    w = np.array([1.5, -2.0, 0.0, 0.25])
+    penalty = L1(0.5)
+    assert penalty.value(w) == pytest.approx(0.5 * 3.75, rel=1e-15)
+    np.testing.assert_array_equal(penalty.gradient(w), [0.5, -0.5, 0.0, 0.5])
+    grads = np.ones(4)
+    penalty.add_to(w, grads)
+    np.testing.assert_array_equal(grads, [1.5, 0.5, 1.0, 1.5])  # added in place
+
+
+def test_l2_class_is_the_l2_functions() -> None:
+    w = np.array([1.0, -2.0, 3.0])
+    assert L2(0.5).value(w) == l2_penalty(w, 0.5)
+    np.testing.assert_array_equal(L2(0.5).gradient(w), l2_penalty_gradient(w, 0.5))
+
+
+@pytest.mark.parametrize("alpha", [-1.0, float("nan"), float("inf")])
+def test_a_bad_strength_is_refused(alpha: float) -> None:
+    with pytest.raises(ValueError, match="alpha must be a finite number >= 0"):
+        L2(alpha)
+
+
+def test_an_unknown_penalty_name_lists_the_choices() -> None:
+    with pytest.raises(ValueError, match=r"unknown penalty 'l3'.*'l1'.*'l2'"):
+        get_penalty("l3", 0.1)
+    assert get_penalty(None, 0.1) is None
+    assert get_penalty("l1", 0.1) == L1(0.1)
+    assert as_penalty(0.25) == L2(0.25)
+
+
+def test_a_step_applies_its_penalty_to_weights_only(rng: np.random.Generator) -> None:
+    from handnet.nn.losses import MeanSquaredError
+    from handnet.optim.optimizers import SGD
+    from handnet.training.step import Step
+
+    network = Sequential([Dense(3, 2, random_state=0)])
+    X = rng.standard_normal((5, 3))
+    Y = rng.standard_normal((5, 2))
+    values = {}
+    grads = {}
+    for penalty in (None, L1(0.3)):
+        step = Step(network, MeanSquaredError(), SGD(0.1), penalty, None)
+        values[repr(penalty)] = step.compute_gradients(X, Y)
+        grads[repr(penalty)] = [g.copy() for g in network.gradients()]
+    weights, _ = network.parameters()
+    difference = values["L1(alpha=0.3)"] - values["None"]
+    assert difference == pytest.approx(0.3 * np.abs(weights).sum(), rel=1e-12)
+    np.testing.assert_allclose(
+        grads["L1(alpha=0.3)"][0] - grads["None"][0], 0.3 * np.sign(weights), rtol=1e-12
+    )
+    np.testing.assert_array_equal(grads["L1(alpha=0.3)"][1], grads["None"][1])  # no bias term
+    with pytest.raises(TypeError, match="lean kernels apply only an L2 penalty"):
+        _ = Step(network, MeanSquaredError(), SGD(0.1), L1(0.3), None).l2

@@ -19,6 +19,7 @@ from .nn.activations import ACTIVATIONS
 from .nn.initializers import INITIALIZERS
 from .nn.layers import FIELD_KINDS, LAYERS
 from .nn.losses import LOSSES
+from .nn.penalties import PENALTIES
 from .optim.optimizers import OPTIMIZERS
 from .optim.schedules import SCHEDULES
 from .registry import Registry
@@ -83,6 +84,7 @@ def markdown() -> str:
             ],
         ),
         _table("Losses", LOSSES, [summary, where]),
+        _table("Penalties", PENALTIES, [summary, where]),
         _table("Initializers", INITIALIZERS, [summary, where]),
         _table("Optimizers", OPTIMIZERS, [summary, where]),
         _table("Schedules", SCHEDULES, [summary, where]),

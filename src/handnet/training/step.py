@@ -1,4 +1,4 @@
-"""One optimisation step on a batch: forward, loss, backward, L2 penalty, clipping, update."""
+"""One optimisation step on a batch: forward, loss, backward, penalty, clipping, update."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ..data import blocks
 from ..data.streaming import RowBlocks
 from ..nn.losses import Loss
 from ..nn.network import Sequential
-from ..nn.penalties import add_l2
+from ..nn.penalties import L2, Penalty, as_penalty
 from ..optim.optimizers import LBFGS, Optimizer
 
 Array = NDArray[np.floating]
@@ -42,17 +42,37 @@ class Step:
         network: Sequential,
         loss: Loss,
         optimizer: Optimizer | LBFGS,
-        l2: float,
+        penalty: Penalty | float | None,
         clip_norm: float | None,
     ) -> None:
         self.network = network
         self.loss = loss
         self.optimizer = optimizer
-        self.l2 = float(l2)
+        #: The penalty on the weights (a number is an L2 strength; ``None``: none).
+        self.penalty = as_penalty(penalty)
         self.clip_norm = clip_norm
         self.engine: blocks.FullBatchGradient | None = None
         #: What the optimizer updates: the network's one flat parameter vector.
         self.parameter_pairs = [(network.flat_parameters, network.flat_gradients)]
+
+    @property
+    def l2(self) -> float:
+        """The L2 strength, for the lean kernels that know no other penalty (0: none)."""
+        penalty = self.penalty
+        if penalty is None:
+            return 0.0
+        if type(penalty) is not L2:
+            raise TypeError(f"the lean kernels apply only an L2 penalty, not {penalty!r}")
+        return penalty.alpha
+
+    @l2.setter
+    def l2(self, alpha: float) -> None:
+        self.penalty = L2(alpha)
+
+    @property
+    def penalty_is_l2(self) -> bool:
+        """Whether the penalty is none or exactly :class:`L2` (what the lean kernels know)."""
+        return self.penalty is None or type(self.penalty) is L2
 
     def __getstate__(self) -> dict[str, Any]:
         """Without the block engine and its threads (made again on first use)."""
@@ -93,7 +113,11 @@ class Step:
             logits = network.forward(X, training=training)
             loss, dlogits = self.loss(logits, Y, sample_weight)
             network.backward(dlogits)
-        return loss + add_l2(network.weights, network.weight_gradients, self.l2)
+        if self.penalty is None:
+            return loss
+        #: The batch's penalty term, which ``history.data_loss`` leaves out of the loss.
+        self.last_penalty = self.penalty.add_to(network.weights, network.weight_gradients)
+        return loss + self.last_penalty
 
     def _blockable_loss(
         self, X: Array | RowBlocks, sample_weight: Array | None, training: bool
