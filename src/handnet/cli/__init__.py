@@ -21,7 +21,8 @@ a plain log line now and then otherwise, nothing with ``--quiet``.
 
 The package holds a module per command (:mod:`~handnet.cli.demo`,
 :mod:`~handnet.cli.train`, :mod:`~handnet.cli.predict`, :mod:`~handnet.cli.evaluate`,
-:mod:`~handnet.cli.info`, :mod:`~handnet.cli.gradcheck`, :mod:`~handnet.cli.playground`) and the modules they share:
+:mod:`~handnet.cli.info`, :mod:`~handnet.cli.gradcheck`, :mod:`~handnet.cli.playground`) and
+the modules they share:
 :mod:`~handnet.cli.arguments` (argparse types and options), :mod:`~handnet.cli.text`
 (terminal-safe text), :mod:`~handnet.cli.progress`, :mod:`~handnet.cli.checks` (refusing
 work that cannot succeed), :mod:`~handnet.cli.model_files`, :mod:`~handnet.cli.reading`,
