@@ -174,3 +174,145 @@ def test_the_kept_epoch_is_marked_in_both_panels() -> None:
         assert len(marks) == 1
         assert list(marks[0].get_xdata()) == [model.best_epoch_] * 2
 
+
+
+# --- issue 16: curves in one call, like with like; shaded boundaries; hidden units;
+# --- confusion matrix; frames where the change is; no clipped labels ----------------------
+
+
+@pytest.fixture(scope="module")
+def stopped(moons: tuple[np.ndarray, np.ndarray]) -> MLPClassifier:
+    """Early stopping kept an epoch before the last; a strong L2 term (alpha)."""
+    X, y = moons
+    return MLPClassifier((8,), learning_rate=0.05, alpha=0.05, early_stopping=True,
+                         validation_fraction=0.3, max_iter=80, tol=None,
+                         random_state=0).fit(X, y)
+
+
+def test_plot_curves_takes_a_model(stopped: MLPClassifier) -> None:
+    """It returned (None, None) for a model, and raised AttributeError given axes."""
+    ax_loss, ax_accuracy = plot.plot_curves(stopped)
+    assert ax_loss is not None and ax_accuracy is not None and ax_loss.figure is ax_accuracy.figure
+    assert {line.get_label() for line in ax_loss.get_lines()} >= {"training loss",
+                                                                  "validation loss"}
+    axes = plot.new_figure(2)[1]
+    assert plot.plot_curves(stopped, *axes) == tuple(axes)
+    assert plot.plot_curves(stopped.history_, *plot.new_figure(2)[1])[0] is not None
+    with pytest.raises(TypeError, match="not fitted yet"):
+        plot.plot_curves(MLPClassifier())
+
+
+def test_curves_in_one_call_like_with_like(stopped: MLPClassifier) -> None:
+    figure = stopped.plot()
+    assert figure is not None and [ax.get_ylabel() for ax in figure.axes] == [
+        "loss", "accuracy", "learning rate"]
+    assert plot.curves(stopped).axes[0].get_ylabel() == "loss"
+    lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
+    # The training *data* loss, comparable with the validation loss; not the objective.
+    training = list(lines["training loss"].get_ydata())
+    assert training == stopped.history_.data_loss != stopped.loss_curve_
+    assert list(lines["validation loss"].get_ydata()) == stopped.validation_loss_curve_
+    assert stopped.best_epoch_ < stopped.n_iter_
+    for ax in figure.axes:
+        marks = [line for line in ax.get_lines() if line.get_label().startswith("kept")]
+        assert len(marks) == 1 and list(marks[0].get_xdata()) == [stopped.best_epoch_] * 2
+    assert f"{stopped.n_iter_} epochs in" in figure.get_suptitle()
+    assert plot.clipped_texts(figure) == []
+
+
+def test_the_boundary_is_shaded_by_probability(
+    stopped: MLPClassifier, moons: tuple[np.ndarray, np.ndarray]
+) -> None:
+    X, y = moons
+    ax = plot.plot_decision_boundary(stopped, X, y, resolution=40)
+    (image,) = ax.images
+    shown = np.asarray(image.get_array())
+    assert shown.shape == (40, 40) and len(np.unique(shown)) > 100  # not two flat colours
+    grid = plot.decision_grid(X, 40)[2]
+    np.testing.assert_allclose(shown.ravel(), stopped.predict_proba(grid)[:, 1])
+    assert [list(c.levels) for c in ax.collections if hasattr(c, "levels")] == [[0.5]]
+    assert any(a.get_ylabel() == "P(class 1)" for a in ax.figure.axes)  # the colour bar
+    flat = plot.plot_decision_boundary(stopped, X, y, resolution=40, shade="class")
+    assert len(np.unique(np.ma.getdata(flat.images[0].get_array()))) == 2
+    assert plot.clipped_texts(ax.figure) == []
+
+
+def test_more_classes_blend_the_class_colour_by_confidence() -> None:
+    from handnet.datasets import make_spirals
+
+    X, y = make_spirals(150, n_classes=3, random_state=0)
+    model = MLPClassifier((16,), max_iter=60, tol=None, random_state=0,
+                          learning_rate=0.02).fit(X, y)
+    ax = plot.plot_decision_boundary(model, X, y, resolution=30)
+    rgb = np.asarray(ax.images[0].get_array())
+    assert rgb.shape == (30, 30, 3) and len(np.unique(rgb.reshape(-1, 3), axis=0)) > 100
+    sure = plot.confidence_image(np.array([[1.0, 0, 0], [1 / 3, 1 / 3, 1 / 3]]),
+                                 plot.class_colors(3))
+    np.testing.assert_allclose(sure[0], plot.class_colors(3)[0][:3])
+    np.testing.assert_allclose(sure[1], [1.0, 1.0, 1.0])  # no idea: white
+
+
+def test_what_each_hidden_unit_computes(
+    stopped: MLPClassifier, moons: tuple[np.ndarray, np.ndarray]
+) -> None:
+    X, y = moons
+    figure = plot.plot_hidden_units(stopped, X, y, resolution=20)
+    panels = [ax for ax in figure.axes if ax.images and ax.get_title().startswith("unit")]
+    assert len(panels) == 8
+    grid = plot.decision_grid(X, 20)[2]
+    hidden = np.maximum(grid @ stopped.coefs_[0] + stopped.intercepts_[0], 0.0)  # ReLU
+    np.testing.assert_allclose(np.asarray(panels[2].images[0].get_array()).ravel(),
+                               hidden[:, 2], atol=1e-12)
+    assert plot.clipped_texts(figure) == []
+    with pytest.raises(ValueError, match="no hidden layer"):
+        plot.plot_hidden_units(LogisticRegression(max_iter=5, tol=None).fit(X, y), X)
+
+
+def test_confusion_matrix_plot() -> None:
+    from handnet.metrics import confusion_matrix as counts
+
+    truth = ["cat", "dog", "dog", "bird", "cat", "dog"]
+    guess = ["cat", "dog", "cat", "bird", "dog", "dog"]
+    labels = ["bird", "cat", "dog"]
+    ax = plot.confusion_matrix(truth, guess, labels)
+    cells = [int(text.get_text()) for text in ax.texts]
+    assert cells == counts(truth, guess, labels).ravel().tolist()
+    assert [t.get_text() for t in ax.get_yticklabels()] == labels
+    assert ax.get_xlabel() == "predicted class" and "accuracy 0.667" in ax.get_title()
+    normalized = plot.confusion_matrix(truth, guess, labels, normalize=True)
+    assert normalized.texts[4].get_text() == "1\n50%"
+    assert plot.clipped_texts(ax.figure) == []
+
+
+def test_frames_go_where_the_change_is() -> None:
+    epochs = plot.frame_epochs(500, 43)
+    assert epochs[0] == 1 and epochs[-1] == 500 and epochs == sorted(set(epochs))
+    assert 30 <= len(epochs) <= 43
+    # Evenly spaced, 38 of 43 frames showed epochs past 50, where nothing moves any more.
+    assert sum(epoch <= 50 for epoch in epochs) > len(epochs) / 2
+    assert plot.frame_epochs(3, 40) == [1, 2, 3] and plot.frame_epochs(7, 1) == [7]
+
+
+def test_animation_frames_shaded_and_unclipped(
+    tmp_path: Path, stopped: MLPClassifier, moons: tuple[np.ndarray, np.ndarray]
+) -> None:
+    X, y = moons
+    animation = plot.BoundaryAnimation(tmp_path / "a.gif", X, y, classes=[0, 1],
+                                       resolution=30, size=3.0)
+    animation.add_frame(stopped, "epoch 12345: training accuracy 0.987")
+    shown = np.asarray(animation.image.get_array())
+    assert shown.shape == (30, 30, 3) and len(np.unique(shown.reshape(-1, 3), axis=0)) > 50
+    assert plot.clipped_texts(animation.figure) == []
+    animation.close()
+
+
+def test_a_warm_started_model_is_drawn_whole(moons: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = moons
+    model = MLPClassifier((8,), alpha=0.0, max_iter=5, tol=None, random_state=0,
+                          warm_start=True, validation_fraction=0.2, early_stopping=True)
+    model.fit(X, y).fit(X, y)
+    assert len(model.history_.loss) == 5 and len(model.loss_curve_) == 10
+    curves = plot.TrainingCurves.from_model(model)
+    for name in ("training loss", "validation loss", "validation accuracy"):
+        assert curves.series[name][0] == list(range(1, 11)), name
+    assert curves.series["training loss"][1] == model.loss_curve_  # alpha=0: the data loss

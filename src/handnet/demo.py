@@ -109,7 +109,8 @@ def _write_figure(
 ) -> None:
     from . import plot
 
-    curves.extend("training loss", model.loss_curve_)
+    # The data loss (no L2 term), like the validation loss it is drawn against.
+    curves.extend("training loss", model.history_.to_dict()["data_loss"])
     X, y = points if points is not None else (None, None)
     figure = plot.training_figure(curves, model=model if points else None, X=X, y=y,
                                   weights=weights, title=title)
@@ -335,7 +336,8 @@ def run_mlp(
 
     ``plot``: write a PNG of the curves and the decision boundary on the test
     spirals. ``animate``: write a GIF of the decision boundary as it forms, about
-    ``frames`` frames spread over the training.
+    ``frames`` frames, most of them early where the boundary changes
+    (:func:`handnet.plot.frame_epochs`).
     """
     iterations = 500 if iterations is None else iterations
     X, y = make_spirals(n_samples, n_classes=n_classes, random_state=seed)
@@ -365,13 +367,14 @@ def run_mlp(
         callbacks.append(_recorder(model, (X, y), (X_test, y_test), iterations, curves))
     animation = None
     if animate:
-        from .plot import BoundaryAnimation
+        from .plot import BoundaryAnimation, frame_epochs
 
         animation = BoundaryAnimation(animate, X, y, classes=list(range(n_classes)))
-        every = max(1, iterations // max(frames, 1))
+        # Most frames early, where the boundary changes (geometric spacing).
+        drawn = set(frame_epochs(iterations, frames))
 
         def add_frame(trainer: Trainer) -> None:
-            if trainer.epoch % every == 0 or trainer.epoch in (1, iterations):
+            if trainer.epoch in drawn:
                 assert animation is not None
                 animation.add_frame(
                     model,

@@ -16,6 +16,7 @@ from .text import _short_list
 def _add_info(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
     info = subparsers.add_parser(
         "info",
+        allow_abbrev=False,
         help="show a saved model: architecture, parameter count, hyperparameters, history",
         formatter_class=_FORMATTER,
         description="Describe a model file without using any data.",
@@ -55,6 +56,7 @@ def _run_info(args: argparse.Namespace, out: IO[str]) -> int:
     write(f"inputs: {model.n_features_in_} features")
     names = getattr(model, "feature_names_in_", None)
     write(f" {_short_list([str(n) for n in names])}\n" if names is not None else "\n")
+    _write_preprocessing(model, out)
     if hasattr(model, "classes_"):
         write(f"classes: {len(model.classes_)} {_short_list(model.classes_.tolist())}\n")
     write("hyperparameters:\n")
@@ -62,6 +64,31 @@ def _run_info(args: argparse.Namespace, out: IO[str]) -> int:
         write(f"  {name} = {value!r}\n")
     _write_history(model, out)
     return 0
+
+
+def _write_preprocessing(model: Any, out: IO[str]) -> None:
+    """How ``handnet train`` read the model's CSV (``preprocessing_``), when it kept that."""
+    spec = getattr(model, "preprocessing_", None)
+    if spec is None:
+        return
+    reading = [("header row" if spec["header"] else "no header row, columns by position")
+               + f" ({len(spec['file_columns'])} columns)"]
+    if spec["target"] is not None:
+        reading.append(f"target {spec['target']!r}")
+    if spec["id_column"] is not None:
+        reading.append(f"id column {spec['id_column']!r}")
+    if spec["decimal"] == ",":
+        reading.append("decimal comma")
+    out.write(f"CSV read: {', '.join(reading)}\n")
+    steps = spec["preprocessor"]
+    if steps is None:
+        return
+    if steps["impute"] is not None:
+        out.write(f"missing numbers: filled with the training rows' {steps['impute']}\n")
+    for column, categories in zip(steps["columns"], steps["categories"], strict=True):
+        if categories is not None:
+            out.write(f"one-hot: {column!r} -> {len(categories)} columns "
+                      f"{_short_list(categories)} (an unseen category: all zeros)\n")
 
 
 def _write_history(model: Any, out: IO[str]) -> None:
@@ -75,6 +102,7 @@ def _write_history(model: Any, out: IO[str]) -> None:
     write(f"  epochs: {getattr(model, 'n_iter_', len(losses))}\n")
     write(f"  loss: first {losses[0]:.6g}, last {losses[-1]:.6g}, lowest {min(losses):.6g} "
           f"(epoch {int(np.argmin(losses)) + 1})\n")
+    _write_data_loss(model, out, losses)
     scores = list(getattr(model, "validation_scores_", None) or [])
     validation_losses = list(getattr(model, "validation_loss_curve_", None) or [])
     best_epoch = getattr(model, "best_epoch_", None)
@@ -86,3 +114,14 @@ def _write_history(model: Any, out: IO[str]) -> None:
     if best_epoch is not None and scores:
         write(f"  kept epoch: {best_epoch} of {len(scores)} (the lowest validation loss; "
               f"its validation score {scores[best_epoch - 1]:.4f})\n")
+
+
+def _write_data_loss(model: Any, out: IO[str], losses: list[float]) -> None:
+    """The training loss without the L2 term, when it differs from ``loss`` (the objective)."""
+    history = getattr(model, "history_", None)
+    recorded = history.to_dict()["data_loss"] if history is not None else []
+    data_loss = [v for v in recorded if not np.isnan(v)]  # NaN: not recorded (older files)
+    if data_loss and data_loss != losses[-len(data_loss):]:
+        out.write(f"  (that loss is the objective: the data loss plus the L2 term)\n"
+                  f"  data loss (no L2 term, like the validation loss): last {data_loss[-1]:.6g}, "
+                  f"lowest {min(data_loss):.6g}\n")

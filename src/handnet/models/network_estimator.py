@@ -53,6 +53,7 @@ from .records import (
     start_records,
     watch_validation,
 )
+from .summary import NetworkSummary, estimator_html, model_summary
 from .weighted_loss import _DatasetWeightedLoss
 
 Array = NDArray[np.floating]
@@ -163,6 +164,66 @@ class _NetworkEstimator(BaseEstimator):
     def __sklearn_is_fitted__(self) -> bool:
         """Whether ``fit`` or ``partial_fit`` has run (``sklearn...check_is_fitted`` asks)."""
         return bool(getattr(self, "_fitted", False))
+
+    # --- in a notebook ----------------------------------------------------------------
+
+    def summary(self) -> NetworkSummary:
+        """The network as a table: its layers, output shapes and parameter counts.
+
+        Returns
+        -------
+        NetworkSummary
+            Prints as a text table (like Keras's ``model.summary()``) and shows
+            as an HTML table in Jupyter; ``.n_parameters``, ``.layers`` and
+            ``.to_rows()`` give the numbers.
+
+        Raises
+        ------
+        NotFittedError
+            Before ``fit`` (the sizes come from the data); a ``NeuralNet``
+            estimator given ``input_shape`` shows the network ``fit`` will build.
+
+        Examples
+        --------
+        >>> from handnet.datasets import make_moons
+        >>> from handnet.models import MLPClassifier
+        >>> X, y = make_moons(50, random_state=0)
+        >>> model = MLPClassifier((8,), max_iter=5, tol=None, random_state=0).fit(X, y)
+        >>> print(model.summary())
+        MLPClassifier: 2 features -> 2 classes
+        input shape: (None, 2)
+        ========================================================
+        layer         type              output shape  parameters
+        --------------------------------------------------------
+        dense_1       Dense             (None, 8)             24
+        activation_1  Activation(relu)  (None, 8)              0
+        dense_2       Dense             (None, 1)              9
+        ========================================================
+        Total parameters: 33 (264 B, float64)
+        Trainable parameters: 33
+        Non-trainable parameters: 0
+        """
+        return model_summary(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the hyperparameters, then the network's table (when there is one)."""
+        return estimator_html(self)
+
+    def plot(self, axes: Any = None, title: str | None = None) -> Any:
+        """Draw the training history (:func:`handnet.plot.curves`): loss, score, learning rate.
+
+        The training *data* loss (no L2 term) against the validation loss, the
+        validation score, the learning rate per epoch, and the epoch early
+        stopping kept. Needs matplotlib (``pip install "handnet[plot]"``).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+        """
+        self._check_is_fitted()
+        from ..plot import curves
+
+        return curves(self, axes, title)
 
     # --- building --------------------------------------------------------------------
 

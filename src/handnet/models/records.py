@@ -49,9 +49,21 @@ def start_records(model: Any) -> None:
 
 
 def print_progress(trainer: Trainer) -> None:
-    """The ``verbose=True`` callback: one line per epoch."""
+    """The ``verbose=True`` callback: one line per epoch, each loss named for what it is.
+
+    The training loss is the data loss (what the validation loss measures too);
+    with an L2 term the objective it adds up to follows in parentheses.
+    """
     history = trainer.history
-    line = f"epoch {trainer.epoch}: loss {history.loss[-1]:.6f}"
+    objective = history.loss[-1]
+    data_loss = history.data_loss[-1] if len(history.data_loss) == len(history.loss) else None
+    if data_loss is None or data_loss == objective:
+        line = f"epoch {trainer.epoch}: training loss {objective:.6f}"
+    else:
+        line = (f"epoch {trainer.epoch}: training loss {data_loss:.6f} "
+                f"(objective with the L2 term {objective:.6f})")
+    if history.validation_loss:
+        line += f", validation loss {history.validation_loss[-1]:.6f}"
     if history.validation_score:
         line += f", validation score {history.validation_score[-1]:.4f}"
     print(line, flush=True)

@@ -2,7 +2,8 @@
 
 Each epoch runs through the trainer's ``run_epoch`` (or ``run_stream_epoch``), under
 the divergence checks (:class:`~handnet.training.safety.Rollback`); then its loss
-and learning rate are recorded, the schedule and the stopping rule hear of it, the
+(the objective, and the data loss without the penalty), learning rate and time are
+recorded, the schedule and the stopping rule hear of it, the
 callbacks are called, and a checkpoint is written every ``checkpoint_every`` epochs.
 """
 
@@ -17,6 +18,7 @@ from numpy.typing import NDArray
 from ..data.streaming import RowBlocks
 from ..exceptions import DivergenceError
 from ..nn.network import Sequential
+from .history import PenaltyMean
 from .protocol import TrainerView
 from .safety import Rollback, divergence_message, parameters_finite
 from .stopping import Validation
@@ -46,13 +48,15 @@ def fit_epochs(
     training_loss = _training_loss(trainer, X, Y, sample_weight)
     rollback = Rollback(network.flat_parameters, training_loss)
     while trainer.epoch < last_epoch:
+        penalty_before = _start_penalty(trainer)
         loss = _checked_epoch(trainer, rollback, X, Y, sample_weight)
         if loss is None:
             # Stopped inside the epoch: its steps are kept, but it is not a
             # finished epoch; trainer._progress says where it stopped.
             trainer.interrupted = True
             break
-        converged = _record_epoch(trainer, network, loss, validation)
+        data_loss = loss - _epoch_penalty(trainer, penalty_before, full_batch)
+        converged = _record_epoch(trainer, network, loss, data_loss, validation)
         if converged and full_batch and trainer.warn_at_max_iter:
             losses = trainer.history.loss
             if stopping.oscillated(losses):
@@ -95,6 +99,30 @@ def _training_loss(
     return training_loss
 
 
+def _start_penalty(trainer: TrainerView) -> float | None:
+    """Before an epoch: start the penalty's mean afresh (unless an epoch goes on); its value."""
+    if trainer._progress is None or not hasattr(trainer, "_epoch_penalty"):
+        trainer._epoch_penalty = PenaltyMean()
+    return trainer.penalty_value()
+
+
+def _epoch_penalty(trainer: TrainerView, before: float | None, full_batch: bool) -> float:
+    """The penalty's mean over the epoch's steps, to subtract from its mean objective.
+
+    The generic step records each step's; the seed's lean kernels take their
+    steps without it: a full-batch step's penalty is the one at the epoch's
+    start, per-example SGD's is taken as the mean of its values at the start
+    and the end.
+    """
+    mean = trainer._epoch_penalty.mean()
+    if mean is not None or before is None:
+        return 0.0 if mean is None else mean
+    if full_batch:
+        return before
+    after = trainer.penalty_value()
+    return 0.5 * (before + (after or 0.0))
+
+
 def _checked_epoch(
     trainer: TrainerView,
     rollback: Rollback,
@@ -121,12 +149,18 @@ def _checked_epoch(
 
 
 def _record_epoch(
-    trainer: TrainerView, network: Sequential, loss: float, validation: Validation | None
+    trainer: TrainerView,
+    network: Sequential,
+    loss: float,
+    data_loss: float,
+    validation: Validation | None,
 ) -> bool:
     """A finished epoch: record it, tell the schedule and the stopping rule; whether to stop."""
     history = trainer.history
     history.loss.append(loss)
+    history.data_loss.append(data_loss)
     history.learning_rate.append(trainer.current_lr)
+    history.time.append(trainer.elapsed())
     trainer.epoch += 1
     trainer.schedule.observe(loss)
     stopping = trainer._stopping

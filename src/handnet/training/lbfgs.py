@@ -123,10 +123,14 @@ class _Iterations:
         # an interrupt stops before that test, so it is kept to be made on resume.
         trainer._lbfgs_pending = (loss, previous_f[0] - loss)
         previous_f[0] = loss
-        trainer.history.loss.append(loss)
-        trainer.history.learning_rate.append(1.0)
-        trainer.epoch += 1
+        history = trainer.history
         self.network.flat_parameters[...] = theta
+        # The objective at theta, less the penalty at theta: exact.
+        history.loss.append(loss)
+        history.data_loss.append(loss - (trainer.penalty_value() or 0.0))
+        history.learning_rate.append(1.0)
+        history.time.append(trainer.elapsed())
+        trainer.epoch += 1
         if self.validation is not None:
             # Early stopping counts L-BFGS iterations as it counts epochs.
             stopping = trainer._stopping

@@ -19,7 +19,7 @@ from ..nn.network import Sequential
 from ..optim.optimizers import LBFGS, Optimizer
 from ..optim.schedules import Schedule
 from .fastpath import SeedKernels
-from .history import EpochProgress, History
+from .history import EpochProgress, History, PenaltyMean
 from .safety import InterruptGuard
 from .step import Step
 from .stopping import StoppingRule, Validation
@@ -47,6 +47,7 @@ class TrainerView(Protocol):
     interrupted: bool
     finished: bool
     _progress: EpochProgress | None
+    _epoch_penalty: PenaltyMean
     _lbfgs_pending: tuple[float, float] | None
     _resuming: bool
     _interrupt: InterruptGuard | None
@@ -82,6 +83,10 @@ class TrainerView(Protocol):
     def run_epoch(self, X: Array, Y: Array, sample_weight: Array | None = None) -> float | None: ...
 
     def run_stream_epoch(self, data: RowBlocks) -> float | None: ...
+
+    def penalty_value(self) -> float | None: ...
+
+    def elapsed(self) -> float: ...
 
     def _gather(self, name: str, source: Array, index: NDArray[np.intp]) -> Array: ...
 

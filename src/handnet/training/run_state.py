@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..optim.optimizers import LBFGS
-from .history import EpochProgress, History
+from .history import EpochProgress, History, PenaltyMean
 from .protocol import TrainerView
 from .state import check_rng_state, check_trainer_state, copy_tree
 
@@ -32,6 +32,8 @@ def state_dict(trainer: TrainerView) -> dict[str, Any]:
             "validation_score": [float(v) for v in history.validation_score],
             "learning_rate": [float(v) for v in history.learning_rate],
             "validation_loss": [float(v) for v in history.validation_loss],
+            "data_loss": [float(v) for v in history.data_loss],
+            "time": [float(v) for v in history.time],
         },
         "stopping": trainer._stopping.state_dict(),
         "rng": trainer.rng.bit_generator.state,
@@ -40,7 +42,7 @@ def state_dict(trainer: TrainerView) -> dict[str, Any]:
             "type": type(trainer.schedule).__name__,
             "state": trainer.schedule.state_dict(),
         },
-        "progress": _progress_state(trainer._progress),
+        "progress": _progress_state(trainer._progress, trainer._epoch_penalty),
     }
     copied: dict[str, Any] = copy_tree(state)
     return copied
@@ -62,7 +64,9 @@ def _optimizer_state(trainer: TrainerView) -> dict[str, Any]:
     return {"type": type(optimizer).__name__, **optimizer.state_dict()}
 
 
-def _progress_state(progress: EpochProgress | None) -> dict[str, Any] | None:
+def _progress_state(
+    progress: EpochProgress | None, penalty: PenaltyMean
+) -> dict[str, Any] | None:
     if progress is None:
         return None
     return {
@@ -70,6 +74,10 @@ def _progress_state(progress: EpochProgress | None) -> dict[str, Any] | None:
         "position": progress.position,
         "total": progress.total,
         "weight_total": progress.weight_total,
+        # The penalty's mean over the epoch's steps so far (history.data_loss).
+        "penalty_total": penalty.total,
+        "penalty_weight": penalty.weight,
+        "penalty_steps": penalty.steps,
     }
 
 
@@ -100,6 +108,8 @@ def load_state_dict(trainer: TrainerView, state: Mapping[str, Any]) -> None:
         validation_score=list(history["validation_score"]),
         learning_rate=list(history["learning_rate"]),
         validation_loss=list(history.get("validation_loss", [])),
+        data_loss=list(history.get("data_loss", [])),
+        time=list(history.get("time", [])),
     )
     trainer._stopping.load_state_dict(state["stopping"])
     progress = state["progress"]
@@ -111,6 +121,13 @@ def load_state_dict(trainer: TrainerView, state: Mapping[str, Any]) -> None:
             progress["position"],
             progress["total"],
             progress["weight_total"],
+        )
+    )
+    trainer._epoch_penalty = PenaltyMean(
+        *(
+            (0.0, 0.0, 0) if progress is None
+            else (progress.get("penalty_total", 0.0), progress.get("penalty_weight", 0.0),
+                  int(progress.get("penalty_steps", 0)))
         )
     )
     trainer._resuming = True

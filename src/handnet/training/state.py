@@ -305,11 +305,14 @@ def check_trainer_state(
     for name in ("converged", "interrupted", "finished"):
         _check_bool(state[name], name)
     _check_float(state["initial_learning_rate"], "initial_learning_rate", positive=True)
-    history_keys = {"loss", "validation_score", "learning_rate", "validation_loss"}
+    history_keys = {
+        "loss", "validation_score", "learning_rate", "validation_loss", "data_loss", "time",
+    }
     history = state["history"]
-    if isinstance(history, Mapping) and "validation_loss" not in history:
-        # Written before the validation loss was recorded: none, as it was then.
-        history = {**history, "validation_loss": []}
+    if isinstance(history, Mapping):
+        # Written before the validation loss, the data loss or the time were
+        # recorded: none, as it was then.
+        history = {"validation_loss": [], "data_loss": [], "time": [], **history}
     history = _check_keys(history, "history", history_keys)
     losses = _check_float_list(history["loss"], "history.loss")
     rates = _check_float_list(history["learning_rate"], "history.learning_rate")
@@ -319,6 +322,9 @@ def check_trainer_state(
         _fail("history", f"does not have one entry per epoch ({epoch} epochs)")
     if validation_losses and len(validation_losses) != len(scores):
         _fail("history.validation_loss", "must have one entry per validation score")
+    for name in ("data_loss", "time"):
+        if len(_check_float_list(history[name], f"history.{name}")) > epoch:
+            _fail(f"history.{name}", f"has more entries than epochs ({epoch})")
     stopping = _check_keys(
         state["stopping"],
         "stopping",
@@ -346,7 +352,14 @@ def check_trainer_state(
         _check_float(value, f"schedule.state.{key}", finite=False)
     progress = state["progress"]
     if progress is not None:
-        progress = _check_keys(progress, "progress", {"order", "position", "total", "weight_total"})
+        # The penalty's running mean (PenaltyMean) came later: optional.
+        progress = _check_keys(
+            {"penalty_total": 0.0, "penalty_weight": 0.0, "penalty_steps": 0, **progress}
+            if isinstance(progress, Mapping) else progress,
+            "progress",
+            {"order", "position", "total", "weight_total", "penalty_total", "penalty_weight",
+             "penalty_steps"},
+        )
         order = progress["order"]
         if order is not None and not (
             isinstance(order, np.ndarray) and order.ndim == 1 and order.dtype == np.int64
@@ -363,6 +376,9 @@ def check_trainer_state(
                 _fail("progress.position", f"is {position}, past the order's {len(order)} rows")
         _check_float(progress["total"], "progress.total")
         _check_float(progress["weight_total"], "progress.weight_total")
+        _check_float(progress["penalty_total"], "progress.penalty_total")
+        _check_float(progress["penalty_weight"], "progress.penalty_weight")
+        _check_int(progress["penalty_steps"], "progress.penalty_steps")
 
 
 def _check_optimizer_state(

@@ -12,6 +12,7 @@ and the run's state for checkpoints (:mod:`~handnet.training.run_state`).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar, overload
 
@@ -22,12 +23,13 @@ from ..data.streaming import RowBlocks
 from ..exceptions import DivergenceError
 from ..nn.losses import Loss
 from ..nn.network import Sequential
+from ..nn.penalties import l2_penalty
 from ..optim.optimizers import LBFGS, Optimizer
 from ..optim.schedules import Constant, Schedule
 from . import loops, run_state
 from .epochs import fit_epochs
 from .fastpath import SeedKernels, seed_kernel_applies
-from .history import EpochProgress, History
+from .history import EpochProgress, History, PenaltyMean
 from .lbfgs import fit_lbfgs
 from .safety import InterruptGuard, divergence_message, report_interrupt
 from .state import check_epoch_order
@@ -121,9 +123,12 @@ class Trainer:
     #: Rows per call of the per-example SGD kernel: between two calls an interrupt
     #: can stop the epoch, as it can between any two steps of the generic loop.
     KERNEL_CHUNK = 16_384
-    #: Epochs at least this long use the compiled kernel when numba is installed;
-    #: shorter ones would not repay its compilation (about a second per process).
-    NUMBA_MIN_ROWS = 50_000
+    #: Per-example SGD fits planned to run at least this many rows (or that have)
+    #: use the compiled kernel when numba is installed (see
+    #: :meth:`SeedKernels.use_numba <handnet.training.fastpath.SeedKernels.use_numba>`):
+    #: fewer would not repay its load, about 1 s per process even from numba's cache
+    #: (importing numba, its typing registries, and SciPy's BLAS, which numba looks for).
+    NUMBA_MIN_ROWS = 1_000_000
 
     def __init__(
         self,
@@ -154,6 +159,10 @@ class Trainer:
         self.checkpoint_every = checkpoint_every
         self.initial_learning_rate = optimizer.learning_rate
         self.history = History()
+        #: The penalty's mean over the current epoch's steps (for ``history.data_loss``).
+        self._epoch_penalty = PenaltyMean()
+        #: When this fit started (``time.perf_counter``) and the seconds trained before it.
+        self._clock = (time.perf_counter(), 0.0)
         self.epoch = 0
         self.converged = False
         self.interrupted = False
@@ -234,8 +243,37 @@ class Trainer:
         loss = self.compute_gradients(X, Y, sample_weight)
         if not math.isfinite(loss):
             raise DivergenceError(divergence_message("loss", self.epoch, self.current_lr))
+        # The step keeps the penalty it added (computed here when it does not).
+        penalty = getattr(self._step, "last_penalty", None)
+        if penalty is None:
+            penalty = self.penalty_value()
+        if penalty is not None:
+            # Weighted as the epoch's mean loss weighs this batch (loops.py).
+            weight = (
+                1.0 if isinstance(X, RowBlocks)
+                else float(X.shape[0]) if sample_weight is None else float(np.sum(sample_weight))
+            )
+            self._epoch_penalty.add(penalty, weight)
         self._step.update()
         return loss
+
+    def penalty_value(self) -> float | None:
+        """The penalty term at the current weights; ``None`` when training has none.
+
+        What a step adds to the data loss: subtracted from the epoch's mean
+        objective, it gives ``history.data_loss``.
+        """
+        step = self._step
+        penalty = getattr(step, "penalty", None)  # a Penalty, where the step has one
+        if penalty is not None:
+            return float(penalty.value(step.network.weights)) if penalty.alpha else None
+        l2 = float(getattr(step, "l2", 0.0) or 0.0)
+        return l2_penalty(step.network.weights, l2) if l2 else None
+
+    def elapsed(self) -> float:
+        """Seconds of training so far: this fit's, plus the run's before it."""
+        started, before = self._clock
+        return before + time.perf_counter() - started
 
     def _seed_kernel_applies(self) -> bool:
         """Whether this is the seed's model, trained by :mod:`~handnet.training.kernels`."""
@@ -317,13 +355,18 @@ class Trainer:
             validation set stops improving (ties) long before the model does.
         """
         self._start_run(X)
+        times = self.history.time
+        before = times[-1] if times and math.isfinite(times[-1]) else 0.0
+        self._clock = (time.perf_counter(), before)  # the run's seconds go on from there
         with (
             InterruptGuard() as guard,
             np.errstate(over="ignore", invalid="ignore"),
             self.network.reusing_buffers(),
         ):
             self._interrupt = guard
-            self._kernels.active = self._seed_kernel_applies()
+            self._kernels.start(
+                self._seed_kernel_applies(), max_iter, self.tol, self.n_iter_no_change
+            )
             try:
                 if isinstance(self.optimizer, LBFGS):
                     fit_lbfgs(self, X, Y, sample_weight, max_iter, validation)
@@ -385,13 +428,15 @@ class Trainer:
             A tree of ``dict``/``list``/numbers/strings with NumPy arrays as
             leaves (copies): ``epoch``, ``converged``, ``interrupted``,
             ``finished``, ``initial_learning_rate``, ``history`` (``loss``,
-            ``validation_score``, ``learning_rate``, ``validation_loss`` lists),
+            ``validation_score``, ``learning_rate``, ``validation_loss``,
+            ``data_loss`` and ``time`` lists),
             ``stopping`` (the
             early-stopping counter, best loss and score, best parameters or
             ``None``), ``rng`` (``Generator.bit_generator.state``), ``optimizer``
             (``type`` plus :meth:`Optimizer.state_dict`, or L-BFGS's memory),
             ``schedule`` (``type`` and its ``state_dict``) and ``progress``
-            (where an interrupted epoch stopped, or ``None``).
+            (where an interrupted epoch stopped, with the penalty's running
+            mean over its steps so far, or ``None``).
         """
         return run_state.state_dict(self)
 
