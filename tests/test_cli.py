@@ -355,8 +355,13 @@ def test_progress_log_lines_and_none() -> None:
         progress(trainer)
     progress.close()
     lines = stream.getvalue().splitlines()
-    assert lines[0].startswith("epoch 1/100: loss 1, validation accuracy 0.5025 (")
-    assert "left)" in lines[0] and lines[-1].startswith("epoch 100/100: loss 0.01,")
+    # The objective the trainer minimises (the L2 term included) is named as such, never
+    # plain "loss", which the summary keeps for the data's log loss.
+    assert lines[0].startswith(
+        "epoch 1/100: objective (loss + L2) 1, validation accuracy 0.5025 ("
+    )
+    assert "left)" in lines[0]
+    assert lines[-1].startswith("epoch 100/100: objective (loss + L2) 0.01,")
     assert len(lines) == 21  # epoch 1, then every 5th
     silent = io.StringIO()
     quiet = TrainingProgress(10, mode="none", stream=silent)
@@ -406,7 +411,7 @@ def test_progress_bar_on_a_terminal(files: dict[str, Path]) -> None:
     terminal = b"".join(chunks).decode("utf-8", "replace")
     assert process.returncode == 0, terminal
     assert "training: 100%" in terminal and "30/30" in terminal and "epoch" in terminal
-    assert "loss=" in terminal and "val=" in terminal
+    assert "objective=" in terminal and "val=" in terminal and "loss=" not in terminal
     assert "epoch 1/30" not in terminal  # a bar, not log lines
     assert b"trained 30 epochs" in stdout
 

@@ -297,3 +297,80 @@ def test_a_large_csv_is_read_in_memory_proportional_to_its_array(tmp_path: Path)
     assert measured["shape"] == [160_000, 10]
     # At most three times the array, plus the block of rows being parsed.
     assert measured["grown"] < 3 * measured["nbytes"] + 24 * 2**20, measured
+
+
+# --- files as people have them: no header, positions, decimal commas, text, gaps ------------
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_first_row_of_numbers_is_not_taken_for_a_header(tmp_path: Path) -> None:
+    path = _write(tmp_path / "wine.csv", "1,14.23,1.71\n2,13.2,1.78\n1,13.16,2.36\n")
+    with pytest.raises(DataFileError, match=r"the first row \(1, 14\.23, 1\.71\) looks like "
+                       r"data.*pass --no-header.*--target 2 is the last of its 3 columns"):
+        read_csv(path, target="0")
+    data = read_csv(path, target="0", header=False)
+    assert data.X.shape == (3, 2) and data.y.tolist() == [1, 2, 1]  # every row, none lost
+    assert data.feature_names == ["1", "2"] and data.file_columns == ["0", "1", "2"]
+    assert not data.header
+    named = read_csv(path, target="c", header=False, names=["c", "a", "b"])
+    assert named.feature_names == ["a", "b"]
+    # A header of whole numbers can be forced; it is not refused when it holds names too.
+    years = _write(tmp_path / "years.csv", "2023,2024,y\n1,2,0\n3,4,1\n")
+    assert read_csv(years, target="y").feature_names == ["2023", "2024"]
+
+
+def test_columns_by_position_drop_id_and_did_you_mean(tmp_path: Path) -> None:
+    path = _write(tmp_path / "ids.csv", "id,a,b,target\nr1,1,2,0\nr2,3,4,1\n")
+    data = read_csv(path, target="3", id_column="id", drop=["b"])
+    assert data.feature_names == ["a"] and data.ids.tolist() == ["r1", "r2"]
+    assert read_csv(path, target="target", features=["2", "a"], id_column="0").feature_names == [
+        "b", "a"]
+    with pytest.raises(DataFileError, match=r"no target column 'Target'.*did you mean 'target'\?"):
+        read_csv(path, target="Target")
+    with pytest.raises(DataFileError, match=r"no target column '7': the file has 4 columns"):
+        read_csv(path, target="7")
+    with pytest.raises(DataFileError, match=r"'target' cannot be both a feature and the target"):
+        read_csv(path, target="target", features=["a", "target"], id_column="id")
+
+
+def test_decimal_commas_are_named_and_read_with_decimal_comma(tmp_path: Path) -> None:
+    path = _write(tmp_path / "comma.csv", "x;y;t\n14,23;1,5;1\n2,1;3;0\n")
+    with pytest.raises(DataFileError, match=r"'14,23' is not a number; it is written with a "
+                       r"decimal comma: pass --decimal ,"):
+        read_csv(path, target="t")
+    data = read_csv(path, target="t", decimal=",")
+    assert data.X.tolist() == [[14.23, 1.5], [2.1, 3.0]]
+    # Without a header the ';' is still found, though ',' splits the first line more.
+    headerless = _write(tmp_path / "nohead.csv", "14,23;1,5;1\n2,1;3;0\n")
+    assert read_csv(headerless, target="2", header=False, decimal=",").X.shape == (2, 2)
+
+
+def test_text_mode_keeps_missing_cells_and_text_columns(tmp_path: Path) -> None:
+    path = _write(tmp_path / "messy.csv",
+                  "a,colour,b,y\n1,red,NA,0\n,blue,2.5,1\n3,,?,0\n4,red,1,1\n")
+    with pytest.raises(DataFileError, match=r"line 2, column 'colour': 'red' is not a number"):
+        read_csv(path, target="y")
+    data = read_csv(path, target="y", text=True)
+    assert np.isnan(data.X[1, 0]) and np.isnan(data.X[:, 1]).all()
+    assert data.text_columns["colour"].tolist() == ["red", "blue", None, "red"]
+    assert data.missing_lines == {"a": 3, "b": 2}
+    # A number column with one stray word is a typo, not a text column.
+    typo = _write(tmp_path / "typo.csv", "a,y\n1,0\n2,1\nx,0\n4,1\n")
+    with pytest.raises(DataFileError, match=r"line 4, column 'a': 'x' is not a number"):
+        read_csv(typo, target="y", text=True)
+
+
+def test_a_text_column_first_seen_in_a_later_block_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from handnet.data import csv_reader
+
+    monkeypatch.setattr(csv_reader, "_CHUNK_ROWS", 2)
+    path = _write(tmp_path / "late.csv", "a,b,y\n1,2,0\n3,4,1\n5,cat,0\n6,dog,1\n7,cow,0\n")
+    data = read_csv(path, target="y", text=True)
+    assert data.text_columns["b"].tolist() == ["2", "4", "cat", "dog", "cow"]
+    assert data.X[:, 0].tolist() == [1, 3, 5, 6, 7]

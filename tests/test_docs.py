@@ -173,3 +173,41 @@ def test_an_installed_catalog_prints_the_tables_instead_of_writing_outside_a_che
     assert catalog.main([]) == 0
     assert capsys.readouterr().out.startswith("# Reference: every registered block")
     assert not (tmp_path / "site-packages").exists()
+
+
+def test_the_own_csv_walk_through_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/cli.md "Your own CSV": its files are written, its Python runs, and each ``handnet``
+    command exits 0, or fails with exactly the error line shown under it (``# handnet ...``)."""
+    import shlex
+
+    from handnet.cli import main
+
+    pytest.importorskip("sklearn")  # the regression example writes scikit-learn's diabetes data
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    chapter = text.split("<!-- own-csv-start -->", 1)[1].split("<!-- own-csv-end -->", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    for name, content in re.findall(r"<!-- file: (\S+) -->\n```text\n(.*?)```", chapter, re.S):
+        Path(name).write_text(content, encoding="utf-8")
+    blocks = re.findall(r"```(bash|python)\n(.*?)```", chapter, re.S)
+    commands = 0
+    for kind, block in blocks:
+        if kind == "python":
+            exec(compile(block, "cli.md own CSV", "exec"), {})
+            continue
+        lines = block.splitlines()
+        for i, line in enumerate(lines):
+            if not line.startswith("handnet "):
+                continue
+            expected = lines[i + 1][2:] if i + 1 < len(lines) and lines[i + 1].startswith(
+                "# handnet ") else None
+            code = main(shlex.split(line)[1:])
+            err = capsys.readouterr().err
+            commands += 1
+            if expected is None:
+                assert code == 0, (line, err)
+            else:
+                assert code != 0 and expected in err.splitlines(), (line, err)
+    assert commands >= 9
+    assert Path("plants.npz").exists() and Path("predictions.csv").exists()

@@ -102,12 +102,13 @@ def _optimizer_choices() -> tuple[str, ...]:
 
 def _add_data_arguments(parser: argparse.ArgumentParser, labels_help: str) -> None:
     parser.add_argument("data", metavar="DATA",
-                        help="a CSV file with a header row, an .npz with arrays X (and y), "
-                        "an IDX file of images (MNIST's format, optionally gzipped), a .npy "
-                        "array of features (labels: --labels LABELS.npy), or (train) a "
-                        "directory of X_000.npy, y_000.npy, ... shards")
+                        help="a CSV file (with a header row, or --no-header), an .npz with "
+                        "arrays X (and y), an IDX file of images (MNIST's format, optionally "
+                        "gzipped), a .npy array of features (labels: --labels LABELS.npy), "
+                        "or (train) a directory of X_000.npy, y_000.npy, ... shards")
     parser.add_argument("--target", metavar="COLUMN",
-                        help="CSV: the name of the column holding the labels")
+                        help="CSV: the column holding the labels (or values), by name or by "
+                        "position counted from 0")
     parser.add_argument("--labels", metavar="FILE", help=labels_help)
     parser.add_argument("--delimiter", metavar="CHAR", type=_delimiter,
                         help="CSV: the field separator, one character or tab/comma/semicolon/"
@@ -117,3 +118,42 @@ def _add_data_arguments(parser: argparse.ArgumentParser, labels_help: str) -> No
                         help="gzipped CSV: refuse it once it expands beyond RATIO times its "
                         "size (and 64 MiB), a guard against decompression bombs "
                         "(default 100)")
+    _add_csv_arguments(parser)
+
+
+def _columns(text: str) -> tuple[str, ...]:
+    """``a,b,3``: column names or positions, comma-separated."""
+    columns = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not columns:
+        raise argparse.ArgumentTypeError(f"expected column names or positions, got {text!r}")
+    return columns
+
+
+def _decimal(text: str) -> str:
+    named = {"comma": ",", "point": ".", "dot": "."}
+    value = named.get(text.lower(), text)
+    if value not in (".", ","):
+        raise argparse.ArgumentTypeError(f"expected . or , (or point, comma), got {text!r}")
+    return value
+
+
+def _add_csv_arguments(parser: argparse.ArgumentParser) -> None:
+    """How to read a CSV: its header, which columns, decimal commas."""
+    header = parser.add_mutually_exclusive_group()
+    header.add_argument("--no-header", dest="header", action="store_false", default=None,
+                        help="CSV: the first row is data, not column names; columns are "
+                        "then given by position, counted from 0 (--target 13)")
+    header.add_argument("--header", dest="header", action="store_true", default=None,
+                        help="CSV: the first row names the columns even if it holds only "
+                        "numbers (by default such a row is refused as a missing header)")
+    parser.add_argument("--features", type=_columns, metavar="COLUMNS",
+                        help="CSV: the feature columns, comma-separated names or positions "
+                        "(default: every column but --target, --id-column and --drop)")
+    parser.add_argument("--drop", type=_columns, default=(), metavar="COLUMNS",
+                        help="CSV: columns that are not features (names or positions)")
+    parser.add_argument("--id-column", metavar="COLUMN",
+                        help="CSV: a column of row identifiers (name or position): never a "
+                        "feature; predict writes it next to each prediction")
+    parser.add_argument("--decimal", type=_decimal, default=None, metavar="MARK",
+                        help="CSV: the decimal mark, . (default) or , for numbers such as "
+                        "14,23 (the delimiter is then ; or tab)")

@@ -20,6 +20,7 @@ from .checks import _check_network_fits, _check_output_path, _require_matplotlib
 def _add_demo(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
     demo = subparsers.add_parser(
         "demo",
+        allow_abbrev=False,
         help="run the seed's experiment (logistic regression by GD) or a variant",
         formatter_class=_FORMATTER,
         description=(

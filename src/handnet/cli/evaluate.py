@@ -11,19 +11,23 @@ from .arguments import _FORMATTER, _add_data_arguments, _Subparsers
 from .model_files import _describe_model, _is_classifier, _load_estimator
 from .reading import _columns_checked, _read_for_model
 from .text import _short_list
+from .train import regression_numbers
 
 
 def _add_evaluate(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
     evaluate = subparsers.add_parser(
         "evaluate",
-        help="accuracy, log loss, confusion matrix and per-class scores on labelled data",
+        allow_abbrev=False,
+        help="accuracy, log loss, confusion matrix and per-class scores on labelled data "
+        "(regression: R^2, MAE, RMSE)",
         formatter_class=_FORMATTER,
         description=(
             "Score a saved classifier on labelled data: accuracy, log loss (mean\n"
             "cross-entropy), the confusion matrix (rows: true class, columns: predicted)\n"
             "and each class's precision, recall, F1 and support. For a CSV, --target names\n"
             "the label column; it may be left out when it is the only column that is not\n"
-            "one of the model's features."
+            "one of the model's features. A regressor is scored by R^2, the mean absolute\n"
+            "error (MAE) and the root mean squared error (RMSE)."
         ),
         epilog="example:\n  handnet evaluate model.npz test.csv --target label",
     )
@@ -41,9 +45,11 @@ def _run_evaluate(args: argparse.Namespace, out: IO[str]) -> int:
         predictions = np.asarray(model.predict(data.X))
         if not _is_classifier(model):
             # A regressor (e.g. an MLPRegressor saved from Python): the regression numbers.
-            residual = predictions.reshape(len(data.y), -1) - data.y.reshape(len(data.y), -1)
-            out.write(f"examples: {len(data.y)}\nR^2: {model.score(data.X, data.y):.4f}\n"
-                      f"mean squared error: {float(np.mean(residual**2)):.6g}\n")
+            r2, mae, rmse = regression_numbers(predictions, data.y)
+            out.write(f"handnet evaluate: {_describe_model(model)} on {data.source}\n"
+                      f"examples: {len(data.y)}\nR^2: {r2:.4f}\n"
+                      f"mean absolute error (MAE): {mae:.6g}\n"
+                      f"root mean squared error (RMSE): {rmse:.6g}\n")
             return 0
         log_proba = model.predict_log_proba(data.X)
     known = set(model.classes_.tolist())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import inspect
 import logging
 import os
 import shlex
@@ -33,10 +34,75 @@ def _mlp_flags(args: argparse.Namespace) -> list[str]:
                                      ("--dropout", args.dropout)) if value is not None]
 
 
+SHORT_MODELS = {
+    "logistic": "LogisticRegression",
+    "softmax": "SoftmaxRegression",
+    "mlp": "MLPClassifier",  # MLPRegressor for a regression target
+    "linear": "MLPRegressor",  # without hidden layers: linear regression
+    "cnn": "NeuralNetClassifier",
+}
+"""``--model``'s short names and the registered estimator each stands for."""
+
+_CLASSIFIER_KINDS = ("logistic", "softmax", "cnn")
+
+
+def _estimators() -> Any:
+    """The estimators registry, with handnet's own estimators registered."""
+    from .. import models  # noqa: F401  (registers the four models)
+    from ..base import ESTIMATORS
+    from ..models import neural_net  # noqa: F401  (registers the NeuralNet estimators)
+
+    return ESTIMATORS
+
+
+def _model_choices() -> tuple[str, ...]:
+    """``--model``'s choices: the short names whose estimator is registered, then every
+    registered estimator by class name (one registered by a user included)."""
+    registry = _estimators()
+    short = [name for name, target in SHORT_MODELS.items() if target in registry]
+    return (*short, *(name for name in registry if name not in short))
+
+
+def _estimator_class(kind: str) -> Any:
+    """The class a registry name given to ``--model`` names (``None`` for a short name)."""
+    return None if kind in SHORT_MODELS else _estimators()[kind]
+
+
+def _takes_hidden(kind: str | None) -> bool:
+    """Whether ``--model kind`` takes the mlp options (--hidden, --activation, --dropout)."""
+    if kind in (None, "mlp"):
+        return True
+    cls = None if kind is None else _estimator_class(kind)
+    return cls is not None and "hidden_layer_sizes" in inspect.signature(cls).parameters
+
+
+def _task_of_model(kind: str | None) -> str | None:
+    """The task ``--model`` implies (None: the target decides)."""
+    if kind is None or kind == "mlp":
+        return None
+    if kind in _CLASSIFIER_KINDS:
+        return "classification"
+    if kind == "linear":
+        return "regression"
+    cls = _estimator_class(kind)
+    return "classification" if getattr(cls, "_is_classifier", False) else "regression"
+
+
 def _choose_kind(
-    args: argparse.Namespace, mlp_flags: Sequence[str], classes: NDArray[Any], source: str
+    args: argparse.Namespace, mlp_flags: Sequence[str], classes: NDArray[Any] | None,
+    source: str, task: str = "classification",
 ) -> str:
-    """``--model``, or the model that fits the labels: refuses labels of a single class."""
+    """``--model``, or the model that fits the target: refuses labels of a single class."""
+    implied = _task_of_model(args.model)
+    if implied is not None and implied != task:
+        raise UsageError(
+            f"--model {args.model} is for {implied}, but the task is {task} (--task, or the "
+            "target's values); " + ("use --model linear or --model mlp" if task == "regression"
+                                    else "use --model logistic, softmax or mlp")
+        )
+    if task == "regression":
+        return str(args.model or ("mlp" if mlp_flags else "linear"))
+    assert classes is not None
     if len(classes) < 2:
         raise ValueError(
             f"{source}: the labels hold a single class ({classes.tolist()}); "
@@ -57,11 +123,15 @@ def _choose_kind(
 def _check_model_fits(
     args: argparse.Namespace, kind: str, n_features: int, n_classes: int, rows: int
 ) -> None:
-    """:func:`_check_network_fits` for the model ``train`` is about to build."""
+    """:func:`_check_network_fits` for the model ``train`` is about to build.
+
+    ``n_classes`` is 1 for a regression target (one output).
+    """
     if kind == "cnn":
         return  # sized by its layers (small); predicting goes a block of rows at a time
-    hidden = (args.hidden or (64,)) if kind == "mlp" else ()
-    n_outputs = 1 if n_classes == 2 else n_classes
+    linear = kind in ("logistic", "softmax", "linear") or not _takes_hidden(kind)
+    hidden = () if linear else (args.hidden or (64,))
+    n_outputs = 1 if n_classes <= 2 else n_classes
     option = _hidden_option(hidden) if args.hidden else f"--model {kind}"
     _check_network_fits([n_features, *hidden, n_outputs], rows, option)
 
@@ -84,9 +154,10 @@ def _check_images(args: argparse.Namespace, kind: str, sample_shape: Any, source
 
 
 def _make_model(
-    args: argparse.Namespace, kind: str, batch_size: int | None, sample_shape: Any = None
+    args: argparse.Namespace, kind: str, batch_size: int | None, sample_shape: Any = None,
+    task: str = "classification",
 ) -> Any:
-    from ..models import LogisticRegression, MLPClassifier, SoftmaxRegression
+    from ..models import LogisticRegression, MLPClassifier, MLPRegressor, SoftmaxRegression
 
     common: dict[str, Any] = {
         "optimizer": args.optimizer,
@@ -98,6 +169,11 @@ def _make_model(
         "tol": 1e-4 if args.patience else None,
         "n_iter_no_change": args.patience or 10,
     }
+    mlp: dict[str, Any] = {
+        "hidden_layer_sizes": args.hidden or (64,), "activation": args.activation or "relu",
+        "dropout": args.dropout or 0.0, "alpha": 1e-4 if args.l2 is None else args.l2,
+    }
+    alpha = 0.0 if args.l2 is None else args.l2
     if kind == "cnn":
         from ..models.neural_net import NeuralNetClassifier, small_cnn
 
@@ -106,14 +182,26 @@ def _make_model(
             **common,
         )
     if kind == "mlp":
-        return MLPClassifier(
-            hidden_layer_sizes=args.hidden or (64,), activation=args.activation or "relu",
-            dropout=args.dropout or 0.0, alpha=1e-4 if args.l2 is None else args.l2, **common,
-        )
-    alpha = 0.0 if args.l2 is None else args.l2
+        return (MLPRegressor if task == "regression" else MLPClassifier)(**mlp, **common)
+    if kind == "linear":  # linear regression: an MLPRegressor without hidden layers
+        return MLPRegressor(hidden_layer_sizes=(), alpha=alpha, **common)
     if kind == "logistic":
         return LogisticRegression(alpha=alpha, **common)
-    return SoftmaxRegression(alpha=alpha, **common)
+    if kind == "softmax":
+        return SoftmaxRegression(alpha=alpha, **common)
+    # A registered estimator by class name: the settings its constructor takes.
+    cls = _estimator_class(kind)
+    accepted = inspect.signature(cls).parameters
+    settings = {**common, **(mlp if "hidden_layer_sizes" in accepted else {"alpha": alpha})}
+    needed = [name for name, parameter in accepted.items()
+              if parameter.default is inspect.Parameter.empty and name not in settings
+              and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)]
+    if needed:
+        raise UsageError(
+            f"--model {kind} cannot be built from the command line: its constructor needs "
+            f"{', '.join(needed)}; build it in Python (handnet.{kind}) and save it"
+        )
+    return cls(**{name: value for name, value in settings.items() if name in accepted})
 
 
 def _check_checkpoint_options(args: argparse.Namespace) -> None:

@@ -26,6 +26,7 @@ from .model_files import _load_model
 def _add_gradcheck(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
     check = subparsers.add_parser(
         "gradcheck",
+        allow_abbrev=False,
         help="check backpropagation against finite differences, layer by layer",
         formatter_class=_FORMATTER,
         description=(

@@ -17,11 +17,16 @@ from .text import _note
 def _add_predict(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
     predict = subparsers.add_parser(
         "predict",
+        allow_abbrev=False,
         help="predict the class of every row of a data file with a saved model",
         formatter_class=_FORMATTER,
         description=(
             "Write one prediction per row of DATA as CSV (a 'prediction' column, and with\n"
             "--proba one 'proba_<class>' column per class) to --output or to stdout.\n"
+            "With --id-column (or when the model was trained with one and DATA has it)\n"
+            "each row's identifier comes first. A model trained on a CSV reads it as it\n"
+            "read its training file: same columns, header rule, decimal mark, and the\n"
+            "imputation and one-hot encoding learned in training.\n"
             "A CSV is read by the column names the model was trained on: other columns\n"
             "(such as the labels) are ignored."
         ),
@@ -52,10 +57,14 @@ def _run_predict(args: argparse.Namespace, out: IO[str]) -> int:
                 )
             probabilities = model.predict_proba(data.X)
             classes = list(model.classes_.tolist())
+    ids = None if data.ids is None else data.ids.tolist()
+    if args.id_column is not None and ids is None:
+        raise UsageError(f"--id-column names a CSV column, but {data.source} is not a CSV file")
+    id_name = data.id_name or "id"
     if args.output:
         with open(args.output, "w", newline="", encoding="utf-8") as stream:
-            write_predictions(stream, predictions, probabilities, classes)
+            write_predictions(stream, predictions, probabilities, classes, ids, id_name)
         _note(f"{len(predictions)} predictions written to {args.output}")
     else:
-        write_predictions(out, predictions, probabilities, classes)
+        write_predictions(out, predictions, probabilities, classes, ids, id_name)
     return 0

@@ -98,7 +98,7 @@ class TrainingProgress:
                 # A resumed run: its earlier epochs are no part of this run's rate.
                 self.bar.n = self.bar.last_print_n = self.bar.initial = self.first_epoch
         if self.bar is not None:
-            postfix = {"loss": f"{loss:.4g}"}
+            postfix = {"objective": f"{loss:.4g}"}
             if score is not None:
                 postfix["val"] = f"{score:.4f}"
             self.bar.set_postfix(postfix, refresh=False)
@@ -116,7 +116,7 @@ class TrainingProgress:
         self.last_line = now
         self.printed_epoch = epoch
         elapsed = now - self.start
-        line = f"epoch {epoch}/{self.total}: loss {loss:.6g}"
+        line = f"epoch {epoch}/{self.total}: objective (loss + L2) {loss:.6g}"
         if score is not None:
             line += f", {self.score_name} {score:.4f}"
         line += f" ({_seconds(elapsed)}"

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .arguments import UsageError
+from .columns import _read_with_spec, _refuse_csv_options
 
 
 def _max_expansion(args: argparse.Namespace) -> float:
@@ -24,12 +25,19 @@ def _read_for_model(model: Any, args: argparse.Namespace, need_labels: bool) -> 
 
     names = getattr(model, "feature_names_in_", None)
     kind = detect_format(args.data)
+    _refuse_csv_options(args, kind)
     target = args.target
+    spec = getattr(model, "preprocessing_", None)
+    if kind == "csv" and spec is not None:
+        return _read_with_spec(model, spec, args, need_labels)
+    options = {"header": args.header, "id_column": args.id_column,
+               "decimal": args.decimal or "."}
     if kind == "csv" and names is not None:
         names = [str(name) for name in names]
         if target is None and need_labels:
             # The label column is the one column that is not a feature.
-            extra = [c for c in csv_header(args.data, args.delimiter) if c not in names]
+            extra = [c for c in csv_header(args.data, args.delimiter)
+                     if c not in names and c != args.id_column]
             if len(extra) != 1:
                 raise UsageError(
                     f"{args.data}: name the label column with --target "
@@ -37,9 +45,12 @@ def _read_for_model(model: Any, args: argparse.Namespace, need_labels: bool) -> 
                 )
             target = extra[0]
         return read_csv(args.data, target=target, delimiter=args.delimiter, features=names,
-                        max_expansion=_max_expansion(args))
+                        max_expansion=_max_expansion(args), **options)
+    if kind == "csv":
+        options["drop"] = args.drop
     data = load_dataset(args.data, target=target, labels=args.labels, delimiter=args.delimiter,
-                        need_labels=need_labels, max_expansion=_max_expansion(args))
+                        need_labels=need_labels, max_expansion=_max_expansion(args),
+                        **(options if kind == "csv" else {}))
     n_expected = int(model.n_features_in_)
     if data.n_features != n_expected:
         hint = ""

@@ -11,8 +11,11 @@
   :func:`handnet.datasets.load_idx`); the labels come from a second IDX file.
 * ``\\x1f\\x8b`` (gzip): the decompressed content is recognised the same way
   (``train-images-idx3-ubyte.gz`` or ``data.csv.gz``).
-* anything else: a CSV text file whose first row names the columns. The target
-  column is picked by name; every other column must hold numbers.
+* anything else: a CSV text file (read by :mod:`handnet.data.csv_reader`), whose
+  first row names the columns (or, with ``header=False``, is data). The target
+  column is picked by name or position; every other column must hold numbers
+  (with ``text=True``: or text, or be missing, for
+  :mod:`handnet.data.preprocessing`).
 
 Every problem a user can cause (a missing file, an unknown column, a cell that is
 not a number, a ragged row, a corrupt archive) raises :class:`DataFileError`, a
@@ -30,19 +33,16 @@ refused as a possible decompression bomb. Files that are not regular files
 from __future__ import annotations
 
 import csv
-import decimal
 import gzip
 import io
-import itertools
-import math
-import operator
 import os
+import re
 import stat
 import zipfile
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import IO, Any
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -92,6 +92,22 @@ class Dataset:
     sample_shape : tuple of int or None
         For images, the shape of one sample as ``(channels, height, width)``
         (each row of ``X`` holds one image, flattened); ``None`` for tables.
+    ids : ndarray of str or None
+        CSV: the cells of the identifier column (``id_column``), as text.
+    id_name : str or None
+        CSV: the name of the identifier column.
+    text_columns : dict of str to ndarray
+        CSV read with ``text=True``: the feature columns that hold text, as
+        arrays of ``str`` (``None`` where a cell is missing); their columns of
+        ``X`` are ``NaN``.
+    file_columns : list of str or None
+        CSV: every column of the file, in order (for a file without a header
+        row, the positions ``"0"``, ``"1"``, ...).
+    header : bool
+        CSV: whether the file's first row named the columns.
+    missing_lines : dict of str to int
+        CSV read with ``text=True``: for each feature column with missing cells,
+        the line of the first one.
     """
 
     X: NDArray[np.float64]
@@ -100,6 +116,12 @@ class Dataset:
     target_name: str | None
     source: str
     sample_shape: tuple[int, ...] | None = None
+    ids: NDArray[Any] | None = None
+    id_name: str | None = None
+    text_columns: dict[str, NDArray[Any]] = field(default_factory=dict)
+    file_columns: list[str] | None = None
+    header: bool = True
+    missing_lines: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_samples(self) -> int:
@@ -244,289 +266,26 @@ def _read_header_line(stream: IO[str], where: str) -> str:
     return first
 
 
-def _sniff_delimiter(first_line: str) -> str:
-    """The delimiter of a header line: the candidate that splits it most (``,`` on ties)."""
+_DECIMAL_COMMA = re.compile(r"[+-]?\d*,\d+")
+"""A number written with a decimal comma, such as ``14,23``."""
+
+
+def _sniff_delimiter(first_line: str, decimal: str = ".") -> str:
+    """The delimiter of the first line: the candidate that splits it most (``,`` on ties).
+
+    ``;`` wins over ``,`` when it splits the line into numbers written with decimal
+    commas (``14,23;1,71``), and ``,`` is never the delimiter when ``decimal`` is ``,``.
+    """
     counts = {d: len(next(csv.reader([first_line], delimiter=d))) for d in _DELIMITERS}
+    if decimal == ",":
+        counts[","] = 0
+    semicolon_cells = next(csv.reader([first_line], delimiter=";"))
+    if counts[";"] > 1 and any(_DECIMAL_COMMA.fullmatch(c.strip()) for c in semicolon_cells):
+        return ";"
     best = max(counts.values())
-    if best == 1:
-        return ","
+    if best <= 1:
+        return ";" if decimal == "," else ","
     return next(d for d in _DELIMITERS if counts[d] == best)
-
-
-def _bad_cell(
-    rows: Sequence[Sequence[str]], names: Sequence[str], lines: Sequence[int], where: str
-) -> DataFileError:
-    """The error for the first cell of ``rows`` that is not a finite number (the slow path)."""
-    for row, line in zip(rows, lines, strict=True):
-        for name, cell in zip(names, row, strict=True):
-            text = cell.strip()
-            if not text:
-                return DataFileError(
-                    f"{where}, line {line}, column {name!r}: empty cell (missing value); "
-                    "fill in or drop rows with missing values"
-                )
-            try:
-                number = float(text)
-            except ValueError:
-                return DataFileError(
-                    f"{where}, line {line}, column {name!r}: {text!r} is not a number; "
-                    "features must be numeric (encode categories as numbers or drop the column)"
-                )
-            if not math.isfinite(number):
-                return DataFileError(
-                    f"{where}, line {line}, column {name!r}: {text!r} is not a finite "
-                    "number; remove or impute it"
-                )
-    return DataFileError(f"{where}: could not read the features as numbers")  # pragma: no cover
-
-
-def _parse_chunk(
-    rows: list[list[str]], columns: list[int], names: Sequence[str], lines: Sequence[int],
-    where: str,
-) -> NDArray[np.float64]:
-    """The feature cells of ``rows`` as a float64 array, or the DataFileError naming a bad cell."""
-    if len(columns) == 1:
-        only = columns[0]
-        cells = [row[only] for row in rows]
-    else:
-        pick = operator.itemgetter(*columns)
-        cells = list(itertools.chain.from_iterable(map(pick, rows)))
-    try:
-        # float() of each cell, straight into a float64 buffer: no intermediate array of
-        # strings (NumPy's would be as wide as the widest cell, for every cell).
-        values = np.fromiter(map(float, cells), dtype=np.float64, count=len(cells))
-    except ValueError:
-        values = None
-    if values is None or not np.isfinite(values).all():
-        picked = [[row[j] for j in columns] for row in rows]
-        raise _bad_cell(picked, names, lines, where)
-    return values.reshape(len(rows), len(columns))
-
-
-_WIDE_LABEL = 64
-"""Longer text labels are kept as Python strings (an object array) rather than a NumPy
-string array, which stores every label at the width of the longest."""
-
-
-def _exact_labels(texts: list[str], name: str, lines: list[int], where: str) -> NDArray[Any]:
-    """One value per distinct label text, kept exact.
-
-    Whole numbers become int64 when all of them fit (so ``9007199254740993`` stays
-    itself rather than rounding to a float64), other numbers float64 when that
-    keeps distinct texts distinct; anything else stays text. ``lines`` gives the
-    line each text first appears on, for messages.
-    """
-    for text, line in zip(texts, lines, strict=True):
-        if not text:
-            raise DataFileError(
-                f"{where}, line {line}, column {name!r}: empty label (missing value)"
-            )
-    try:
-        numbers = [decimal.Decimal(text) for text in texts]
-    except (decimal.InvalidOperation, ValueError):
-        numbers = None
-    if numbers is not None:
-        for number, text, line in zip(numbers, texts, lines, strict=True):
-            if not number.is_finite() or not math.isfinite(float(number)):
-                raise DataFileError(
-                    f"{where}, line {line}, column {name!r}: {text!r} is not a finite number"
-                )
-        if all(number == number.to_integral_value() for number in numbers):
-            integers = [int(number) for number in numbers]
-            if all(-(2**63) <= value < 2**63 for value in integers):
-                return np.array(integers, dtype=np.int64)
-            # Beyond int64: exact only as text ("7" and "007" are still one class).
-            texts = [str(value) for value in integers]
-        else:
-            floats = np.array([float(number) for number in numbers], dtype=np.float64)
-            # Texts of one number ("1.5" and "1.50", "0.5" and "5e-1") are one label;
-            # only distinct numbers that float64 cannot tell apart keep their text.
-            if len(np.unique(floats)) == len(set(numbers)):
-                return floats
-    width = max(len(text) for text in texts)
-    return np.array(texts, dtype=object if width > _WIDE_LABEL else str)
-
-
-def _label_values(
-    raw: dict[str, int], codes: NDArray[np.intp], first_lines: list[int], name: str, where: str
-) -> NDArray[Any]:
-    """Labels from the distinct raw cells (``raw``: cell -> code) and each row's code."""
-    # Distinct raw cells may differ only by surrounding spaces: merge them after stripping.
-    merged: dict[str, int] = {}
-    merged_lines: list[int] = []
-    remap = np.empty(len(raw), dtype=np.intp)
-    for cell, code in raw.items():
-        text = cell.strip()
-        target = merged.get(text)
-        if target is None:
-            target = merged[text] = len(merged)
-            merged_lines.append(first_lines[code])
-        else:
-            merged_lines[target] = min(merged_lines[target], first_lines[code])
-        remap[code] = target
-    values = _exact_labels(list(merged), name, merged_lines, where)
-    return values[remap[codes]]
-
-
-def read_csv(
-    path: PathType,
-    target: str | None = None,
-    delimiter: str | None = None,
-    features: Sequence[str] | None = None,
-    max_expansion: float = DEFAULT_MAX_EXPANSION,
-) -> Dataset:
-    """Read a CSV file with a header row.
-
-    The rows are parsed a block at a time and each block's features are turned into
-    float64 at once, so reading takes about twice the memory of the resulting
-    array (plus the distinct labels), not many times the file.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The file (optionally gzip-compressed).
-    target : str, optional
-        Name of the label column. Without it the file has no labels and every
-        column (or every column in ``features``) is a feature.
-    delimiter : str, optional
-        One character; by default guessed from the header among ``, ; tab |``.
-    features : sequence of str, optional
-        Read exactly these columns, in this order, as the features (e.g. the
-        columns a model was trained on); other columns are ignored.
-    max_expansion : float, default 100
-        A gzip-compressed file may expand to at most this many times its own
-        size (and always to 64 MiB): beyond that it is refused as a possible
-        decompression bomb before it fills the memory.
-
-    Returns
-    -------
-    Dataset
-        Labels are int64 when every label is a whole number within int64 (exact,
-        also above 2**53), float64 for other numbers, text otherwise (an object
-        array of str when a label is longer than 64 characters).
-
-    Raises
-    ------
-    DataFileError
-        Unknown or duplicated column names, rows of the wrong length, cells that
-        are empty or not numbers, a quote that is never closed (or a field that
-        runs over several lines), no data rows, a gzip file expanding beyond
-        ``max_expansion``.
-    """
-    name = os.fspath(path)
-    where = name
-    chunks: list[NDArray[np.float64]] = []
-    code_chunks: list[NDArray[np.intp]] = []
-    raw_labels: dict[str, int] = {}
-    first_lines: list[int] = []
-    try:
-        with _open_text(name, max_expansion) as stream:
-            first = _read_header_line(stream, where)
-            if not first.strip():
-                raise DataFileError(f"{where}: no header row (the first line is empty)")
-            sep = delimiter or _sniff_delimiter(first)
-            header = [column.strip() for column in next(csv.reader([first], delimiter=sep))]
-            _check_header(header, where)
-            target_index = (None if target is None
-                            else _index_of(header, target, "target", where))
-            if features is not None:
-                columns = [_index_of(header, column, "feature", where) for column in features]
-            else:
-                columns = [j for j in range(len(header)) if j != target_index]
-            if not columns:
-                raise DataFileError(f"{where}: no feature columns (only the target {target!r})")
-            feature_names = [header[j] for j in columns]
-            n_fields = len(header)
-
-            # A quote that is never closed makes the reader run on over the following
-            # lines: the check on the lines each record spans refuses it, with its line.
-            # (Not strict=True, which also refused `"cat" ,` that earlier handnet read.)
-            reader = csv.reader(stream, delimiter=sep)
-            rows: list[list[str]] = []
-            lines: list[int] = []
-            previous = 0  # reader.line_num after the last record: physical lines read
-
-            def flush() -> None:
-                chunks.append(_parse_chunk(rows, columns, feature_names, lines, where))
-                if target_index is not None:
-                    codes = np.empty(len(rows), dtype=np.intp)
-                    for i, row in enumerate(rows):
-                        cell = row[target_index]
-                        code = raw_labels.get(cell)
-                        if code is None:
-                            code = raw_labels[cell] = len(raw_labels)
-                            first_lines.append(lines[i])
-                        codes[i] = code
-                    code_chunks.append(codes)
-                rows.clear()
-                lines.clear()
-
-            try:
-                for row in reader:
-                    end = reader.line_num
-                    line = previous + 2  # the header is line 1
-                    if end != previous + 1:
-                        # One record over several lines: a quoted field holds line breaks,
-                        # which in a file of numbers means a stray or unclosed quote.
-                        raise DataFileError(
-                            f"{where}, line {line}: a quoted field runs from line {line} to "
-                            f"line {end + 1}; is a quote (\") on line {line} stray or "
-                            "unclosed? Fields must not span lines: fix or remove the quote"
-                        )
-                    previous = end
-                    if len(row) != n_fields:
-                        if not any(cell.strip() for cell in row):
-                            continue  # blank lines are skipped (a trailing one is common)
-                        raise DataFileError(
-                            f"{where}, line {line}: {len(row)} fields, but the header has "
-                            f"{n_fields} (delimiter {sep!r})"
-                        )
-                    if not row[0].strip() and not any(cell.strip() for cell in row):
-                        continue
-                    rows.append(row)
-                    lines.append(line)
-                    if len(rows) >= _CHUNK_ROWS:
-                        flush()
-            except csv.Error as error:
-                line = previous + 2
-                hint = ""
-                if "end of data" in str(error) or "field limit" in str(error):
-                    hint = f"; a quote (\") on line {line} is never closed: fix or remove it"
-                raise DataFileError(
-                    f"{where}, line {line}: malformed CSV ({error}){hint}"
-                ) from None
-            if rows:
-                flush()
-    except UnicodeDecodeError as error:
-        raise DataFileError(
-            f"{where}: not a UTF-8 text file ({error.reason} at byte {error.start}); "
-            "expected a CSV file, an .npz archive or an IDX file"
-        ) from None
-
-    if not chunks:
-        raise DataFileError(f"{where}: the file has a header but no data rows")
-    X = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
-    chunks.clear()
-    y = None
-    if target is not None and target_index is not None:
-        codes = code_chunks[0] if len(code_chunks) == 1 else np.concatenate(code_chunks)
-        y = _label_values(raw_labels, codes, first_lines, target, where)
-    return Dataset(X=X, y=y, feature_names=feature_names, target_name=target, source=where)
-
-
-def _check_header(header: list[str], where: str) -> None:
-    duplicates = sorted({column for column in header if header.count(column) > 1})
-    if duplicates:
-        raise DataFileError(f"{where}: duplicated column name(s) in the header: {duplicates}")
-    if any(not column for column in header):
-        raise DataFileError(f"{where}: the header has an empty column name")
-
-
-def _index_of(header: list[str], column: str, role: str, where: str) -> int:
-    if column not in header:
-        shown = ", ".join(header[:20]) + (", ..." if len(header) > 20 else "")
-        raise DataFileError(f"{where}: no {role} column {column!r}; the columns are: {shown}")
-    return header.index(column)
 
 
 # --- NPZ ---------------------------------------------------------------------------------
@@ -713,6 +472,7 @@ def load_dataset(
     need_labels: bool = True,
     features: Sequence[str] | None = None,
     max_expansion: float = DEFAULT_MAX_EXPANSION,
+    **csv_options: Any,
 ) -> Dataset:
     """Read a CSV, NPZ, NPY or IDX file, whichever ``path`` holds.
 
@@ -733,6 +493,9 @@ def load_dataset(
         CSV only: the feature columns to read, by name.
     max_expansion : float, default 100
         CSV only: how many times its size a gzipped CSV may expand (see :func:`read_csv`).
+    **csv_options
+        CSV only: :func:`read_csv`'s keyword options (``header``, ``names``, ``drop``,
+        ``id_column``, ``decimal``, ``text``).
 
     Raises
     ------
@@ -754,6 +517,8 @@ def load_dataset(
                "; an .npz holds its labels in the array 'y'")
         )
     if kind == "csv":
+        from .csv_reader import read_csv
+
         if target is None and need_labels:
             header = csv_header(where, delimiter)
             raise DataFileError(
@@ -761,7 +526,7 @@ def load_dataset(
                 f"(the columns are: {', '.join(header[:20])})"
             )
         return read_csv(where, target=target, delimiter=delimiter, features=features,
-                        max_expansion=max_expansion)
+                        max_expansion=max_expansion, **csv_options)
     if target is not None:
         raise DataFileError(
             f"--target names a CSV column, but {where} is {kind.upper()}"
@@ -775,13 +540,13 @@ def load_dataset(
     return read_idx(where, labels)
 
 
-def csv_header(path: PathType, delimiter: str | None = None) -> list[str]:
-    """The column names in a CSV file's first row."""
+def csv_header(path: PathType, delimiter: str | None = None, decimal: str = ".") -> list[str]:
+    """The cells of a CSV file's first row (its column names, when it has a header)."""
     where = os.fspath(path)
     try:
         with _open_text(where) as stream:
             first = _read_header_line(stream, where)
-        sep = delimiter or _sniff_delimiter(first)
+        sep = delimiter or _sniff_delimiter(first, decimal)
         return [column.strip() for column in next(csv.reader([first], delimiter=sep), [])]
     except UnicodeDecodeError as error:
         raise DataFileError(
@@ -800,20 +565,23 @@ def write_predictions(
     predictions: NDArray[Any],
     probabilities: NDArray[np.floating] | None = None,
     classes: Sequence[Any] | None = None,
+    ids: Sequence[Any] | None = None,
+    id_name: str = "id",
 ) -> None:
     """Write predictions as CSV: a ``prediction`` column, then ``proba_<class>`` columns.
 
     Probabilities are written with 17 significant digits (``repr`` of a float64),
-    so reading them back gives exactly the same numbers.
+    so reading them back gives exactly the same numbers. With ``ids`` (one per
+    row) a first column ``id_name`` holds each row's identifier.
     """
     writer = csv.writer(stream, lineterminator="\n")
-    header = ["prediction"]
+    header = ["prediction"] if ids is None else [id_name, "prediction"]
     if probabilities is not None:
         names = classes if classes is not None else range(probabilities.shape[1])
         header += [f"proba_{name}" for name in names]
     writer.writerow(header)
     for i, label in enumerate(predictions.tolist()):
-        row = [str(label)]
+        row = [str(label)] if ids is None else [str(ids[i]), str(label)]
         if probabilities is not None:
             row += [repr(float(p)) for p in probabilities[i]]
         writer.writerow(row)
@@ -828,3 +596,18 @@ def predictions_to_text(
     buffer = io.StringIO()
     write_predictions(buffer, predictions, probabilities, classes)
     return buffer.getvalue()
+
+
+# read_csv and its steps live in their own module, which builds on the helpers above: it is
+# imported on first use (here a name looked up in this module), so that either module can be
+# imported first.
+if TYPE_CHECKING:
+    from .csv_reader import read_csv
+else:
+
+    def __getattr__(name: str) -> Any:
+        if name == "read_csv":
+            from .csv_reader import read_csv
+
+            return read_csv
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -169,6 +169,10 @@ def _describe_fitted(
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
         fitted["feature_names_in_"] = [str(n) for n in names]
+    preprocessing = getattr(model, "preprocessing_", None)
+    if preprocessing is not None:
+        # How the training CSV was read and preprocessed (handnet train): JSON values only.
+        fitted["preprocessing_"] = preprocessing
     if hasattr(model, "classes_"):
         fitted["classes_"] = _describe_classes(np.asarray(model.classes_), arrays)
     if hasattr(model, "n_outputs_"):

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ..data.preprocessing import check_model_spec
 from ..nn.layers import LAYERS, Shape, check_layer_configs
 from ..nn.network import Sequential
 from ..optim.optimizers import resolve_optimizer
@@ -228,6 +229,8 @@ _FITTED_OPTIONAL = {
     "best_epoch_",
     # An estimator over images: the shape of one sample (its rows are flat).
     "_sample_shape",
+    # handnet train on a CSV: how it was read, imputed and one-hot encoded.
+    "preprocessing_",
 }
 
 
@@ -262,7 +265,8 @@ def _check_fitted(
 
 
 def _check_inputs(fitted: Mapping[str, Any], n_features: int) -> dict[str, Any]:
-    """``_sample_shape`` and ``feature_names_in_``, checked against ``n_features_in_``."""
+    """``_sample_shape``, ``feature_names_in_`` and ``preprocessing_``, checked against
+    ``n_features_in_``."""
     checked: dict[str, Any] = {}
     if "_sample_shape" in fitted:
         shape = fitted["_sample_shape"]
@@ -284,6 +288,11 @@ def _check_inputs(fitted: Mapping[str, Any], n_features: int) -> dict[str, Any]:
             "feature_names_in_ must list one string per feature",
         )
         checked["feature_names_in_"] = np.asarray(names, dtype=object)
+    if "preprocessing_" in fitted:
+        try:
+            checked["preprocessing_"] = check_model_spec(fitted["preprocessing_"], n_features)
+        except ValueError as error:
+            _require(False, str(error))
     return checked
 
 
