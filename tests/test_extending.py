@@ -26,6 +26,7 @@ from handnet.gradcheck import check_network
 from handnet.nn.activations import ACTIVATIONS, ActivationPair, hidden_activations
 from handnet.nn.layers import LAYERS, Dense, Layer
 from handnet.nn.network import Sequential
+from handnet.nn.penalties import PENALTIES, Penalty
 from handnet.optim.optimizers import OPTIMIZERS, Optimizer
 from handnet.registry import Registry
 
@@ -525,3 +526,50 @@ def test_a_registered_image_layer_and_estimator_train_save_load_and_resume(
             assert f"| `{name}` |" in reference
     finally:
         del LAYERS["ChannelCentre"], ESTIMATORS["CentredImageClassifier"]
+
+
+# --- a user's penalty --------------------------------------------------------------------
+
+
+class Cauchy(Penalty):
+    r""":math:`\alpha \sum \log(1 + w^2)`: small weights shrink, large ones are let be."""
+
+    def value(self, weights: Array) -> float:
+        return self.alpha * float(np.sum(np.log1p(weights * weights)))
+
+    def gradient(self, weights: Array) -> Array:
+        return weights.dtype.type(2.0 * self.alpha) * weights / (1.0 + weights * weights)
+
+
+def test_a_registered_penalty_trains_saves_loads_and_resumes(tmp_path: Path) -> None:
+    from handnet import catalog
+    from handnet.gradcheck import gradcheck
+
+    PENALTIES.register("cauchy", Cauchy)
+    try:
+        w = np.random.default_rng(0).standard_normal(11)
+        assert gradcheck(lambda v: (Cauchy(0.3).value(v), Cauchy(0.3).gradient(v)), w).passed(1e-6)
+        X, y = _data()
+
+        def make(max_iter: int = 20) -> handnet.MLPClassifier:
+            return handnet.MLPClassifier(hidden_layer_sizes=(8,), penalty="cauchy", alpha=0.01,
+                                         batch_size=20, max_iter=max_iter, tol=None,
+                                         random_state=0)
+
+        model = make().fit(X, y)
+        plain = make().set_params(penalty=None).fit(X, y)
+        assert not np.array_equal(model.network_.flat_parameters, plain.network_.flat_parameters)
+        path = tmp_path / "model.npz"
+        handnet.save(model, path)
+        loaded = handnet.load(path)
+        assert loaded.penalty == "cauchy"
+        np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+        checkpoint = tmp_path / "run.npz"
+        make(max_iter=8).fit(X, y, checkpoint=checkpoint)
+        resumed = make().fit(X, y, checkpoint=checkpoint, resume=True)
+        np.testing.assert_array_equal(
+            resumed.network_.flat_parameters, model.network_.flat_parameters
+        )
+        assert "| `cauchy` |" in catalog.markdown()
+    finally:
+        del PENALTIES["cauchy"]

@@ -846,3 +846,12 @@ def test_a_lying_member_count_does_not_hide_a_huge_directory(
     monkeypatch.setattr(zipfile, "ZipFile", None)  # never reached
     with pytest.raises(handnet.ModelFileError, match="central directory declares"):
         handnet.load(path)
+
+
+@pytest.mark.parametrize("penalty", ["l3", 7, ["l2"], "os.system"])
+def test_a_forged_penalty_name_is_refused(
+    penalty: Any, originals: dict[str, Any], tmp_path: Path
+) -> None:
+    tree = _tree(originals, "mlp-adam-dropout")
+    tree["params"]["penalty"] = penalty
+    assert _one(originals, "mlp-adam-dropout", tree, tmp_path) == "refused"

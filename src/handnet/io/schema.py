@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from ..data.preprocessing import check_model_spec
 from ..nn.layers import LAYERS, Shape, check_layer_configs
 from ..nn.network import Sequential
+from ..nn.penalties import PENALTIES
 from ..optim.optimizers import resolve_optimizer
 from ..training.state import check_trainer_state
 from .format import (
@@ -423,6 +424,12 @@ def _check_params(
         isinstance(dropped, list)
         and all(isinstance(n, str) and n in names and n not in raw_params for n in dropped),
         "dropped_params must list hyperparameter names not in params",
+    )
+    penalty = raw_params.get("penalty")
+    _require(
+        penalty is None or (isinstance(penalty, str) and penalty in PENALTIES),
+        f"the penalty hyperparameter {penalty!r} is not a registered penalty "
+        f"(known: {sorted(PENALTIES)})",
     )
     return {name: _decode_param(value, name) for name, value in raw_params.items()}
 

@@ -18,6 +18,7 @@ from ..nn.activations import get_activation
 from ..nn.layers import Activation, Dense, Dropout, Layer
 from ..nn.losses import Loss
 from ..nn.network import Sequential
+from ..nn.penalties import get_penalty
 from ..optim.optimizers import LBFGS, Optimizer, get_optimizer
 from ..optim.schedules import get_schedule
 from ..training import Trainer
@@ -94,7 +95,7 @@ def make_trainer(model: Any, network: Sequential, loss: Loss, callbacks: Sequenc
         model._rng,
         batch_size=None,  # set per fit from the data size
         schedule=get_schedule(copy.deepcopy(model.schedule), model.max_iter),
-        l2=model.alpha,
+        penalty=get_penalty(model.penalty, model.alpha),
         clip_norm=model.clip_norm,
         tol=model.tol,
         n_iter_no_change=model.n_iter_no_change,

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from ..nn.activations import hidden_activations
 from ..nn.initializers import INITIALIZERS
+from ..nn.penalties import PENALTIES
 from ..optim.optimizers import OPTIMIZERS
 from ..optim.schedules import SCHEDULES
 
@@ -30,6 +31,7 @@ def choices() -> dict[str, str]:
         "{optimizers}": quoted([*OPTIMIZERS, "lbfgs"]),
         "{schedules}": quoted(SCHEDULES),
         "{initializers}": quoted(INITIALIZERS),
+        "{penalties}": quoted(PENALTIES),
         "{fitted}": FITTED_ATTRIBUTES,
     }
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..data.validation import check_class_weight, check_interval, check_positive, check_random_state
 from ..nn.activations import hidden_activations
+from ..nn.penalties import PENALTIES
 from ..optim.optimizers import LBFGS, Optimizer
 
 #: The step size of ``optimizer="auto"`` when it picks gradient descent.
@@ -20,6 +21,11 @@ def check_hyperparameters(model: Any) -> None:
     """Refuse a bad hyperparameter of ``model``, in the order they are listed here."""
     check_positive(model.max_iter, "max_iter", integer=True)
     check_positive(model.alpha, "alpha", allow_zero=True)
+    if model.penalty is not None and model.penalty not in PENALTIES:
+        raise ValueError(
+            f"penalty must be None or one of {list(PENALTIES)}, got {model.penalty!r} "
+            "(register your own with handnet.nn.penalties.PENALTIES.register)"
+        )
     check_positive(model.n_iter_no_change, "n_iter_no_change", integer=True)
     if model.tol is not None:
         check_positive(model.tol, "tol", allow_zero=True)

@@ -29,6 +29,7 @@ class _LinearClassifier(_ClassifierMixin):
         max_iter: int = 1000,
         batch_size: int | None = None,
         alpha: float = 0.0,
+        penalty: str | None = "l2",
         optimizer: str | Optimizer | LBFGS = "auto",
         schedule: str | Schedule = "constant",
         tol: float | None = 1e-4,
@@ -47,6 +48,7 @@ class _LinearClassifier(_ClassifierMixin):
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.alpha = alpha
+        self.penalty = penalty
         self.optimizer = optimizer
         self.schedule = schedule
         self.tol = tol
@@ -96,7 +98,10 @@ class LogisticRegression(_LinearClassifier):
         every epoch; ``k``: mini-batches of ``k`` rows (at most the number of
         rows in ``fit``; a shorter ``partial_fit`` chunk makes one batch).
     alpha : float, default 0.0
-        L2 strength on the weights.
+        The penalty's strength on the weights (never the intercept).
+    penalty : str or None, default "l2"
+        A name from :data:`~handnet.nn.penalties.PENALTIES` (``"l2"``, ``"l1"``,
+        or one registered by you), or ``None``.
     optimizer : str or Optimizer, default "auto"
         ``"auto"``: ``"lbfgs"`` when neither ``learning_rate`` nor ``batch_size``
         is given, else ``"sgd"``; or ``"gd"``/``"sgd"``, ``"momentum"``,

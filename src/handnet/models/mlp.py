@@ -36,8 +36,10 @@ _MLP_PARAMETERS = """\
     max_iter : int, default 200
         Epochs (full passes over the data), or L-BFGS iterations.
     alpha : float, default 1e-4
-        The L2 term's strength: ``alpha / 2 * sum(W**2)`` over the weights
-        (never the biases) is added to the *mean* data loss.
+        The penalty's strength: with ``penalty="l2"``, ``alpha / 2 * sum(W**2)``
+        over the weights (never the biases) is added to the *mean* data loss.
+    penalty : str or None, default "l2"
+        The term on the weights: {penalties}; ``None`` for none.
     dropout : float, default 0.0
         Inverted-dropout rate after each hidden activation (training only).
     schedule : str or Schedule, default "constant"
@@ -158,6 +160,7 @@ class MLPClassifier(_MLPMixin, _ClassifierMixin):
         batch_size: int | str | None = "auto",
         max_iter: int = 200,
         alpha: float = 1e-4,
+        penalty: str | None = "l2",
         dropout: float = 0.0,
         schedule: str | Schedule = "constant",
         tol: float | None = 1e-4,
@@ -179,6 +182,7 @@ class MLPClassifier(_MLPMixin, _ClassifierMixin):
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.alpha = alpha
+        self.penalty = penalty
         self.dropout = dropout
         self.schedule = schedule
         self.tol = tol
@@ -238,6 +242,7 @@ class MLPRegressor(_MLPMixin, _RegressorMixin):
         batch_size: int | str | None = "auto",
         max_iter: int = 200,
         alpha: float = 1e-4,
+        penalty: str | None = "l2",
         dropout: float = 0.0,
         schedule: str | Schedule = "constant",
         tol: float | None = 1e-4,
@@ -258,6 +263,7 @@ class MLPRegressor(_MLPMixin, _RegressorMixin):
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.alpha = alpha
+        self.penalty = penalty
         self.dropout = dropout
         self.schedule = schedule
         self.tol = tol

@@ -76,6 +76,7 @@ class _NetworkEstimator(BaseEstimator):
     max_iter: int
     batch_size: int | str | None
     alpha: float
+    penalty: str | None
     tol: float | None
     n_iter_no_change: int
     early_stopping: bool

@@ -248,7 +248,7 @@ _SHARED_PARAMETERS = """
     input_shape : tuple of int, optional
         The shape of one sample, e.g. ``(1, 28, 28)``, when ``X`` holds flat rows
         of images. Not needed when ``X`` is ``(n_samples, *shape)``.
-    optimizer, learning_rate, batch_size, max_iter, alpha, schedule, tol,
+    optimizer, learning_rate, batch_size, max_iter, alpha, penalty, schedule, tol,
     n_iter_no_change, early_stopping, validation_fraction, clip_norm, shuffle,
     random_state, warm_start, verbose :
         As for :class:`~handnet.models.MLPClassifier`.
@@ -285,6 +285,7 @@ class NeuralNetClassifier(_NeuralNetMixin, _ClassifierMixin):
         batch_size: int | str | None = "auto",
         max_iter: int = 200,
         alpha: float = 1e-4,
+        penalty: str | None = "l2",
         schedule: str | Schedule = "constant",
         tol: float | None = 1e-4,
         n_iter_no_change: int = 10,
@@ -304,6 +305,7 @@ class NeuralNetClassifier(_NeuralNetMixin, _ClassifierMixin):
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.alpha = alpha
+        self.penalty = penalty
         self.schedule = schedule
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
@@ -336,6 +338,7 @@ class NeuralNetRegressor(_NeuralNetMixin, _RegressorMixin):
         batch_size: int | str | None = "auto",
         max_iter: int = 200,
         alpha: float = 1e-4,
+        penalty: str | None = "l2",
         schedule: str | Schedule = "constant",
         tol: float | None = 1e-4,
         n_iter_no_change: int = 10,
@@ -354,6 +357,7 @@ class NeuralNetRegressor(_NeuralNetMixin, _RegressorMixin):
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.alpha = alpha
+        self.penalty = penalty
         self.schedule = schedule
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change

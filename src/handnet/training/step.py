@@ -50,6 +50,8 @@ class Step:
         self.optimizer = optimizer
         #: The penalty on the weights (a number is an L2 strength; ``None``: none).
         self.penalty = as_penalty(penalty)
+        #: The last batch's penalty term, which ``history.data_loss`` leaves out.
+        self.last_penalty: float | None = None
         self.clip_norm = clip_norm
         self.engine: blocks.FullBatchGradient | None = None
         #: What the optimizer updates: the network's one flat parameter vector.
@@ -115,7 +117,6 @@ class Step:
             network.backward(dlogits)
         if self.penalty is None:
             return loss
-        #: The batch's penalty term, which ``history.data_loss`` leaves out of the loss.
         self.last_penalty = self.penalty.add_to(network.weights, network.weight_gradients)
         return loss + self.last_penalty
 

@@ -23,7 +23,7 @@ from ..data.streaming import RowBlocks
 from ..exceptions import DivergenceError
 from ..nn.losses import Loss
 from ..nn.network import Sequential
-from ..nn.penalties import l2_penalty
+from ..nn.penalties import Penalty
 from ..optim.optimizers import LBFGS, Optimizer
 from ..optim.schedules import Constant, Schedule
 from . import loops, run_state
@@ -96,7 +96,9 @@ class Trainer:
     schedule : Schedule
         Learning rate per epoch, from the optimizer's initial learning rate.
     l2 : float
-        Strength :math:`\\alpha` of the L2 penalty on weights (never biases).
+        Strength :math:`\\alpha` of an L2 penalty on weights (never biases).
+    penalty : Penalty, optional
+        The penalty on the weights (:mod:`handnet.nn.penalties`); replaces ``l2``.
     clip_norm : float or None
         Clip the global gradient norm to this value before each step.
     tol, n_iter_no_change : float or None, int
@@ -146,8 +148,9 @@ class Trainer:
         callbacks: Sequence[Callable[[Trainer], bool | None]] = (),
         checkpoint: CheckpointHook | None = None,
         checkpoint_every: int | None = None,
+        penalty: Penalty | None = None,
     ) -> None:
-        self._step = Step(network, loss, optimizer, l2, clip_norm)
+        self._step = Step(network, loss, optimizer, l2 if penalty is None else penalty, clip_norm)
         self._stopping = StoppingRule(tol, n_iter_no_change)
         self._kernels = SeedKernels()  # active during a fit of the seed's model
         self.rng = rng
@@ -202,6 +205,7 @@ class Trainer:
     loss: _Kept[Loss] = _Kept("_step")
     optimizer: _Kept[Optimizer | LBFGS] = _Kept("_step")
     l2: _Kept[float] = _Kept("_step")
+    penalty: _Kept[Penalty | None] = _Kept("_step")
     clip_norm: _Kept[float | None] = _Kept("_step")
     tol: _Kept[float | None] = _Kept("_stopping")
     n_iter_no_change: _Kept[int] = _Kept("_stopping")
@@ -264,11 +268,10 @@ class Trainer:
         objective, it gives ``history.data_loss``.
         """
         step = self._step
-        penalty = getattr(step, "penalty", None)  # a Penalty, where the step has one
-        if penalty is not None:
-            return float(penalty.value(step.network.weights)) if penalty.alpha else None
-        l2 = float(getattr(step, "l2", 0.0) or 0.0)
-        return l2_penalty(step.network.weights, l2) if l2 else None
+        penalty = step.penalty
+        if penalty is None or not penalty.alpha:
+            return None
+        return float(penalty.value(step.network.weights))
 
     def elapsed(self) -> float:
         """Seconds of training so far: this fit's, plus the run's before it."""
@@ -278,7 +281,9 @@ class Trainer:
     def _seed_kernel_applies(self) -> bool:
         """Whether this is the seed's model, trained by :mod:`~handnet.training.kernels`."""
         step = self._step
-        return seed_kernel_applies(step.network, step.loss, step.optimizer, step.clip_norm)
+        return step.penalty_is_l2 and seed_kernel_applies(
+            step.network, step.loss, step.optimizer, step.clip_norm
+        )
 
     # --- epochs --------------------------------------------------------------------------
 
