@@ -364,7 +364,8 @@ def test_get_optimizer() -> None:
     for name, cls in OPTIMIZERS.items():
         optimizer = get_optimizer(name, 0.25)
         assert isinstance(optimizer, cls)
-        assert optimizer.learning_rate == 0.25
+        # A full-batch optimizer's line search picks its steps: no rate to give it.
+        assert optimizer.learning_rate == (1.0 if cls.full_batch else 0.25)
     assert isinstance(get_optimizer("lbfgs", 0.1), LBFGS)
     adam = Adam()
     assert get_optimizer(adam, 0.5) is adam
@@ -374,3 +375,41 @@ def test_get_optimizer() -> None:
 
 def test_repr() -> None:
     assert repr(SGD(0.5)) == "SGD(learning_rate=0.5)"
+
+
+def test_lbfgs_is_a_registered_full_batch_optimizer_not_a_special_case() -> None:
+    """L-BFGS is one optimizer class among the others: registered, a kind (full batch)."""
+    from handnet.optim.optimizers import FullBatchOptimizer, is_full_batch
+
+    assert OPTIMIZERS["lbfgs"] is LBFGS and issubclass(LBFGS, FullBatchOptimizer)
+    assert is_full_batch("lbfgs") and is_full_batch(LBFGS()) and not is_full_batch("adam")
+    with pytest.raises(TypeError, match="minimises the full-batch objective"):
+        LBFGS().step([(np.zeros(2), np.zeros(2))])
+
+
+def test_lbfgs_state_round_trips_and_is_checked() -> None:
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((6, 6))
+    A = A @ A.T + np.eye(6)
+
+    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        return 0.5 * float(x @ A @ x), A @ x
+
+    first = LBFGS(memory=3)
+    first.minimize(fun, np.ones(6), max_iter=4)
+    state = first.state_dict()
+    assert state["s"].shape == (3, 6)
+    second = LBFGS(memory=3)
+    second.check_state_dict(state, 6, np.dtype(np.float64))
+    second.load_state_dict(state)
+    x1 = first.minimize(fun, np.ones(6) * 0.5, max_iter=3)[0]
+    x2 = second.minimize(fun, np.ones(6) * 0.5, max_iter=3)[0]
+    np.testing.assert_array_equal(x1, x2)  # the same curvature pairs: the same steps
+    for bad, match in [
+        ({**state, "s": state["s"][:, :5]}, "s and y differ|columns"),
+        ({**state, "y": np.full((3, 6), np.nan)}, "NaN"),
+        ({**state, "s": np.zeros((4, 6)), "y": np.zeros((4, 6))}, "more than memory"),
+        ({**state, "n_evaluations": -1}, "n_evaluations"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            second.check_state_dict(bad, 6, np.dtype(np.float64))

@@ -46,7 +46,9 @@ def test_choices_come_from_the_registries() -> None:
     from handnet.optim.optimizers import OPTIMIZERS
 
     offered = choices()
-    assert offered["optimizers"] == list(OPTIMIZERS)
+    # Every registered optimizer that steps per batch (the page steps one batch at a time).
+    assert offered["optimizers"] == [n for n, c in OPTIMIZERS.items() if not c.full_batch]
+    assert "adam" in offered["optimizers"] and "lbfgs" not in offered["optimizers"]
     assert offered["activations"] == list(hidden_activations())
     assert set(offered["datasets"]) == set(DATASETS)
     assert offered["features"] == list(FEATURES)

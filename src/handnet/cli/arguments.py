@@ -96,8 +96,8 @@ _Subparsers = argparse._SubParsersAction  # argparse's own (private) type for ad
 
 
 def _optimizer_choices() -> tuple[str, ...]:
-    """The update rules by name (the registry's, read when the parser is built) and L-BFGS."""
-    return (*OPTIMIZERS, "lbfgs")
+    """The update rules by name (the registry's, read when the parser is built)."""
+    return tuple(OPTIMIZERS)
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser, labels_help: str) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from numpy.typing import NDArray
 
+from ..optim.optimizers import is_full_batch
 from .arguments import UsageError, _hidden_option
 from .checks import _check_network_fits, _check_output_path
 from .model_files import _save_model
@@ -315,8 +316,8 @@ def _trained_text(
 
     ``lbfgs_stopped`` is what an L-BFGS run that ended before ``--epochs`` says.
     """
-    if args.optimizer == "lbfgs":  # a line search picks each step: no learning rate, no batches
-        unit, settings, stopped = "iterations", "lbfgs, full batch", lbfgs_stopped
+    if is_full_batch(args.optimizer):  # a line search picks each step: no rate, no batches
+        unit, settings, stopped = "iterations", f"{args.optimizer}, full batch", lbfgs_stopped
     else:
         batch = "full batch" if model.batch_size is None else f"batch size {model.batch_size}"
         unit, stopped = "epochs", " (stopped early)"

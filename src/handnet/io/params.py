@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..nn.layers import LAYERS, Layer
-from ..optim.optimizers import LBFGS, OPTIMIZERS, Optimizer
+from ..optim.optimizers import OPTIMIZERS, Optimizer
 from ..optim.schedules import SCHEDULES, Schedule
 from ..training.state import optimizer_types, schedule_types
 from .format import MAX_LAYERS, MAX_SETTING_LENGTH, _Invalid, _is_number, _require
@@ -69,7 +69,7 @@ def _encode_param(value: Any, initial_learning_rate: float | None = None) -> Any
         return [_encode_param(v) for v in value]
     if isinstance(value, dict):
         return {"$dict": [[_encode_scalar(k), _encode_param(v)] for k, v in value.items()]}
-    if isinstance(value, (Optimizer, LBFGS)):
+    if isinstance(value, Optimizer):
         name, settings = _encode_object(value, optimizer_types(), "optimizer")
         if initial_learning_rate is not None and "learning_rate" in settings:
             # A schedule changes optimizer.learning_rate during training; the
@@ -291,8 +291,6 @@ def _optimizer_type_name(value: Any) -> str:
     """The optimizer class a model's ``optimizer`` hyperparameter stands for."""
     if isinstance(value, _ObjectSpec):
         return value.cls.__name__
-    if value == "lbfgs":
-        return "LBFGS"
     _require(
         isinstance(value, str) and value in OPTIMIZERS,
         f"the optimizer hyperparameter {value!r} is not a known optimizer",

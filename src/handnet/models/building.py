@@ -19,7 +19,7 @@ from ..nn.layers import Activation, Dense, Dropout, Layer
 from ..nn.losses import Loss
 from ..nn.network import Sequential
 from ..nn.penalties import get_penalty
-from ..optim.optimizers import LBFGS, Optimizer, get_optimizer
+from ..optim.optimizers import get_optimizer
 from ..optim.schedules import get_schedule
 from ..training import Trainer
 
@@ -81,9 +81,9 @@ def make_trainer(model: Any, network: Sequential, loss: Loss, callbacks: Sequenc
     # learning_rate, ReduceOnPlateau keeps a scale), or a second fit would start
     # from the first one's decayed learning rate.
     optimizer = get_optimizer(copy.deepcopy(model._optimizer()), model._learning_rate())
-    if isinstance(optimizer, (Optimizer, LBFGS)) and not isinstance(model.optimizer, str):
+    if not isinstance(model.optimizer, str):
         optimizer.reset()  # a user's object starts fresh for a fresh fit
-    if isinstance(optimizer, LBFGS) and network.draws_random_numbers(training=True):
+    if optimizer.full_batch and network.draws_random_numbers(training=True):
         raise ValueError(
             "dropout needs a stochastic optimizer; L-BFGS is full-batch only and "
             "assumes the same function at every step"

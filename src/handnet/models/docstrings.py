@@ -28,7 +28,7 @@ def choices() -> dict[str, str]:
     """The placeholders of a template and what they become (the registries' names)."""
     return {
         "{activations}": quoted(hidden_activations()),
-        "{optimizers}": quoted([*OPTIMIZERS, "lbfgs"]),
+        "{optimizers}": quoted(OPTIMIZERS),
         "{schedules}": quoted(SCHEDULES),
         "{initializers}": quoted(INITIALIZERS),
         "{penalties}": quoted(PENALTIES),

@@ -11,7 +11,7 @@ from typing import Any
 from ..data.validation import check_class_weight, check_interval, check_positive, check_random_state
 from ..nn.activations import hidden_activations
 from ..nn.penalties import PENALTIES
-from ..optim.optimizers import LBFGS, Optimizer
+from ..optim.optimizers import Optimizer, is_full_batch
 
 #: The step size of ``optimizer="auto"`` when it picks gradient descent.
 AUTO_LEARNING_RATE = 0.1
@@ -31,7 +31,7 @@ def check_hyperparameters(model: Any) -> None:
         check_positive(model.tol, "tol", allow_zero=True)
     if model.clip_norm is not None:
         check_positive(model.clip_norm, "clip_norm")
-    if not isinstance(model.optimizer, (Optimizer, LBFGS)) and not (
+    if not isinstance(model.optimizer, Optimizer) and not (
         model.learning_rate is None and model._auto_learning_rate
     ):
         check_positive(model.learning_rate, "learning_rate")
@@ -70,10 +70,10 @@ def check_batch_size(batch_size: int | str | None, n_samples: int, incremental: 
 
 
 def resolve_batch_size(
-    optimizer: str | Optimizer | LBFGS, batch_size: int | str | None, n_samples: int
+    optimizer: str | Optimizer, batch_size: int | str | None, n_samples: int
 ) -> int | None:
     """The rows per step for the trainer: ``None`` for a full batch (always for L-BFGS)."""
-    if isinstance(optimizer, LBFGS) or optimizer == "lbfgs":
+    if is_full_batch(optimizer):
         return None
     if batch_size == "auto":
         return min(200, n_samples)
@@ -87,7 +87,7 @@ def has_stochastic_optimizer(model: Any) -> bool:
     ``optimizer="auto"``, which then means L-BFGS, has none.)
     """
     optimizer = model._optimizer()
-    if isinstance(optimizer, LBFGS) or optimizer == "lbfgs":
+    if is_full_batch(optimizer):
         raise AttributeError(
             "partial_fit needs a stochastic optimizer (e.g. optimizer='sgd' or 'adam'); "
             "L-BFGS trains on the full batch only (optimizer='auto' with no learning_rate, "

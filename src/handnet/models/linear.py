@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..optim.optimizers import LBFGS, Optimizer
+from ..optim.optimizers import Optimizer
 from ..optim.schedules import Schedule
 from .classifier import _ClassifierMixin
 
@@ -30,7 +30,7 @@ class _LinearClassifier(_ClassifierMixin):
         batch_size: int | None = None,
         alpha: float = 0.0,
         penalty: str | None = "l2",
-        optimizer: str | Optimizer | LBFGS = "auto",
+        optimizer: str | Optimizer = "auto",
         schedule: str | Schedule = "constant",
         tol: float | None = 1e-4,
         n_iter_no_change: int = 10,

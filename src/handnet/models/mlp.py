@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..nn.layers import Dense
-from ..optim.optimizers import LBFGS, Optimizer
+from ..optim.optimizers import Optimizer
 from ..optim.schedules import Schedule
 from .classifier import _ClassifierMixin
 from .docstrings import with_choices
@@ -155,7 +155,7 @@ class MLPClassifier(_MLPMixin, _ClassifierMixin):
         self,
         hidden_layer_sizes: Sequence[int] | int = (100,),
         activation: str = "relu",
-        optimizer: str | Optimizer | LBFGS = "adam",
+        optimizer: str | Optimizer = "adam",
         learning_rate: float = 1e-3,
         batch_size: int | str | None = "auto",
         max_iter: int = 200,
@@ -237,7 +237,7 @@ class MLPRegressor(_MLPMixin, _RegressorMixin):
         self,
         hidden_layer_sizes: Sequence[int] | int = (100,),
         activation: str = "relu",
-        optimizer: str | Optimizer | LBFGS = "adam",
+        optimizer: str | Optimizer = "adam",
         learning_rate: float = 1e-3,
         batch_size: int | str | None = "auto",
         max_iter: int = 200,

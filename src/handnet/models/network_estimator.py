@@ -40,7 +40,7 @@ from ..data.validation import (
 from ..io import CheckpointRun
 from ..nn.losses import Loss
 from ..nn.network import Sequential
-from ..optim.optimizers import LBFGS, Optimizer, resolve_optimizer
+from ..optim.optimizers import Optimizer, resolve_optimizer
 from ..optim.schedules import Schedule
 from ..training import History, Trainer
 from .building import dense_network, make_trainer
@@ -70,7 +70,7 @@ class _NetworkEstimator(BaseEstimator):
     _default_init = "zeros"
 
     # Declared here so that mypy knows the hyperparameters every subclass stores.
-    optimizer: str | Optimizer | LBFGS
+    optimizer: str | Optimizer
     learning_rate: float | None
     schedule: str | Schedule
     max_iter: int
@@ -105,7 +105,7 @@ class _NetworkEstimator(BaseEstimator):
     def _hidden_layers(self) -> tuple[int, ...]:
         return ()
 
-    def _optimizer(self) -> str | Optimizer | LBFGS:
+    def _optimizer(self) -> str | Optimizer:
         """The ``optimizer`` hyperparameter, with ``"auto"`` resolved."""
         return resolve_optimizer(
             self.optimizer, self.batch_size, self.learning_rate, self.schedule, self.clip_norm

@@ -39,7 +39,7 @@ from ..base import ESTIMATORS
 from ..data.streaming import is_out_of_core
 from ..nn.layers import Activation, Dense, Flatten, Layer, Reshape, Shape, iter_layers
 from ..nn.network import Sequential, build_network
-from ..optim.optimizers import LBFGS, Optimizer
+from ..optim.optimizers import Optimizer
 from ..optim.schedules import Schedule
 from .classifier import _ClassifierMixin
 from .network_estimator import _NetworkEstimator
@@ -280,7 +280,7 @@ class NeuralNetClassifier(_NeuralNetMixin, _ClassifierMixin):
         self,
         layers: Sequence[Layer] | None = None,
         input_shape: Sequence[int] | None = None,
-        optimizer: str | Optimizer | LBFGS = "adam",
+        optimizer: str | Optimizer = "adam",
         learning_rate: float = 1e-3,
         batch_size: int | str | None = "auto",
         max_iter: int = 200,
@@ -333,7 +333,7 @@ class NeuralNetRegressor(_NeuralNetMixin, _RegressorMixin):
         self,
         layers: Sequence[Layer] | None = None,
         input_shape: Sequence[int] | None = None,
-        optimizer: str | Optimizer | LBFGS = "adam",
+        optimizer: str | Optimizer = "adam",
         learning_rate: float = 1e-3,
         batch_size: int | str | None = "auto",
         max_iter: int = 200,

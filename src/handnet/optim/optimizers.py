@@ -10,8 +10,14 @@ The math of each rule is the method ``_update(param, grad, state)``, a few
 lines that can be read on their own next to the formula in the class docstring.
 The formulas and defaults are PyTorch's documented ones (``torch.optim``), so a
 step here equals a step there. Batching, shuffling and schedules live in the
-training loop, not here; :class:`LBFGS` is the exception, being a full-batch
-method that needs to evaluate the loss itself (:meth:`LBFGS.minimize`).
+training loop, not here.
+
+A second kind of optimizer chooses its own steps by evaluating the loss
+(a line search): a :class:`FullBatchOptimizer` such as :class:`LBFGS` is given
+the full-batch objective, ``theta -> (loss, gradient)``, and runs
+:meth:`~FullBatchOptimizer.minimize`, as PyTorch's ``LBFGS.step(closure)`` does.
+Both kinds are registered in :data:`OPTIMIZERS`; the trainer asks which kind an
+optimizer is, never which class.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ class Optimizer:
     #: Entries of :meth:`_init_state` that are scratch space, not state: a checkpoint
     #: leaves them out, and loading one makes them again.
     scratch_keys: ClassVar[tuple[str, ...]] = ()
+    #: Whether the rule minimises the whole objective itself (see :class:`FullBatchOptimizer`).
+    full_batch: ClassVar[bool] = False
 
     def __init__(self, learning_rate: float) -> None:
         self.learning_rate: float = check_positive(learning_rate, "learning_rate")
@@ -109,6 +117,27 @@ class Optimizer:
         self.iterations = int(state["iterations"])
         self.learning_rate = float(state["learning_rate"])
         self.state = [{k: np.array(v, copy=True) for k, v in s.items()} for s in state["state"]]
+
+    def check_state_dict(
+        self, state: dict[str, Any], n_parameters: int, dtype: np.dtype[Any]
+    ) -> None:
+        """Raise ``ValueError`` unless ``state`` (from a file) fits this optimizer.
+
+        The per-parameter state must be what :meth:`state_template` declares for
+        a flat vector of ``n_parameters`` in ``dtype``: the same keys, shapes and
+        dtypes, finite values. (The caller has checked the scalar entries.)
+        """
+        slots = state["state"]
+        if not isinstance(slots, list) or len(slots) > 1:
+            raise ValueError("state must be a list of at most one entry (the flat parameters)")
+        template = self.state_template(np.zeros(n_parameters, dtype))
+        for i, slot in enumerate(slots):
+            if not isinstance(slot, dict) or set(slot) != set(template):
+                keys = sorted(slot) if isinstance(slot, dict) else type(slot).__name__
+                raise ValueError(f"state[{i}] has {keys}, expected {sorted(template)}")
+            for key, value in slot.items():
+                shape, expected_dtype = template[key]
+                _check_state_array(value, f"state[{i}].{key}", shape, expected_dtype)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(learning_rate={self.learning_rate})"
@@ -441,12 +470,73 @@ class SklearnAdam(Optimizer):
         )
 
 
-# --- L-BFGS ------------------------------------------------------------------------------
+def _check_state_array(
+    value: Any, where: str, shape: tuple[int, ...] | None, dtype: np.dtype[Any]
+) -> None:
+    """Refuse a saved state array of another shape (``None``: any 2-D) or dtype, or not finite."""
+    fits = (
+        isinstance(value, np.ndarray)
+        and value.dtype == dtype
+        and (value.ndim == 2 if shape is None else value.shape == shape)
+    )
+    if not fits:
+        expected = "a 2-D array" if shape is None else f"shape {shape}"
+        got = (
+            f"{value.dtype} {value.shape}" if isinstance(value, np.ndarray)
+            else type(value).__name__
+        )
+        raise ValueError(f"{where} must be {dtype} of {expected}, got {got}")
+    if value.dtype.kind == "f" and not np.isfinite(value).all():
+        raise ValueError(f"{where} holds NaN or infinite values")
+
+
+# --- full-batch optimizers: L-BFGS ---------------------------------------------------------
 
 Objective = Callable[[Array], tuple[float, Array]]
 
 
-class LBFGS:
+class FullBatchOptimizer(Optimizer):
+    """An optimizer that minimises the full-batch objective itself (a line search picks steps).
+
+    The trainer hands it ``fun: theta -> (loss, gradient)`` over all the training
+    rows and calls :meth:`minimize`; batches, learning rates, schedules and
+    gradient clipping do not apply (a subclass takes no ``learning_rate``).
+    Each of its iterations is recorded as an epoch. A new one is a subclass
+    with :meth:`minimize` (and its own :meth:`state_dict`, :meth:`load_state_dict`
+    and :meth:`check_state_dict` where it keeps state), registered in
+    :data:`OPTIMIZERS`.
+    """
+
+    full_batch: ClassVar[bool] = True
+    #: Why the last :meth:`minimize` stopped (``"gtol"``, ``"max_iter"``, ...; ``""`` before any).
+    stop_reason: str = ""
+
+    def __init__(self) -> None:
+        # The line search chooses the step; 1.0 is kept for a uniform API.
+        super().__init__(learning_rate=1.0)
+        self.reset()
+
+    def step(self, pairs: Iterable[tuple[Array, Array]]) -> None:
+        raise TypeError(
+            f"{type(self).__name__} minimises the full-batch objective: call minimize() "
+            "(a Trainer or an estimator does), not step()"
+        )
+
+    def minimize(
+        self,
+        fun: Objective,
+        x0: Array,
+        max_iter: int = 100,
+        gtol: float = 1e-6,
+        ftol: float | None = None,
+        callback: Callable[[int, float, Array], bool | None] | None = None,
+        max_evaluations: int | None = None,
+    ) -> tuple[Array, float, Array, bool]:
+        """Minimise ``fun`` from ``x0``; returns ``(x, f, grad, converged)``."""
+        raise NotImplementedError
+
+
+class LBFGS(FullBatchOptimizer):
     r"""Limited-memory BFGS with a strong-Wolfe line search (full batch).
 
     Each iteration builds a quasi-Newton direction :math:`d = -H g` from the last
@@ -499,10 +589,10 @@ class LBFGS:
                 f"first_step must be 'unit_l1' or 'inverse_l2', got {first_step!r}"
             )
         self.first_step = first_step
-        self.learning_rate = 1.0  # the line search chooses the step; kept for a uniform API
-        self.reset()
+        super().__init__()
 
     def reset(self) -> None:
+        super().reset()
         self.s: list[Array] = []
         self.y: list[Array] = []
         self.iterations = 0
@@ -511,6 +601,46 @@ class LBFGS:
         #: ``"line_search"`` (converged), or ``"max_iter"``, ``"max_evaluations"``,
         #: ``"callback"`` (not converged); ``""`` before any.
         self.stop_reason = ""
+
+    def state_dict(self) -> dict[str, Any]:
+        """The curvature pairs and counters: an L-BFGS run resumes exactly from them."""
+        size = len(self.s[0]) if self.s else 0
+        return {
+            "iterations": self.iterations,
+            "n_evaluations": self.n_evaluations,
+            "s": np.array(self.s, dtype=np.float64).reshape(len(self.s), size),
+            "y": np.array(self.y, dtype=np.float64).reshape(len(self.y), size),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.reset()
+        self.s = [np.array(row, dtype=np.float64) for row in state["s"]]
+        self.y = [np.array(row, dtype=np.float64) for row in state["y"]]
+        self.iterations = int(state["iterations"])
+        self.n_evaluations = int(state["n_evaluations"])
+
+    def check_state_dict(
+        self, state: dict[str, Any], n_parameters: int, dtype: np.dtype[Any]
+    ) -> None:
+        """``s`` and ``y``: finite float64 ``(k, n_parameters)``, ``k <= memory``, same shape."""
+        evaluations = state["n_evaluations"]
+        if isinstance(evaluations, bool) or not isinstance(evaluations, int) or evaluations < 0:
+            raise ValueError(f"n_evaluations must be an integer >= 0, got {evaluations!r}")
+        for name in ("s", "y"):
+            pairs = state[name]
+            _check_state_array(pairs, name, None, np.dtype(np.float64))
+            if pairs.shape[0] and pairs.shape[1] != n_parameters:
+                raise ValueError(f"{name} must have {n_parameters} columns, got {pairs.shape}")
+            if pairs.shape[0] > self.memory:
+                raise ValueError(f"{name} holds {pairs.shape[0]} pairs, more than memory")
+        if state["s"].shape != state["y"].shape:
+            raise ValueError(f"s and y differ in shape: {state['s'].shape} vs {state['y'].shape}")
+
+    def __repr__(self) -> str:
+        return (
+            f"LBFGS(memory={self.memory}, c1={self.c1}, c2={self.c2}, "
+            f"max_line_search={self.max_line_search}, first_step={self.first_step!r})"
+        )
 
     def direction(self, grad: Array) -> Array:
         """The two-loop recursion: :math:`-H g` from the stored pairs."""
@@ -714,11 +844,26 @@ OPTIMIZERS: Registry[type[Optimizer]] = Registry(
         ("rmsprop", RMSProp),
         ("adam", Adam),
         ("adamw", AdamW),
+        ("lbfgs", LBFGS),
     ],
 )
 """Update rules by name (``OPTIMIZERS.register(name, cls)`` adds one: the models, the
-command line and model files then know it); ``"lbfgs"`` is handled by the models
-(full batch only)."""
+command line and model files then know it)."""
+
+
+def is_full_batch(optimizer: Any) -> bool:
+    """Whether ``optimizer`` (an object, or a registered name) minimises the full batch itself."""
+    if isinstance(optimizer, str):
+        cls = OPTIMIZERS.get(optimizer)
+        return cls is not None and cls.full_batch
+    return isinstance(optimizer, Optimizer) and optimizer.full_batch
+
+
+def make_optimizer(cls: type[Optimizer], learning_rate: float) -> Optimizer:
+    """An instance of a registered class, as a name builds it (a line search takes no rate)."""
+    if cls.full_batch:
+        return cls()  # type: ignore[call-arg]
+    return cls(learning_rate=learning_rate)
 
 
 def resolve_optimizer(
@@ -747,17 +892,15 @@ def resolve_optimizer(
     return "sgd" if steps_asked else "lbfgs"
 
 
-def get_optimizer(optimizer: str | Optimizer | LBFGS, learning_rate: float) -> Optimizer | LBFGS:
+def get_optimizer(optimizer: str | Optimizer, learning_rate: float) -> Optimizer:
     """An optimizer from its name (with the given learning rate) or the object itself."""
-    if isinstance(optimizer, (Optimizer, LBFGS)):
+    if isinstance(optimizer, Optimizer):
         return optimizer
-    if optimizer == "lbfgs":
-        return LBFGS()
     try:
         cls = OPTIMIZERS[optimizer]
     except (KeyError, TypeError):
         raise ValueError(
-            f"unknown optimizer {optimizer!r}; choose one of {[*sorted(OPTIMIZERS), 'lbfgs']} "
+            f"unknown optimizer {optimizer!r}; choose one of {sorted(OPTIMIZERS)} "
             "or pass an Optimizer object"
         ) from None
-    return cls(learning_rate=learning_rate)
+    return make_optimizer(cls, learning_rate)

@@ -84,6 +84,12 @@ class Settings:
         return DATASETS[self.dataset].task
 
 
+def stepping_optimizers() -> tuple[str, ...]:
+    """The registered optimizers that step per batch: the page steps a batch at a time
+    (a full-batch line search such as L-BFGS has no single step to show)."""
+    return OPTIMIZERS.names(lambda cls: not cls.full_batch)
+
+
 def choices() -> dict[str, Any]:
     """What the page offers, read from the registries (never a list typed twice)."""
     return {
@@ -91,7 +97,7 @@ def choices() -> dict[str, Any]:
                      for name, d in DATASETS.items()},
         "features": list(FEATURES),
         "activations": list(hidden_activations()),
-        "optimizers": list(OPTIMIZERS),
+        "optimizers": list(stepping_optimizers()),
         "outputs": dict(OUTPUTS),
         "limits": {"max_points": MAX_POINTS, "min_points": MIN_POINTS,
                    "max_hidden_layers": MAX_HIDDEN_LAYERS, "max_units": MAX_UNITS},
@@ -171,7 +177,7 @@ def parse_settings(raw: Any) -> Settings:
         hidden=tuple(_integer(width, "hidden layer size", 1, MAX_UNITS) for width in hidden),
         activation=_name(values["activation"], "activation", hidden_activations()),
         output=_name(values["output"], "output", OUTPUTS),
-        optimizer=_name(values["optimizer"], "optimizer", OPTIMIZERS),
+        optimizer=_name(values["optimizer"], "optimizer", stepping_optimizers()),
         learning_rate=_number(values["learning_rate"], "learning_rate", 0.0, 10.0,
                               open_low=True),
         batch_size=_integer(values["batch_size"], "batch_size", 0, MAX_POINTS),

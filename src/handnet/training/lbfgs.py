@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from ..data.streaming import RowBlocks
 from ..exceptions import DivergenceError
-from ..optim.optimizers import LBFGS
+from ..optim.optimizers import FullBatchOptimizer
 from .protocol import TrainerView
 from .safety import divergence_message
 from .stopping import Validation
@@ -28,7 +28,7 @@ def fit_lbfgs(
 ) -> None:
     """Run up to ``max_iter`` L-BFGS iterations (see :meth:`Trainer.fit`)."""
     optimizer = trainer.optimizer
-    assert isinstance(optimizer, LBFGS)
+    assert isinstance(optimizer, FullBatchOptimizer)
     network = trainer.network
     interrupt = trainer._interrupt
     # LBFGS.minimize's own default, spelled out so that a resumed run makes

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from ..data.streaming import RowBlocks
 from ..nn.losses import Loss
 from ..nn.network import Sequential
-from ..optim.optimizers import LBFGS, Optimizer
+from ..optim.optimizers import Optimizer
 from ..optim.schedules import Schedule
 from .fastpath import SeedKernels
 from .history import EpochProgress, History, PenaltyMean
@@ -66,7 +66,7 @@ class TrainerView(Protocol):
     def loss(self) -> Loss: ...
 
     @property
-    def optimizer(self) -> Optimizer | LBFGS: ...
+    def optimizer(self) -> Optimizer: ...
 
     @property
     def current_lr(self) -> float: ...

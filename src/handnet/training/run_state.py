@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from ..optim.optimizers import LBFGS
 from .history import EpochProgress, History, PenaltyMean
 from .protocol import TrainerView
 from .state import check_rng_state, check_trainer_state, copy_tree
@@ -50,18 +49,12 @@ def state_dict(trainer: TrainerView) -> dict[str, Any]:
 
 def _optimizer_state(trainer: TrainerView) -> dict[str, Any]:
     optimizer = trainer.optimizer
-    if isinstance(optimizer, LBFGS):
-        n = trainer.network.n_parameters
+    record = {"type": type(optimizer).__name__, **optimizer.state_dict()}
+    if optimizer.full_batch:
+        # The full-batch driver's last decrease: a resumed run makes the same stop test.
         pending = trainer._lbfgs_pending
-        return {
-            "type": "LBFGS",
-            "iterations": optimizer.iterations,
-            "n_evaluations": optimizer.n_evaluations,
-            "s": np.array(optimizer.s, dtype=np.float64).reshape(-1, n),
-            "y": np.array(optimizer.y, dtype=np.float64).reshape(-1, n),
-            "pending": None if pending is None else list(pending),
-        }
-    return {"type": type(optimizer).__name__, **optimizer.state_dict()}
+        record["pending"] = None if pending is None else list(pending)
+    return record
 
 
 def _progress_state(
@@ -143,15 +136,8 @@ def _load_rng(trainer: TrainerView, rng_state: dict[str, Any]) -> None:
 
 
 def _load_optimizer(trainer: TrainerView, opt: dict[str, Any]) -> None:
-    optimizer = trainer.optimizer
-    if isinstance(optimizer, LBFGS):
-        optimizer.reset()
-        optimizer.s = list(opt["s"])
-        optimizer.y = list(opt["y"])
-        optimizer.iterations = opt["iterations"]
-        optimizer.n_evaluations = opt["n_evaluations"]
-        pending = opt["pending"]
-        trainer._lbfgs_pending = None if pending is None else (pending[0], pending[1])
-    else:
-        optimizer.load_state_dict({k: v for k, v in opt.items() if k != "type"})
-        trainer._lbfgs_pending = None
+    trainer.optimizer.load_state_dict(
+        {k: v for k, v in opt.items() if k not in ("type", "pending")}
+    )
+    pending = opt.get("pending")
+    trainer._lbfgs_pending = None if pending is None else (pending[0], pending[1])

@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 import numpy as np
 from numpy.typing import NDArray
 
-from ..optim.optimizers import LBFGS, OPTIMIZERS, Optimizer
+from ..optim.optimizers import OPTIMIZERS, Optimizer, make_optimizer
 from ..optim.schedules import SCHEDULES, Schedule
 
 Array = NDArray[np.floating]
@@ -34,13 +34,13 @@ BIT_GENERATORS: dict[str, Callable[[], np.random.BitGenerator]] = {
     "SFC64": np.random.SFC64,
 }
 
-def optimizer_types() -> dict[str, type[Optimizer] | type[LBFGS]]:
-    """Optimizer classes a file may name, by class name: those registered now, and L-BFGS.
+def optimizer_types() -> dict[str, type[Optimizer]]:
+    """Optimizer classes a file may name, by class name: those registered now.
 
     Read from :data:`handnet.optim.optimizers.OPTIMIZERS` at each call, so that an update rule
     a user registers is saved, loaded and resumed like the library's own.
     """
-    return {**{cls.__name__: cls for cls in OPTIMIZERS.values()}, "LBFGS": LBFGS}
+    return {cls.__name__: cls for cls in OPTIMIZERS.values()}
 
 
 def schedule_types() -> dict[str, type[Schedule]]:
@@ -292,7 +292,7 @@ def check_trainer_state(
     dtype: np.dtype[Any],
     optimizer_type: str | None = None,
     schedule_type: str | None = None,
-    optimizer: Optimizer | LBFGS | None = None,
+    optimizer: Optimizer | None = None,
 ) -> None:
     """Raise ``ValueError`` unless ``state`` is a valid :meth:`Trainer.state_dict`.
 
@@ -386,7 +386,7 @@ def _check_optimizer_state(
     n_parameters: int,
     dtype: np.dtype[Any],
     expected_type: str | None,
-    optimizer: Optimizer | LBFGS | None = None,
+    optimizer: Optimizer | None = None,
 ) -> None:
     """The optimizer's part of a trainer state.
 
@@ -406,49 +406,29 @@ def _check_optimizer_state(
         allowed = expected_type or sorted(optimizer_types())
         _fail("optimizer.type", f"is {kind!r}, expected {allowed}")
     cls = optimizer_types()[kind]
-    if cls is LBFGS:
-        keys = {"type", "iterations", "n_evaluations", "s", "y", "pending"}
-        state = _check_keys(state, "optimizer", keys)
-        _check_int(state["iterations"], "optimizer.iterations")
-        _check_int(state["n_evaluations"], "optimizer.n_evaluations")
-        s, y = state["s"], state["y"]
-        for name, pairs in (("s", s), ("y", y)):
-            if not (
-                isinstance(pairs, np.ndarray)
-                and pairs.ndim == 2
-                and pairs.shape[1] == n_parameters
-                and pairs.dtype == np.float64
-                and np.isfinite(pairs).all()
-            ):
-                _fail(f"optimizer.{name}", f"must be a finite float64 array (k, {n_parameters})")
-        if s.shape != y.shape:
-            _fail("optimizer", f"s and y differ in shape: {s.shape} vs {y.shape}")
-        pending = state["pending"]
-        if pending is not None:
-            if not (isinstance(pending, list) and len(pending) == 2):
-                _fail("optimizer.pending", "must be null or [f, decrease]")
-            for i, value in enumerate(pending):
-                _check_float(value, f"optimizer.pending[{i}]")
-        return
-    assert issubclass(cls, Optimizer)
-    state = _check_keys(state, "optimizer", {"type", "iterations", "learning_rate", "state"})
-    _check_int(state["iterations"], "optimizer.iterations")
-    _check_float(state["learning_rate"], "optimizer.learning_rate", positive=True)
-    slots = state["state"]
-    if not isinstance(slots, list) or len(slots) > 1:
-        _fail("optimizer.state", "must be a list of at most one entry (the flat parameters)")
     if not (isinstance(optimizer, cls) and type(optimizer) is cls):
         try:
-            optimizer = cls(learning_rate=1.0)  # as names are built (get_optimizer)
+            optimizer = make_optimizer(cls, 1.0)  # as names are built (get_optimizer)
         except Exception as error:  # a user's class without defaults: say so
             _fail("optimizer", f"cannot make a {kind} to check its state against ({error})")
     assert isinstance(optimizer, Optimizer)
-    template = optimizer.state_template(np.zeros(n_parameters, dtype))
-    for i, slot in enumerate(slots):
-        slot = _check_keys(slot, f"optimizer.state[{i}]", set(template))
-        for key, value in slot.items():
-            shape, kind_dtype = template[key]
-            _check_array(value, f"optimizer.state[{i}].{key}", shape, kind_dtype)
+    # What the optimizer's own state_dict holds; a full-batch one's record also keeps
+    # the driver's last decrease ("pending", see training.lbfgs).
+    keys = {"type", *optimizer.state_dict()} | ({"pending"} if cls.full_batch else set())
+    state = _check_keys(state, "optimizer", keys)
+    _check_int(state["iterations"], "optimizer.iterations")
+    if "learning_rate" in state:
+        _check_float(state["learning_rate"], "optimizer.learning_rate", positive=True)
+    pending = state.get("pending")
+    if pending is not None:
+        if not (isinstance(pending, list) and len(pending) == 2):
+            _fail("optimizer.pending", "must be null or [f, decrease]")
+        for i, value in enumerate(pending):
+            _check_float(value, f"optimizer.pending[{i}]")
+    try:
+        optimizer.check_state_dict(dict(state), n_parameters, dtype)
+    except (ValueError, TypeError, KeyError) as error:
+        _fail("optimizer", str(error))
 
 
 def check_epoch_order(

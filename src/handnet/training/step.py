@@ -12,7 +12,7 @@ from ..data.streaming import RowBlocks
 from ..nn.losses import Loss
 from ..nn.network import Sequential
 from ..nn.penalties import L2, Penalty, as_penalty
-from ..optim.optimizers import LBFGS, Optimizer
+from ..optim.optimizers import Optimizer
 
 Array = NDArray[np.floating]
 
@@ -41,7 +41,7 @@ class Step:
         self,
         network: Sequential,
         loss: Loss,
-        optimizer: Optimizer | LBFGS,
+        optimizer: Optimizer,
         penalty: Penalty | float | None,
         clip_norm: float | None,
     ) -> None:

@@ -24,7 +24,7 @@ from ..exceptions import DivergenceError
 from ..nn.losses import Loss
 from ..nn.network import Sequential
 from ..nn.penalties import Penalty
-from ..optim.optimizers import LBFGS, Optimizer
+from ..optim.optimizers import Optimizer
 from ..optim.schedules import Constant, Schedule
 from . import loops, run_state
 from .epochs import fit_epochs
@@ -88,7 +88,8 @@ class Trainer:
     ----------
     network : Sequential
     loss : Loss
-    optimizer : Optimizer or LBFGS
+    optimizer : Optimizer
+        A stepping rule, or a full-batch one (L-BFGS) that minimises the objective itself.
     rng : numpy.random.Generator
         The model's generator: shuffling and dropout draw from it alone.
     batch_size : int or None
@@ -136,7 +137,7 @@ class Trainer:
         self,
         network: Sequential,
         loss: Loss,
-        optimizer: Optimizer | LBFGS,
+        optimizer: Optimizer,
         rng: np.random.Generator,
         batch_size: int | None = None,
         schedule: Schedule | None = None,
@@ -203,7 +204,7 @@ class Trainer:
 
     network: _Kept[Sequential] = _Kept("_step")
     loss: _Kept[Loss] = _Kept("_step")
-    optimizer: _Kept[Optimizer | LBFGS] = _Kept("_step")
+    optimizer: _Kept[Optimizer] = _Kept("_step")
     l2: _Kept[float] = _Kept("_step")
     penalty: _Kept[Penalty | None] = _Kept("_step")
     clip_norm: _Kept[float | None] = _Kept("_step")
@@ -373,7 +374,7 @@ class Trainer:
                 self._seed_kernel_applies(), max_iter, self.tol, self.n_iter_no_change
             )
             try:
-                if isinstance(self.optimizer, LBFGS):
+                if self.optimizer.full_batch:
                     fit_lbfgs(self, X, Y, sample_weight, max_iter, validation)
                 else:
                     fit_epochs(self, X, Y, sample_weight, max_iter, validation)
