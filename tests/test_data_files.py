@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from handnet.data import files as data_files
 from handnet.data.files import (
     DataFileError,
     Dataset,
@@ -228,7 +227,7 @@ def test_the_expansion_limit_can_be_raised(
     assert read_csv(small, target="y", max_expansion=1.5).X.shape[0] == 2**20 // 6
     # With that floor lowered to 1 MiB (to keep the test small), 2 MiB of text from a
     # 2 KB file are refused at the default ratio and read with a larger one.
-    monkeypatch.setattr(data_files, "MIN_DECOMPRESSED_LIMIT", 2**20)
+    monkeypatch.setattr("handnet.data.dataset.MIN_DECOMPRESSED_LIMIT", 2**20)
     bomb = write_bomb(tmp_path / "regular.csv.gz", 2)
     with pytest.raises(DataFileError, match="decompression bomb"):
         read_csv(bomb, target="y")

@@ -243,6 +243,8 @@ def _read_with_spec(
 
 
 def _max_expansion(args: argparse.Namespace) -> float:
-    from .reading import _max_expansion as limit
+    """``--max-expansion``, or the readers' default when the command has no such option."""
+    from ..data.files import DEFAULT_MAX_EXPANSION
 
-    return limit(args)
+    value = getattr(args, "max_expansion", None)
+    return DEFAULT_MAX_EXPANSION if value is None else float(value)

@@ -9,14 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from .arguments import UsageError
-from .columns import _read_with_spec, _refuse_csv_options
-
-
-def _max_expansion(args: argparse.Namespace) -> float:
-    from ..data.files import DEFAULT_MAX_EXPANSION
-
-    value = getattr(args, "max_expansion", None)
-    return DEFAULT_MAX_EXPANSION if value is None else float(value)
+from .columns import _max_expansion, _read_with_spec, _refuse_csv_options
 
 
 def _read_for_model(model: Any, args: argparse.Namespace, need_labels: bool) -> Any:

@@ -38,6 +38,7 @@ from .columns import (
     _choose_task,
     _csv_options,
     _fit_preprocessing,
+    _max_expansion,
     _model_spec,
     _refuse_csv_options,
     _scale_hint,
@@ -59,7 +60,6 @@ from .fitting import (
 )
 from .model_files import _describe_model
 from .progress import TrainingProgress
-from .reading import _max_expansion
 from .streamed import _needs_streaming, _open_streamed, _run_train_streamed
 from .text import _note, _short_list
 

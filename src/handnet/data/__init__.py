@@ -4,7 +4,10 @@
 module             what it holds
 =================  ==========================================================
 ``validation``     checks of user arrays (shape, dtype, finiteness), clear errors
-``files``          CSV, NPZ and IDX files read into arrays
+``dataset``        ``Dataset`` (what a reader returns), ``DataFileError``, bounded text
+``csv_reader``     CSV files: header or not, columns by name or position, missing cells
+``files``          NPZ, NPY and IDX files, and ``load_dataset`` (any format, by content)
+``preprocessing``  imputation and one-hot text columns, learned and saved with a model
 ``streaming``      ``RowBlocks``: out-of-core data (memmap, zarr, h5py, Dask)
 ``blocks``         a full-batch loss and gradient summed over row blocks
 ``cluster``        the same sums on Dask workers (needs ``handnet[dask]``)

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .files import (
+from .dataset import (
     _CHUNK_ROWS,
     _DECIMAL_COMMA,
     DEFAULT_MAX_EXPANSION,

@@ -15,7 +15,7 @@ Bytes rather than JSON numbers: a frame of a 6 x 16 network stays near 60 kB.
 from __future__ import annotations
 
 import base64
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,11 +26,33 @@ from ..nn.layers import Activation, Dense
 from ..nn.losses import MeanSquaredError
 from ..nn.network import Sequential
 from .data import features, grid
-
-if TYPE_CHECKING:
-    from .sessions import Session
+from .settings import Settings
 
 Array = NDArray[np.float64]
+
+
+class Session(Protocol):
+    """What a frame reads of a tab's run (:class:`.sessions.Session` is one)."""
+
+    settings: Settings
+    model: Any
+    classes: NDArray[Any] | None
+    F_train: Array
+    F_test: Array
+    y_train: NDArray[Any]
+    y_test: NDArray[Any]
+    bounds: tuple[float, float, float, float]
+    steps: int
+    epoch: int
+    playing: bool
+    curve: list[list[float]]
+
+    @property
+    def network(self) -> Sequential: ...
+
+    def record_curve(self, values: dict[str, float]) -> None: ...
+
+    def steps_per_second(self) -> float: ...
 
 BOUNDARY_GRID = 64
 UNIT_GRID = 24

@@ -9,7 +9,7 @@ digit for digit, and saves the model (:func:`handnet.save`).
 
 from __future__ import annotations
 
-from .sessions import model_spec
+from .building import model_spec
 from .settings import Settings
 
 

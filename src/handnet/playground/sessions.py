@@ -30,13 +30,14 @@ from numpy.typing import NDArray
 
 from ..exceptions import DivergenceError
 from ..io import save
-from ..models import LogisticRegression, MLPClassifier, MLPRegressor, SoftmaxRegression
 from ..nn.losses import get_loss
 from ..nn.network import Sequential
 from ..optim.optimizers import OPTIMIZERS, Optimizer
+from .building import build_model
 from .data import DATASETS, features, make_data, plane_bounds, split
 from .explain import explain_step
 from .frames import frame_payload, scores
+from .script import reproduction_script
 from .settings import OUTPUTS, PlaygroundError, Settings, parse_settings
 
 Array = NDArray[np.float64]
@@ -48,34 +49,6 @@ class _NoUpdate(Optimizer):
 
     def step(self, pairs: Any) -> None:
         """Do nothing."""
-
-
-def model_spec(settings: Settings) -> tuple[type, dict[str, Any]]:
-    """The handnet estimator class for ``settings`` and its keyword arguments."""
-    kwargs: dict[str, Any] = {}
-    if settings.task == "regression":
-        cls: type = MLPRegressor
-    elif settings.hidden:
-        cls = MLPClassifier
-    else:
-        cls = SoftmaxRegression if settings.output == "softmax" else LogisticRegression
-    if cls in (MLPClassifier, MLPRegressor):
-        kwargs.update(hidden_layer_sizes=settings.hidden, activation=settings.activation,
-                      dropout=settings.dropout if settings.hidden else 0.0)
-    kwargs.update(
-        optimizer=settings.optimizer, learning_rate=settings.learning_rate,
-        batch_size=None if settings.batch_size == 0 else settings.batch_size,
-        alpha=settings.l2, tol=None, shuffle=False, random_state=settings.seed,
-    )
-    return cls, kwargs
-
-
-def build_model(settings: Settings, optimizer: Any = None) -> Any:
-    """The handnet estimator for ``settings`` (``optimizer`` overrides the named one)."""
-    cls, kwargs = model_spec(settings)
-    if optimizer is not None:
-        kwargs["optimizer"] = optimizer
-    return cls(**kwargs)
 
 
 class Session:
@@ -299,8 +272,6 @@ class Session:
 
     def script(self) -> str:
         """A Python script that reproduces this run (:func:`.script.reproduction_script`)."""
-        from .script import reproduction_script
-
         return reproduction_script(self.settings, self.steps)
 
 
