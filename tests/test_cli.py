@@ -915,3 +915,39 @@ def test_gradcheck_of_a_model_with_huge_weights_reports_round_off(tmp_path: Path
     assert re.search(r"2: Dense\(4, 1\)\s+\S+\s+round-off", result.stdout), result.stdout
     assert re.search(r"0: Dense\(2, 4\)\s+\S+\s+ok", result.stdout), result.stdout
     assert result.stdout.strip().splitlines()[-1].startswith("inconclusive:")
+
+
+def test_evaluate_plots_a_confusion_matrix_or_predicted_against_true(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    pytest.importorskip("matplotlib")
+    model_file = tmp_path / "spirals.npz"
+    trained = run("train", str(files["spirals"]), "--model", "softmax", "--epochs", "20",
+                  "--save", str(model_file), "--quiet")
+    assert trained.returncode == 0, trained.stderr
+    picture = tmp_path / "confusion.png"
+    result = run("evaluate", str(model_file), str(files["spirals"]), "--plot", str(picture))
+    assert result.returncode == 0, result.stderr
+    assert f"plot: {picture}" in result.stdout
+    width, height = png_size(picture)
+    assert width > 200 and height > 200
+
+    # A regressor: its predictions against the true values.
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 2))
+    target = 3 * X[:, 0] - X[:, 1] + 0.1 * rng.standard_normal(120)
+    table = write_csv(tmp_path / "line.csv", ["a", "b", "target"],
+                      [[f"{a:.5f}", f"{b:.5f}", f"{t:.5f}"] for (a, b), t in zip(X, target,
+                                                                                 strict=True)])
+    regressor = tmp_path / "line.npz"
+    trained = run("train", str(table), "--target", "target", "--model", "linear",
+                  "--epochs", "50", "--save", str(regressor), "--quiet")
+    assert trained.returncode == 0, trained.stderr
+    scatter = tmp_path / "scatter.png"
+    result = run("evaluate", str(regressor), str(table), "--target", "target",
+                 "--plot", str(scatter))
+    assert result.returncode == 0, result.stderr
+    assert "R^2" in result.stdout and scatter.exists()
+    # A path that cannot be written is refused before any work.
+    refused = run("evaluate", str(regressor), str(table), "--plot", str(tmp_path / "no" / "x.png"))
+    assert refused.returncode != 0 and "x.png" in refused.stderr

@@ -145,8 +145,8 @@ def test_info_names_the_objective_and_the_data_loss(
     handnet.save(_gd(4), path)
     assert main(["info", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "(that loss is the objective: the data loss plus the L2 term)" in out
-    assert re.search(r"data loss \(no L2 term, like the validation loss\): last [\d.]+", out)
+    assert re.search(r"objective \(loss \+ penalty\): first [\d.]+", out)
+    assert re.search(r"data loss \(no penalty, like the validation loss\): last [\d.]+", out)
     handnet.save(_gd(4, alpha=0.0), path)
     assert main(["info", str(path)]) == 0
     assert "data loss" not in capsys.readouterr().out

@@ -316,3 +316,15 @@ def test_a_warm_started_model_is_drawn_whole(moons: tuple[np.ndarray, np.ndarray
     for name in ("training loss", "validation loss", "validation accuracy"):
         assert curves.series[name][0] == list(range(1, 11)), name
     assert curves.series["training loss"][1] == model.loss_curve_  # alpha=0: the data loss
+
+
+def test_predicted_vs_true_draws_the_points_the_diagonal_and_r2() -> None:
+    truth = np.array([0.0, 1.0, 2.0, 3.0])
+    predicted = np.array([0.5, 1.0, 2.0, 2.5])
+    ax = plot.predicted_vs_true(truth, predicted)
+    points = ax.collections[0].get_offsets()
+    np.testing.assert_array_equal(np.asarray(points), np.c_[truth, predicted])
+    r2 = 1 - np.sum((truth - predicted) ** 2) / np.sum((truth - truth.mean()) ** 2)
+    assert ax.get_title() == f"predicted vs true (R² {r2:.3f})"
+    assert ax.lines[0].get_label() == "y = x"
+    assert plot.clipped_texts(ax.figure) == []

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from typing import IO
+from collections.abc import Callable
+from typing import IO, Any
 
 import numpy as np
 
 from .arguments import _FORMATTER, _add_data_arguments, _Subparsers
+from .checks import _check_output_path, _require_matplotlib
 from .model_files import _describe_model, _is_classifier, _load_estimator
 from .reading import _columns_checked, _read_for_model
 from .text import _short_list
@@ -29,15 +31,23 @@ def _add_evaluate(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
             "one of the model's features. A regressor is scored by R^2, the mean absolute\n"
             "error (MAE) and the root mean squared error (RMSE)."
         ),
-        epilog="example:\n  handnet evaluate model.npz test.csv --target label",
+        epilog=(
+            "example:\n  handnet evaluate model.npz test.csv --target label --plot confusion.png"
+        ),
     )
     evaluate.add_argument("model", metavar="MODEL", help="a model file (handnet train --save)")
     _add_data_arguments(evaluate, "IDX: the file of labels that goes with the images")
+    evaluate.add_argument("--plot", metavar="FILE.png",
+                          help="write the confusion matrix (a regressor: predicted against true "
+                          "values) to a PNG")
 
 
 def _run_evaluate(args: argparse.Namespace, out: IO[str]) -> int:
     from ..metrics import classification_report
 
+    _check_output_path(args.plot)
+    if args.plot:
+        _require_matplotlib()
     model = _load_estimator(args.model, "evaluate")
     data = _read_for_model(model, args, need_labels=True)
     assert data.y is not None
@@ -50,6 +60,8 @@ def _run_evaluate(args: argparse.Namespace, out: IO[str]) -> int:
                       f"examples: {len(data.y)}\nR^2: {r2:.4f}\n"
                       f"mean absolute error (MAE): {mae:.6g}\n"
                       f"root mean squared error (RMSE): {rmse:.6g}\n")
+            if args.plot:
+                _write_plot(args, out, lambda plot: plot.predicted_vs_true(data.y, predictions))
             return 0
         log_proba = model.predict_log_proba(data.X)
     known = set(model.classes_.tolist())
@@ -66,4 +78,16 @@ def _run_evaluate(args: argparse.Namespace, out: IO[str]) -> int:
     unseen = [label for label in report.labels if label not in known]
     if unseen:
         out.write(f"note: labels the model never saw in training (always wrong): {unseen}\n")
+    if args.plot:
+        _write_plot(
+            args, out, lambda plot: plot.confusion_matrix(data.y, predictions, report.labels)
+        )
     return 0
+
+
+def _write_plot(args: argparse.Namespace, out: IO[str], draw: Callable[[Any], Any]) -> None:
+    """Draw one panel with ``draw(handnet.plot)`` and save its figure to ``--plot``."""
+    from .. import plot
+
+    ax = draw(plot)
+    out.write(f"plot: {plot.save_figure(ax.figure, args.plot)}\n")

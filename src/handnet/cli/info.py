@@ -100,8 +100,9 @@ def _write_history(model: Any, out: IO[str]) -> None:
         write("  (not recorded in this file)\n")
         return
     write(f"  epochs: {getattr(model, 'n_iter_', len(losses))}\n")
-    write(f"  loss: first {losses[0]:.6g}, last {losses[-1]:.6g}, lowest {min(losses):.6g} "
-          f"(epoch {int(np.argmin(losses)) + 1})\n")
+    # loss_curve_ is the objective: the data loss plus the penalty (0 without one).
+    write(f"  objective (loss + penalty): first {losses[0]:.6g}, last {losses[-1]:.6g}, "
+          f"lowest {min(losses):.6g} (epoch {int(np.argmin(losses)) + 1})\n")
     _write_data_loss(model, out, losses)
     scores = list(getattr(model, "validation_scores_", None) or [])
     validation_losses = list(getattr(model, "validation_loss_curve_", None) or [])
@@ -117,11 +118,10 @@ def _write_history(model: Any, out: IO[str]) -> None:
 
 
 def _write_data_loss(model: Any, out: IO[str], losses: list[float]) -> None:
-    """The training loss without the L2 term, when it differs from ``loss`` (the objective)."""
+    """The training loss without the penalty, when it differs from the objective."""
     history = getattr(model, "history_", None)
     recorded = history.to_dict()["data_loss"] if history is not None else []
     data_loss = [v for v in recorded if not np.isnan(v)]  # NaN: not recorded (older files)
     if data_loss and data_loss != losses[-len(data_loss):]:
-        out.write(f"  (that loss is the objective: the data loss plus the L2 term)\n"
-                  f"  data loss (no L2 term, like the validation loss): last {data_loss[-1]:.6g}, "
+        out.write(f"  data loss (no penalty, like the validation loss): last {data_loss[-1]:.6g}, "
                   f"lowest {min(data_loss):.6g}\n")

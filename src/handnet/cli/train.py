@@ -380,8 +380,8 @@ def _plot_recorder(
         return None, callbacks
     from ..plot import TrainingCurves
 
-    curves = TrainingCurves()
-    # Training accuracy on at most 2000 rows: the curve's shape costs little.
+    curves = TrainingCurves(score_name=_score_name(model))
+    # Training accuracy (R²) on at most 2000 rows: the curve's shape costs little.
     n_train = split.X_fit.shape[0]
     sample = np.random.default_rng([args.seed, 3]).permutation(n_train)[:2000]
     X_sample, y_sample = split.X_fit[sample], split.y_fit[sample]
@@ -389,7 +389,8 @@ def _plot_recorder(
     def record(trainer: Any) -> None:
         # The validation loss and accuracy the model records itself (its early
         # stopping watches them); the training accuracy is the plot's own.
-        curves.add("training accuracy", trainer.epoch, model.score(X_sample, y_sample))
+        curves.add(f"training {curves.score_name}", trainer.epoch,
+                   model.score(X_sample, y_sample))
 
     callbacks.append(record)
     return curves, callbacks
@@ -452,15 +453,27 @@ def regression_numbers(predictions: NDArray[Any], y: NDArray[Any]) -> tuple[floa
     return r2, float(np.mean(np.abs(residual))), float(np.sqrt(np.mean(residual**2)))
 
 
+def _score_name(model: Any) -> str:
+    """What ``model.score`` measures: accuracy for a classifier, R² for a regressor."""
+    return "accuracy" if getattr(model, "_is_classifier", True) else "R²"
+
+
 def _write_plot(
     args: argparse.Namespace, out: IO[str], model: Any, data: Any, curves: Any
 ) -> None:
     """The training curves (and, for 2 features, the decision boundary) in ``--plot``."""
     from ..plot import save_figure, training_figure
 
-    curves.extend("training loss", model.loss_curve_)
+    # Like against like: the training data loss (no L2 term) beside the validation loss;
+    # the objective only where a model recorded no data loss.
+    history = getattr(model, "history_", None)
+    data_loss = list(getattr(history, "data_loss", None) or [])
+    if data_loss:
+        curves.extend("training loss", data_loss)
+    else:
+        curves.extend("training objective (loss + L2)", model.loss_curve_)
     curves.extend("validation loss", getattr(model, "validation_loss_curve_", None) or [])
-    curves.extend("validation accuracy", model.validation_scores_ or [])
+    curves.extend(f"validation {curves.score_name}", model.validation_scores_ or [])
     curves.kept_epoch = getattr(model, "best_epoch_", None)
     boundary = data.n_features == 2 and hasattr(model, "classes_")
     figure = training_figure(

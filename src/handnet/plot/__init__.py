@@ -53,7 +53,7 @@ from ._boundary import (
     plot_hidden_units,
 )
 from ._curves import TrainingCurves, as_curves, curves, plot_curves
-from ._figures import confusion_matrix, plot_weights, training_figure
+from ._figures import confusion_matrix, plot_weights, predicted_vs_true, training_figure
 
 __all__ = [
     "DPI",
@@ -77,6 +77,7 @@ __all__ = [
     "plot_decision_boundary",
     "plot_hidden_units",
     "plot_weights",
+    "predicted_vs_true",
     "save_figure",
     "training_figure",
 ]

@@ -1,4 +1,5 @@
-"""Learned weights next to a teacher's, a confusion matrix, and the composed training figure."""
+"""Learned weights next to a teacher's, a confusion matrix, predicted against true values,
+and the composed training figure."""
 
 from __future__ import annotations
 
@@ -144,6 +145,38 @@ def confusion_matrix(
     ax.set_ylabel("true class")
     accuracy = float(np.trace(counts)) / max(int(counts.sum()), 1)
     ax.set_title(title if title is not None else f"confusion matrix (accuracy {accuracy:.3f})")
+    return ax
+
+
+def predicted_vs_true(
+    y_true: ArrayLike, y_pred: ArrayLike, ax: Axes | None = None, title: str | None = None
+) -> Axes:
+    """A regressor's predictions against the true values, with the line ``y = x``.
+
+    A perfect model puts every point on the line; the title gives :math:`R^2`.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_samples,)
+    ax : matplotlib Axes, optional
+        Drawn into a new one-panel figure when omitted.
+    title : str, optional
+        Default: "predicted vs true" with R².
+    """
+    truth = np.asarray(y_true, dtype=np.float64).ravel()
+    predicted = np.asarray(y_pred, dtype=np.float64).ravel()
+    if ax is None:
+        ax = new_figure(1, (4.5, 4.0))[1][0]
+    ax.scatter(truth, predicted, s=10, alpha=0.6, edgecolors="none")
+    low = float(min(truth.min(initial=0.0), predicted.min(initial=0.0)))
+    high = float(max(truth.max(initial=1.0), predicted.max(initial=1.0)))
+    ax.plot([low, high], [low, high], color="black", linewidth=1, label="y = x")
+    ax.set_xlabel("true value")
+    ax.set_ylabel("predicted value")
+    ax.legend(loc="upper left")
+    total = float(np.sum((truth - truth.mean()) ** 2)) if truth.size else 0.0
+    r2 = 1.0 - float(np.sum((truth - predicted) ** 2)) / total if total > 0 else float("nan")
+    ax.set_title(title if title is not None else f"predicted vs true (R² {r2:.3f})")
     return ax
 
 
