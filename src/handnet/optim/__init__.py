@@ -3,8 +3,10 @@
 =================  ==========================================================
 module             what it holds
 =================  ==========================================================
-``optimizers``     ``Optimizer.step`` over (parameter, gradient) pairs, each
-                   class calling one pure update function (SGD, Adam, L-BFGS, ...)
+``base``           ``Optimizer``: per-parameter state, ``step``, checkpoint state
+``optimizers``     the stepping rules (SGD, momentum, AdaGrad, RMSProp, Adam, ...),
+                   each ``_update`` the formula of its docstring; ``OPTIMIZERS``
+``lbfgs``          ``FullBatchOptimizer`` and ``LBFGS``: a line search over the full batch
 ``schedules``      the learning rate as a function of the epoch
 =================  ==========================================================
 """
