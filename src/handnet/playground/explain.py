@@ -158,11 +158,45 @@ def explain_step(
         ``loss`` and ``gradient_difference`` (replay vs step, max absolute).
     """
     net = copy.deepcopy(before)
+    entries, logits, taken, k = _forward(net, after, X)
+    value, dlogits = loss(logits, Y)
+    entries.append(_entry("output", f"{loss.name}'s link of z{k}", _function(type(loss).link),
+                          loss.link(logits)))
+    entries.append(_entry("Y", "the batch's targets, encoded", "the model's target encoding", Y))
+    entries.append(_entry("dlogits", f"dL/dz{k} = (link(z{k}) - Y) / m",
+                          _function(type(loss).__call__), dlogits))
+    entries += _backward(taken, dlogits)
+    penalty = add_l2(net.weights, net.weight_gradients, l2)
+    entries += _gradients_and_updates(net, before, after, l2, optimizer)
+    difference = float(np.max(np.abs(net.flat_gradients - after.flat_gradients)))
+    return {
+        "entries": entries,
+        "loss": float(value) + penalty,
+        "data_loss": float(value),
+        "penalty": penalty,
+        "gradient_difference": difference,
+        "rule": update_rule(optimizer),
+        "optimizer": optimizer.__name__,
+    }
+
+
+_Taken = list[tuple[str, Any, int]]
+
+
+def _forward(
+    net: Sequential, after: Sequential, X: Array
+) -> tuple[list[dict[str, Any]], Array, _Taken, int]:
+    """The forward pass on ``net`` (a copy), each layer's output an entry.
+
+    Dropout layers take the masks the real step drew (``after``'s). Returns the
+    entries, the logits, the layers taken (kind, layer, dense index) and the
+    number of dense layers.
+    """
     entries = [_entry("X", "the batch's inputs (one row per example)", "handnet.playground.data."
                       "features", X)]
     a: Array = X
     k = 0
-    taken: list[tuple[str, Any, int]] = []
+    taken: _Taken = []
     for position, layer in enumerate(net.layers):
         if isinstance(layer, Dense):
             k += 1
@@ -185,14 +219,12 @@ def explain_step(
             taken.append(("dropout", layer, k))
         else:  # pragma: no cover - the playground builds only these layers
             a = layer.forward(a, training=True)
-    logits = a
-    value, dlogits = loss(logits, Y)
-    link = loss.link(logits)
-    entries.append(_entry("output", f"{loss.name}'s link of z{k}", _function(type(loss).link),
-                          link))
-    entries.append(_entry("Y", "the batch's targets, encoded", "the model's target encoding", Y))
-    entries.append(_entry("dlogits", f"dL/dz{k} = (link(z{k}) - Y) / m",
-                          _function(type(loss).__call__), dlogits))
+    return entries, a, taken, k
+
+
+def _backward(taken: _Taken, dlogits: Array) -> list[dict[str, Any]]:
+    """Backpropagation through the layers taken, each activation's ``dL/dz`` an entry."""
+    entries = []
     grad: Array | None = dlogits
     for kind, layer, index in reversed(taken):
         assert grad is not None
@@ -201,11 +233,18 @@ def explain_step(
             backward = get_activation(layer.name).backward
             entries.append(_entry(f"dL/dz{index}", f"dL/dz{index} = dL/da{index} ⊙ "
                                   f"{layer.name}'(z{index})", _function(backward), grad))
-    penalty = add_l2(net.weights, net.weight_gradients, l2)
+    return entries
+
+
+def _gradients_and_updates(
+    net: Sequential, before: Sequential, after: Sequential, l2: float,
+    optimizer: type[Optimizer],
+) -> list[dict[str, Any]]:
+    """Each dense layer's gradients (replayed in ``net``) and the update the real step made."""
+    entries = []
     denses = [layer for layer in net.layers if isinstance(layer, Dense)]
     real_denses = [layer for layer in after.layers if isinstance(layer, Dense)]
     old_denses = [layer for layer in before.layers if isinstance(layer, Dense)]
-    rule = update_rule(optimizer)
     step_function = f"{optimizer.__module__}.{optimizer.__name__}.step"
     for index, (mine, real, old) in enumerate(zip(denses, real_denses, old_denses, strict=True),
                                               start=1):
@@ -221,13 +260,4 @@ def explain_step(
                               step_function, real.weights - old.weights))
         entries.append(_entry(f"Δb{index}", f"b{index} ← b{index} + Δb{index}", step_function,
                               real.bias - old.bias))
-    difference = float(np.max(np.abs(net.flat_gradients - after.flat_gradients)))
-    return {
-        "entries": entries,
-        "loss": float(value) + penalty,
-        "data_loss": float(value),
-        "penalty": penalty,
-        "gradient_difference": difference,
-        "rule": rule,
-        "optimizer": optimizer.__name__,
-    }
+    return entries
