@@ -324,7 +324,8 @@ def _time_conv_product(
 
 
 class _TimedNumpy:
-    """Stands in for ``numpy`` inside :mod:`handnet.nn.conv`, timing its matrix products."""
+    """Stands in for ``numpy`` inside handnet's convolution modules, timing their matrix
+    products."""
 
     def __init__(self, matmul: Callable[..., Any]) -> None:
         self.matmul = matmul
@@ -335,18 +336,29 @@ class _TimedNumpy:
 
 @contextlib.contextmanager
 def instrumented(timer: Any) -> Iterator[None]:
-    """Wrap handnet's pieces (the MLP profile's, plus the convolution's) with ``timer``."""
+    """Wrap handnet's pieces (the MLP profile's, plus the convolution's) with ``timer``.
+
+    A module-level function is wrapped where its caller looks it up: ``Conv2D`` calls
+    :mod:`handnet.nn.conv`'s names, the formulations' helpers call their own module's.
+    """
     from benchmarks import _mlp
     from handnet import conv
+    from handnet.nn import im2col, im2row
 
+    rest = "conv rest (bias, layouts, Python)"
     targets: list[tuple[Any, str, Any]] = [
-        (conv.Conv2D, "_unroll", "im2col (unrolling, padding)"),
-        (conv, "col2im", "col2im"),
-        (conv, "col2im_wide", "col2im"),
-        (conv.Conv2D, "forward", "conv rest (bias add, layout, Python)"),
-        (conv.Conv2D, "backward", "conv rest (bias add, layout, Python)"),
-        (conv.Conv2D, "_weight_gradient", "conv rest (bias add, layout, Python)"),
-        (conv.Conv2D, "_input_gradient", "conv rest (bias add, layout, Python)"),
+        (conv.Conv2D, "_unroll", "im2col / row unrolling (and padding)"),
+        (im2col, "col2im", "col2im"),
+        (im2col, "col2im_wide", "col2im"),
+        (im2row, "col2im_rows", "col2im"),
+        (im2row, "sum_shifts", "kernel-column shifts (by rows)"),
+        (im2row, "shift_gradient", "kernel-column shifts (by rows)"),
+        (conv.Conv2D, "forward", rest),
+        (conv.Conv2D, "backward", rest),
+        (conv, "columns_weight_gradient", rest),
+        (conv, "columns_input_gradient", rest),
+        (conv, "rows_forward", rest),
+        (conv, "rows_gradients", rest),
         (conv.MaxPool2D, "forward", "max pooling forward"),
         (conv.MaxPool2D, "backward", "max pooling backward"),
     ]
@@ -361,8 +373,10 @@ def instrumented(timer: Any) -> Iterator[None]:
             continue
         originals.append((owner, name, original))
         setattr(owner, name, timer.wrap(original, category))
-    originals.append((conv, "np", conv.np))
-    conv.np = _TimedNumpy(timer.wrap(np.matmul, "conv GEMMs"))  # type: ignore[assignment]
+    gemms = _TimedNumpy(timer.wrap(np.matmul, "conv GEMMs"))
+    for module in (conv, im2col, im2row):
+        originals.append((module, "np", module.np))
+        module.np = gemms  # type: ignore[attr-defined]
     try:
         yield
     finally:
@@ -556,9 +570,11 @@ def cnn_case(
             f"Exclusive times (a wrapped function's time minus its wrapped callees'), medians "
             f"of {max(1, min(repeats, 3))} instrumented epochs with BLAS and the layers on one "
             f"thread: {seconds(instrumented_total)} instrumented, {seconds(plain)} plain (one "
-            "thread). `conv GEMMs` are the `np.matmul` calls of "
-            f"`handnet.nn.conv` (the floor's convolution products: {seconds(floor['convolutions'])}"
-            "); the dense layers' time includes their products.",
+            "thread). `conv GEMMs` are the `np.matmul` calls of `handnet.nn.conv`, "
+            "`handnet.nn.im2col` and `handnet.nn.im2row` (the floor's im2col products: "
+            f"{seconds(floor['convolutions'])}; by kernel rows, the second convolution "
+            "multiplies 1.5 times as much, 12 image columns for 8 outputs); the dense layers' "
+            "time includes their products.",
         ]
         results.append(table)
 

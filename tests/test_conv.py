@@ -161,9 +161,23 @@ def conv_input(args: tuple[Any, ...], dtype: Any = np.float64, seed: int = 2) ->
     return np.random.default_rng(seed).standard_normal((n, C, H, W)).astype(dtype)
 
 
+@pytest.fixture(params=["im2col", "rows"])
+def formulation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test with each way of computing the convolution forced: im2col, or by kernel
+    rows (handnet.nn.im2row) wherever that applies (horizontal stride 1, one group)."""
+    if request.param == "im2col":
+        monkeypatch.setattr(Conv2D, "_by_rows", lambda self, geometry: False)
+    else:
+        monkeypatch.setattr(Conv2D, "_by_rows", lambda self, geometry: (
+            geometry.stride[1] == 1 and self.groups == 1))
+    return str(request.param)
+
+
 @pytest.mark.parametrize("args", CASES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_conv_forward_matches_nested_loops(args: tuple[Any, ...], dtype: Any) -> None:
+def test_conv_forward_matches_nested_loops(
+    args: tuple[Any, ...], dtype: Any, formulation: str
+) -> None:
     layer = make_conv(args, dtype)
     X = conv_input(args, dtype)
     out = layer.forward(X)
@@ -178,7 +192,9 @@ def test_conv_forward_matches_nested_loops(args: tuple[Any, ...], dtype: Any) ->
 
 
 @pytest.mark.parametrize("args", CASES)
-def test_conv_gradients_match_finite_differences(args: tuple[Any, ...]) -> None:
+def test_conv_gradients_match_finite_differences(
+    args: tuple[Any, ...], formulation: str
+) -> None:
     layer = make_conv(args)
     X = conv_input(args)
     G = np.random.default_rng(3).standard_normal(layer.forward(X).shape)
@@ -203,7 +219,9 @@ def test_conv_gradients_match_finite_differences(args: tuple[Any, ...]) -> None:
 
 @pytest.mark.parametrize("args", CASES[:3] + CASES[7:10])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_chunked_convolution_equals_one_chunk(args: tuple[Any, ...], dtype: Any) -> None:
+def test_chunked_convolution_equals_one_chunk(
+    args: tuple[Any, ...], dtype: Any, formulation: str
+) -> None:
     """A budget of one byte (one sample per chunk) or of two samples gives the same numbers."""
     C, F, kernel, stride, padding, dilation, groups, use_bias, (_, H, W) = args
     args = (C, F, kernel, stride, padding, dilation, groups, use_bias, (5, H, W))
@@ -238,7 +256,21 @@ def test_module_budget_is_read_at_each_call(monkeypatch: pytest.MonkeyPatch) -> 
     assert strided._unrolled_bytes(strided._geometry((1, 10, 10)), 8) == 9 * 32 * 8
 
 
-def test_training_passes_with_buffer_reuse_match_plain_ones() -> None:
+def test_convolution_by_kernel_rows_where_it_moves_fewer_values() -> None:
+    """LeNet's second convolution goes by kernel rows, its first (one channel) by im2col."""
+    first, second = Conv2D(1, 8, 5), Conv2D(8, 16, 5)
+    assert not first._by_rows(first._geometry((1, 28, 28)))
+    geometry = second._geometry((8, 12, 12))
+    assert second._by_rows(geometry)
+    # The rows (8 channels x 5 kernel rows) and the products (5 kernel columns x 16
+    # filters), each over 8 output rows of the 12-wide image.
+    assert second._unrolled_bytes(geometry, 4) == (8 * 5 + 5 * 16) * 8 * 12 * 4
+    for stride, groups in (((1, 2), 1), (1, 2)):  # only a horizontal stride of 1, one group
+        layer = Conv2D(8, 16, 5, stride=stride, groups=groups)
+        assert not layer._by_rows(layer._geometry((8, 12, 12)))
+
+
+def test_training_passes_with_buffer_reuse_match_plain_ones(formulation: str) -> None:
     """Reused buffers and the unrolled matrix kept from forward give the same numbers."""
     args = (2, 3, 3, 1, "same", 1, 1, True, (4, 6, 6))
     plain, reusing = make_conv(args), make_conv(args)
@@ -255,7 +287,7 @@ def test_training_passes_with_buffer_reuse_match_plain_ones() -> None:
 @pytest.mark.parametrize("args", [CASES[0], CASES[2], CASES[3], CASES[9]])
 @pytest.mark.parametrize("rows_per_chunk", [None, 20])
 def test_threads_give_the_one_thread_numbers(
-    args: tuple[Any, ...], rows_per_chunk: int | None
+    args: tuple[Any, ...], rows_per_chunk: int | None, formulation: str
 ) -> None:
     """Split over 2 or 3 threads (and memory chunks), a pass computes every sample as one
     thread does; only the weight gradient's sum over the samples is added in another order."""
@@ -325,23 +357,27 @@ def test_threads_over_samples_for_the_calling_thread_with_blas_on_one() -> None:
     assert conv._parts(5, 9, 2) == [(5, 9)]
 
 
-def test_an_empty_batch_gives_empty_outputs_and_zero_gradients() -> None:
-    layer = make_conv(CASES[1].values[0])
-    layer.forward(conv_input(CASES[1].values[0]))
-    layer.backward(np.ones((2, 3, 4, 3)))
-    out = layer.forward(np.zeros((0, 2, 7, 6)))
-    assert out.shape == (0, 3, 4, 3)
+@pytest.mark.parametrize("args", [CASES[0], CASES[1]])
+def test_an_empty_batch_gives_empty_outputs_and_zero_gradients(
+    args: tuple[Any, ...], formulation: str
+) -> None:
+    layer = make_conv(args)
+    X = conv_input(args)
+    layer.backward(np.ones_like(layer.forward(X)))
+    out = layer.forward(X[:0])
+    assert out.shape == (0, *layer.output_shape(X.shape[1:]))
     dX = layer.backward(out)
-    assert dX is not None and dX.shape == (0, 2, 7, 6)
+    assert dX is not None and dX.shape == (0, *X.shape[1:])
     assert not any(gradient.any() for gradient in layer.gradients())
     for pool in (MaxPool2D(2), AvgPool2D(2), GlobalAvgPool2D()):
         pooled = pool.forward(np.zeros((0, 2, 4, 4)))
         assert pool.backward(pooled).shape == (0, 2, 4, 4)  # type: ignore[union-attr]
 
 
-def test_backward_twice_does_not_accumulate() -> None:
-    layer = make_conv(CASES[1].values[0])
-    X = conv_input(CASES[1].values[0])
+@pytest.mark.parametrize("args", [CASES[0], CASES[1]])
+def test_backward_twice_does_not_accumulate(args: tuple[Any, ...], formulation: str) -> None:
+    layer = make_conv(args)
+    X = conv_input(args)
     G = np.ones_like(layer.forward(X))
     first = layer.backward(G)
     grads = [g.copy() for g in layer.gradients()]
@@ -453,6 +489,43 @@ def test_max_pool_gradient_goes_to_one_first_maximum(
     assert dX.sum() == G.sum()
     if layer.stride == layer.kernel_size:
         assert np.count_nonzero(dX) == out.size
+
+
+@pytest.mark.parametrize("kernel", [2, (3, 2), (2, 3), 3, (1, 2), (2, 1), (4, 4)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_max_pool_side_by_side_windows_match_the_general_path(
+    kernel: Any, dtype: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The two-step path for windows side by side (stride = kernel, no padding) gives the
+    offset-by-offset path's numbers exactly, ties included (small integers tie often, and
+    after a ReLU most windows of zeros tie), sizes not multiples of the kernel too."""
+    rng = np.random.default_rng(7)
+    X = np.maximum(rng.integers(-3, 3, (19, 3, 9, 10)), 0).astype(dtype)
+    layer = MaxPool2D(kernel, n_threads=2)
+    geometry = layer._geometry(X.shape[1:])
+    assert layer._tiled(geometry)
+    results = []
+    for tiled in (True, False):
+        if not tiled:
+            monkeypatch.setattr(MaxPool2D, "_tiled", lambda self, geometry: False)
+        layer.reuse_buffers = tiled
+        out = layer.forward(X, training=True).copy()
+        G = rng.standard_normal(out.shape).astype(dtype) if tiled else results[0][1]
+        results.append((out, G, layer.backward(G).copy()))
+        # Backward after an inference pass (nothing kept) finds the same maxima.
+        layer.forward(X, training=False)
+        np.testing.assert_array_equal(layer.backward(G), results[-1][2])
+    (out, G, dX), (out_general, _, dX_general) = results
+    np.testing.assert_array_equal(out, out_general)
+    np.testing.assert_array_equal(dX, dX_general)
+    assert dX.dtype == dtype
+    # And the loops' first maximum, with G = 1, 2, 3, ... (exact in float32 too).
+    monkeypatch.undo()
+    layer.forward(X, training=True)
+    G = np.arange(1, out.size + 1, dtype=dtype).reshape(out.shape)
+    _, expected = reference_pool(X.astype(np.float64), layer.kernel_size, layer.kernel_size,
+                                 (0, 0, 0, 0), "max")
+    np.testing.assert_array_equal(layer.backward(G), expected)
 
 
 def test_max_pool_ignores_padding_and_handles_negative_inputs() -> None:

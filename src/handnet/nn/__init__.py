@@ -11,7 +11,11 @@ module             what it holds
 ``penalties``      terms added to the loss for the weights (L2)
 ``initializers``   the starting weights
 ``layers``         ``Layer`` (parameters, buffers, training mode), ``Dense``, ...
-``conv``           ``Conv2D`` and the pooling layers, over ``(n, C, H, W)``
+``conv``           ``Conv2D`` over ``(n, C, H, W)``: im2col (or by kernel rows) and GEMM
+``im2col``         the convolution's geometry, padding, im2col/col2im, memory chunks
+``im2row``         the convolution by kernel rows: whole image rows, shifted sums
+``parallel``       threads over the samples of a batch, reused work buffers
+``pooling``        ``MaxPool2D``, ``AvgPool2D``, ``GlobalAvgPool2D``
 ``normalization``  ``BatchNorm`` and ``LayerNorm``
 ``residual``       ``Residual``: ``x + f(x)``, the one non-sequential block
 ``network``        ``Sequential``: layers in order, parameters bound in one buffer
