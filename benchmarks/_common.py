@@ -29,6 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 #: ``run.py --threads`` changes it before any case runs).
 THREADS = 2
 
+#: Busy processes ``run.py --load`` adds while it measures (0: none).
+LOAD = 0
+
+#: Every thread count the run measures at (``run.py --threads``).
+THREAD_COUNTS = [THREADS]
+
 #: Environment variables that force an OpenBLAS kernel (a workaround some machines carry).
 OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
@@ -66,14 +72,15 @@ def alternate(
 
     Interleaving (handnet, peer, handnet, peer, ...) spreads the machine's noise
     (other processes, frequency changes) over all libraries alike, instead of
-    giving one library a quiet minute and the next a busy one.
+    giving one library a quiet minute and the next a busy one; the order rotates
+    by one each repetition.
 
     Parameters
     ----------
     runners : mapping of name to runner
         Called in this order in every repetition.
     repeats : int
-        Timed repetitions.
+        Timed repetitions (in the given order, then rotated by one each time).
     warmup : bool
         Run each runner once, untimed, first (imports, JIT compilation, page faults).
 
@@ -86,9 +93,13 @@ def alternate(
         for runner in runners.values():
             runner()
     results: dict[str, dict[str, list[float]]] = {name: {} for name in runners}
-    for _ in range(repeats):
-        for name, runner in runners.items():
-            for metric, value in runner().items():
+    names = list(runners)
+    for repetition in range(repeats):
+        # The order rotates: no library always runs first (cold caches) or right
+        # after the same neighbour (its garbage, its threads still spinning).
+        shift = repetition % len(names)
+        for name in names[shift:] + names[:shift]:
+            for metric, value in runners[name]().items():
                 results[name].setdefault(metric, []).append(float(value))
     return results
 
@@ -256,6 +267,26 @@ def parallel_speedup(threads: int | None = None, tries: int = 5) -> float:
     return best[1] / best[threads]
 
 
+@contextmanager
+def competing_load(processes: int) -> Iterator[None]:
+    """``processes`` busy loops (``python -c "while True: pass"``) while the block runs.
+
+    What a user's machine looks like when something else computes: every core
+    shared, so a multi-threaded BLAS waits for descheduled threads.
+    """
+    children = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)
+    ]
+    try:
+        time.sleep(0.5)  # let them reach their cores
+        yield
+    finally:
+        for child in children:
+            child.kill()
+        for child in children:
+            child.wait()
+
+
 # --- the machine -------------------------------------------------------------------------
 
 
@@ -337,7 +368,12 @@ def machine_rows() -> list[list[str]]:
         ["cores", f"{os.cpu_count()} logical, {usable} usable by this process"],
         ["memory", memory_total()],
         ["OS", platform.platform()],
-        ["threads used", f"{THREADS} (BLAS/OpenMP via threadpoolctl, torch.set_num_threads)"],
+        [
+            "threads used",
+            ", ".join(map(str, THREAD_COUNTS))
+            + " (BLAS/OpenMP via threadpoolctl, torch.set_num_threads; every case at each)",
+        ],
+        ["competing load", f"{LOAD} busy process(es)" if LOAD else "none added"],
     ]
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ from numpy.typing import NDArray
 
 import handnet
 from benchmarks import _common
+from benchmarks._cold import cold_rows
 from benchmarks._common import (
     CaseResult,
     Check,
@@ -36,7 +36,7 @@ from benchmarks._common import (
     quiet_warnings,
     seconds,
 )
-from benchmarks.seed import handnet_gd, seed_loop
+from benchmarks.seed import handnet_gd, lean_loop, seed_loop
 from handnet.datasets import make_logistic
 
 SEED = 0
@@ -44,46 +44,65 @@ SEED = 0
 # --- seed --------------------------------------------------------------------------------
 
 
-def seed_case(repeats: int, iterations: int = 5001, warmup: bool = True) -> CaseResult:
-    """handnet's GD against the seed-style NumPy loop, same data, same initial weights."""
+def seed_case(
+    repeats: int, iterations: int = 5001, warmup: bool = True, quick: bool = False
+) -> CaseResult:
+    """handnet's GD against the seed's NumPy loop as written and lean; same data and weights.
+
+    Warm rows: the three in one process, interleaved. Cold row: handnet's first fit
+    in a fresh interpreter (one process per measurement, import not counted).
+    """
     X, y_int = make_logistic(1000, random_state=SEED)
     y = y_int.astype(np.float64)
     # LogisticRegression(init="normal", random_state=SEED) draws w like this first.
     w0 = np.random.default_rng(SEED).standard_normal((X.shape[1], 1)).ravel()
     found: dict[str, NDArray[np.float64]] = {}
 
-    def plain() -> dict[str, float]:
-        start = time.perf_counter()
-        found["plain"] = seed_loop(X, y, w0, iterations)
-        return {"time": time.perf_counter() - start}
+    def timer(name: str, run: Callable[[], NDArray[np.float64]]) -> Callable[[], dict[str, float]]:
+        def timed_run() -> dict[str, float]:
+            start = time.perf_counter()
+            found[name] = run()
+            return {"time": time.perf_counter() - start}
 
-    def ours() -> dict[str, float]:
-        start = time.perf_counter()
-        found["handnet"] = handnet_gd(X, y, SEED, iterations)
-        return {"time": time.perf_counter() - start}
+        return timed_run
 
-    times = alternate({"handnet": ours, "plain": plain}, repeats, warmup)
-    t_handnet, t_plain = median(times["handnet"]["time"]), median(times["plain"]["time"])
+    runners = {
+        "handnet": timer("handnet", lambda: handnet_gd(X, y, SEED, iterations)),
+        "plain": timer("plain", lambda: seed_loop(X, y, w0, iterations)),
+        "lean": timer("lean", lambda: lean_loop(X, y, w0, iterations)),
+    }
+    times = alternate(runners, repeats, warmup)
+    medians = {name: median(values["time"]) for name, values in times.items()}
     difference = float(np.max(np.abs(found["plain"] - found["handnet"])))
+    cold = cold_rows(["handnet gd"], [1000], 1 if quick else max(3, repeats))[("handnet gd", 1000)]
     result = CaseResult(
         "seed",
         f"Seed experiment: 1000 x 4, {iterations} GD iterations (float64)",
-        ["library", "median fit", "per iteration"],
+        ["run", "median fit", "per iteration"],
     )
-    result.rows = [
-        [
-            "handnet `LogisticRegression` GD",
-            seconds(t_handnet),
-            f"{t_handnet / iterations * 1e6:.1f} µs",
-        ],
-        [
-            "plain NumPy loop (like the seed)",
-            seconds(t_plain),
-            f"{t_plain / iterations * 1e6:.1f} µs",
-        ],
+    labels = {
+        "handnet": "handnet `LogisticRegression` GD (loss recorded every iteration)",
+        "plain": "the seed's NumPy loop as written (loss every iteration)",
+        "lean": "the seed's loop, lean (loss only where printed, every 100th)",
+    }
+    for name, label in labels.items():
+        t = medians[name]
+        result.rows.append([label, seconds(t), f"{t / iterations * 1e6:.1f} µs"])
+    cold_fit = median(cold["fit"])
+    result.rows.append([
+        "handnet, first fit in a fresh process (cold; 5001 iterations, import not counted)",
+        seconds(cold_fit), f"{cold_fit / 5001 * 1e6:.1f} µs",
+    ])
+    result.checks = [
+        Check("seed handnet/plain loop", medians["handnet"] / medians["plain"], 1.0),
+        Check("seed handnet/lean loop", medians["handnet"] / medians["lean"], 1.0),
     ]
-    result.checks = [Check("seed handnet/plain loop", t_handnet / t_plain, 1.0)]
-    result.notes = [f"max |parameter difference| handnet vs plain loop: {difference:.2e}"]
+    result.notes = [
+        f"max |parameter difference| handnet vs the seed's loop: {difference:.2e}",
+        "The cold row runs `benchmarks/_cold.py`'s child: data made, then the first `fit` "
+        "timed, in a new interpreter each time (medians of "
+        f"{len(cold['fit'])}); always the seed's 5001 iterations.",
+    ]
     return result
 
 
@@ -111,7 +130,7 @@ def _sgd_route(X: NDArray[np.float64], y: NDArray[np.int64], numba_min_rows: int
 
     Counts the generic ``Trainer.train_step`` calls and the kernel calls (with their
     ``use_numba``) by wrapping both for one fit: ``"generic step"``, ``"NumPy
-    kernel"`` or ``"numba kernel"``.
+    kernel"``, ``"scalar kernel (Python floats)"`` or ``"numba kernel"``.
     """
     from handnet import training
     from handnet.training import fastpath  # where the training loop calls the kernel from
@@ -125,7 +144,11 @@ def _sgd_route(X: NDArray[np.float64], y: NDArray[np.int64], numba_min_rows: int
         return original_step(self, *args, **kwargs)
 
     def kernel(*args: Any, **kwargs: Any) -> Any:
-        seen.append("numba kernel" if kwargs.get("use_numba") else "NumPy kernel")
+        if kwargs.get("use_numba"):
+            seen.append("numba kernel")
+        else:
+            scalar = handnet.training.kernels.scalar_sgd_applies(args[0])
+            seen.append("scalar kernel (Python floats)" if scalar else "NumPy kernel")
         assert original_kernel is not None
         return original_kernel(*args, **kwargs)
 
@@ -163,28 +186,6 @@ def _model_sgd_runner(
     return run
 
 
-def _kernel_runner(
-    epoch_fn: Callable[..., float],
-    X: NDArray[np.float64],
-    y: NDArray[np.float64],
-    epochs: int,
-    use_numba: bool,
-) -> Callable[[], dict[str, float]]:
-    """Times the SGD kernel, ``training.kernels.logistic_sgd_epoch``, a new order per epoch."""
-
-    def run() -> dict[str, float]:
-        rng = np.random.default_rng(SEED)
-        weights, bias = np.zeros(X.shape[1]), np.zeros(1)
-        start = time.perf_counter()
-        for _ in range(epochs):
-            order = rng.permutation(X.shape[0])
-            epoch_fn(X, y, order, weights, bias, 0.01, use_numba=use_numba)
-        elapsed = time.perf_counter() - start
-        return {"time": elapsed, "rate": X.shape[0] * epochs / elapsed}
-
-    return run
-
-
 def _sklearn_sgd_runner(
     sklearn_linear: Any, X: NDArray[np.float64], y: NDArray[np.int64], epochs: int
 ) -> Callable[[], dict[str, float]]:
@@ -210,126 +211,122 @@ def _sklearn_sgd_runner(
     return run
 
 
-def _model_parameters(X: NDArray[np.float64], y: NDArray[np.int64], numba_min_rows: int) -> Any:
-    """Weights and bias after one ``batch_size=1`` epoch with the given numba threshold."""
-    model = handnet.LogisticRegression(
-        batch_size=1, learning_rate=0.01, tol=None, max_iter=1, random_state=SEED
-    )
-    with _numba_min_rows(numba_min_rows):
-        model.fit(X, y)
-    return np.concatenate([model.coef_.ravel(), model.intercept_])
+def _numpy_only_runner(run: Callable[[], Mapping[str, float]]) -> Callable[[], Mapping[str, float]]:
+    """``run`` inside :func:`handnet.training.kernels.numpy_only` (numba not used)."""
+
+    def wrapped() -> Mapping[str, float]:
+        with handnet.training.kernels.numpy_only():
+            return run()
+
+    return wrapped
+
+
+def _sgd_runners(
+    X: NDArray[np.float64], y: NDArray[np.int64], epochs: int, sklearn_linear: Any
+) -> tuple[dict[str, Callable[[], Mapping[str, float]]], dict[str, str]]:
+    """The timed runs of one size, and the path each takes.
+
+    ``uncompiled``: what a fit runs in a process where numba is not loaded and the
+    fit is too small to load it; ``compiled``: what a larger fit runs (and any fit,
+    once the kernel is loaded in the process).
+    """
+    kernels = handnet.training.kernels
+    runners: dict[str, Callable[[], Mapping[str, float]]] = {
+        "uncompiled": _numpy_only_runner(_model_sgd_runner(X, y, epochs, None)),
+    }
+    with kernels.numpy_only():
+        paths = {"uncompiled": _sgd_route(X, y, None)}
+    if kernels.numba_installed():
+        runners["compiled"] = _model_sgd_runner(X, y, epochs, 0)
+        paths["compiled"] = _sgd_route(X, y, 0)
+    if sklearn_linear is not None:
+        runners["sklearn"] = _sklearn_sgd_runner(sklearn_linear, X, y, epochs)
+        paths["sklearn"] = "compiled (Cython)"
+    return runners, paths
 
 
 def sgd_case(
     repeats: int,
-    n_samples: int = 100_000,
-    model_epochs: int = 1,
-    compiled_epochs: int = 20,
+    sizes: tuple[int, ...] = (1_000, 100_000),
+    epochs: int = 20,
     warmup: bool = True,
+    quick: bool = False,
 ) -> CaseResult:
-    """Per-sample SGD throughput: handnet's model (each kernel route) and kernels vs scikit-learn.
+    """Per-sample SGD throughput at the seed's sizes: handnet's model against scikit-learn.
 
-    The model picks its path itself (``Trainer.NUMBA_MIN_ROWS``: numba for long
-    float64 epochs when installed, the NumPy kernel otherwise); the case also forces
-    the other path by setting that threshold, and reports which path each run took.
+    Warm rows: the model as it routes itself (``Trainer.NUMBA_MIN_ROWS``: the
+    scalar path, or the compiled kernel for enough work), the model with the
+    compiled kernel forced, and scikit-learn, interleaved in one process. Cold
+    rows: the first fit in a fresh interpreter, and that process's import + fit.
     """
-    from handnet import training
-
-    X, y_int = make_logistic(n_samples, random_state=SEED)
-    y = y_int.astype(np.float64)
+    sklearn_linear = optional_import("sklearn.linear_model")
     result = CaseResult(
         "sgd",
-        f"Per-sample SGD: seed teacher, {n_samples:,} x {X.shape[1]} (float64), learning rate 0.01",
-        ["run", "path taken", "epochs", "median time", "samples/s"],
+        f"Per-sample SGD: seed teacher, n x 4 (float64), learning rate 0.01, {epochs} epochs",
+        ["n", "run", "path taken", "median fit", "samples/s"],
     )
-    kernels = optional_import("handnet.training.kernels")
-    with_numba = bool(kernels is not None and getattr(kernels, "numba_available", bool)())
-    runners: dict[str, Callable[[], Mapping[str, float]]] = {}
-    info: dict[str, tuple[str, int]] = {}  # name -> (path, epochs)
-
-    variants: list[tuple[str, int | None]] = [("model, default routing", None)]
-    if hasattr(training.Trainer, "NUMBA_MIN_ROWS"):
-        variants.append(("model, NUMBA_MIN_ROWS raised (NumPy path)", sys.maxsize))
-        if with_numba:
-            variants.append(("model, NUMBA_MIN_ROWS=0 (numba path)", 0))
-    seen_paths: set[str] = set()
-    for name, threshold in variants:
-        path = _sgd_route(X, y_int, threshold)
-        if path in seen_paths:
-            continue  # the default already took this path
-        seen_paths.add(path)
-        epochs = compiled_epochs if "numba" in path else model_epochs
-        runners[name] = _model_sgd_runner(X, y_int, epochs, threshold)
-        info[name] = (path, epochs)
-
-    if kernels is not None and hasattr(kernels, "logistic_sgd_epoch"):
-        runners["kernel, NumPy"] = _kernel_runner(
-            kernels.logistic_sgd_epoch, X, y, model_epochs, False
-        )
-        info["kernel, NumPy"] = ("`logistic_sgd_epoch(use_numba=False)`", model_epochs)
-        if with_numba:
-            runners["kernel, numba"] = _kernel_runner(
-                kernels.logistic_sgd_epoch, X, y, compiled_epochs, True
-            )
-            info["kernel, numba"] = ("`logistic_sgd_epoch(use_numba=True)`", compiled_epochs)
-        else:
-            result.notes.append("numba is not installed: the compiled kernel is skipped.")
-    else:
-        result.notes.append("`handnet.training.kernels.logistic_sgd_epoch` does not exist: "
-            "skipped.")
-
-    sklearn_linear = optional_import("sklearn.linear_model")
-    if sklearn_linear is not None:
-        runners["sklearn"] = _sklearn_sgd_runner(sklearn_linear, X, y_int, compiled_epochs)
-        info["sklearn"] = ("compiled (Cython)", compiled_epochs)
-    else:
-        result.notes.append("scikit-learn is not installed: its SGDClassifier is skipped.")
-
-    times = alternate(runners, repeats, warmup)
-    rates = {name: median(values["rate"]) for name, values in times.items()}
-    labels = {"sklearn": 'scikit-learn `SGDClassifier(loss="log_loss")`'}
-    for name in runners:
-        path, epochs = info[name]
-        label = labels.get(name, f"handnet {name}")
-        if name.startswith("model"):
-            label = f"handnet `LogisticRegression(batch_size=1)`, {name.removeprefix('model, ')}"
-        result.rows.append(
-            [label, path, str(epochs), seconds(median(times[name]["time"])), f"{rates[name]:,.0f}"]
-        )
-    models = [name for name in rates if name.startswith("model")]
-    numpy_models = [n for n in models if "numba" not in info[n][0]]
-    numba_models = [n for n in models if "numba" in info[n][0]]
-    short = {
-        name: f"model via {info[name][0]}" if name in models else name.replace(",", "")
-        for name in rates
+    cold_fits = ["handnet sgd"] + (["sklearn sgd"] if sklearn_linear is not None else [])
+    cold = cold_rows(cold_fits, list(sizes), 1 if quick else max(3, repeats), epochs)
+    labels = {
+        "uncompiled": "handnet `LogisticRegression(batch_size=1)`, numba not loaded",
+        "compiled": "handnet, the compiled kernel (loaded)",
+        "sklearn": 'scikit-learn `SGDClassifier(loss="log_loss")`',
     }
-    for name in numpy_models:
-        result.checks.append(
-            Check(f"sgd handnet {short[name]}: samples/s", rates[name], 350_000, ">=", "samples/s")
-        )
-    if "sklearn" in rates:
-        for name in rates:
-            if name != "sklearn":
-                target = 0.5 if name in numba_models else None
-                ratio = rates[name] / rates["sklearn"]
-                result.checks.append(
-                    Check(f"sgd handnet {short[name]}/sklearn throughput", ratio, target, ">=")
-                )
-    if with_numba and hasattr(training.Trainer, "NUMBA_MIN_ROWS"):
-        difference = float(
-            np.max(
-                np.abs(_model_parameters(X, y_int, sys.maxsize) - _model_parameters(X, y_int, 0))
-            )
-        )
-        result.notes.append(
-            "One epoch of the model from the same seed, NumPy path vs numba path: "
-            f"max |parameter difference| {difference:.2e}."
-        )
+    threshold = handnet.training.Trainer.NUMBA_MIN_ROWS
+    for n in sizes:
+        X, y = make_logistic(n, random_state=SEED)
+        runners, paths = _sgd_runners(X, y, epochs, sklearn_linear)
+        times = alternate(runners, repeats, warmup)
+        rates = {name: median(values["rate"]) for name, values in times.items()}
+        for name in runners:
+            result.rows.append([
+                f"{n:,}", labels[name], paths[name], seconds(median(times[name]["time"])),
+                f"{rates[name]:,.0f}",
+            ])
+        cold_rates = {}
+        for fit in cold_fits:
+            measured = cold[(fit, n)]
+            fit_time, process = median(measured["fit"]), median(measured["process"])
+            cold_rates[fit] = (n * epochs / fit_time, process)
+            result.rows.append([
+                f"{n:,}", f"{fit}: first fit in a fresh process (cold)", "-",
+                seconds(fit_time), f"{n * epochs / fit_time:,.0f}",
+            ])
+            result.rows.append([
+                f"{n:,}", f"{fit}: that process, start to exit (import + data + fit)", "-",
+                seconds(process), "-",
+            ])
+        # The path a fresh process takes for this much work (see Trainer.NUMBA_MIN_ROWS).
+        own = "compiled" if n * epochs >= threshold and "compiled" in rates else "uncompiled"
+        if "sklearn" in rates:
+            result.checks.append(Check(
+                f"sgd n={n:,} handnet/sklearn throughput (warm, {own})",
+                rates[own] / rates["sklearn"], 1.0, ">=",
+            ))
+            other = "uncompiled" if own == "compiled" else "compiled"
+            if other in rates:
+                result.checks.append(Check(
+                    f"sgd n={n:,} handnet/sklearn throughput (warm, {other})",
+                    rates[other] / rates["sklearn"], None, ">=",
+                ))
+            result.checks.append(Check(
+                f"sgd n={n:,} handnet/sklearn throughput (cold first fit)",
+                cold_rates["handnet sgd"][0] / cold_rates["sklearn sgd"][0], 1.0, ">=",
+            ))
+            result.checks.append(Check(
+                f"sgd n={n:,} sklearn/handnet process time (cold import + fit)",
+                cold_rates["sklearn sgd"][1] / cold_rates["handnet sgd"][1], None, ">=",
+            ))
     result.notes += [
         "Path taken: found by wrapping `Trainer.train_step` and the trainer's "
         "`logistic_sgd_epoch` during one epoch of each configuration.",
-        "Compiled runs (numba, scikit-learn) take more epochs than the NumPy ones so that "
-        "their timing is not dominated by fit overhead; throughput is samples / second.",
+        "Cold rows: `benchmarks/_cold.py`, one interpreter per measurement (medians), the "
+        "order of the runs rotated; the first fit excludes the import of the library, the "
+        "process row includes it (and Python's start and the data).",
+        "handnet loads numba (about 1 s even from its on-disk cache) only for fits planned to "
+        f"run `Trainer.NUMBA_MIN_ROWS` ({threshold:,}) rows, or once loaded; smaller fits take "
+        "the scalar path (Python floats), which gives the compiled kernel's bits. The warm "
+        "check uses the path a fresh process takes for that size; the other is shown too.",
     ]
     return result
 

@@ -11,10 +11,13 @@ Cases (``--cases``, comma-separated; all by default):
 * ``memory``: the peak RSS of that epoch (784-128-10), one process per library;
 * ``profile``: where handnet's MLP epoch goes (timers wrapped around its pieces).
 
-In every repetition each library runs once, in the same order (handnet first),
-so the machine's noise falls on all of them alike; the tables show medians.
-BLAS, OpenMP and PyTorch run with 2 threads (``--threads``). Peers that are not installed
-(PyTorch, scikit-learn, numba) are skipped with a note.
+In every repetition each library runs once, the order rotated by one each
+repetition, so the machine's noise falls on all of them alike; the tables show
+medians (of the floors too). Every case runs with BLAS, OpenMP and PyTorch on 1
+thread, then on 2 (``--threads``); ``--load`` adds busy processes (one per core
+by default) for the whole run. The seed and SGD cases add cold-process rows: the
+first fit in a fresh interpreter, one process per measurement. Peers that are not
+installed (PyTorch, scikit-learn, numba) are skipped with a note.
 
 Run::
 
@@ -22,7 +25,8 @@ Run::
     python benchmarks/run.py --quick              # tiny sizes, seconds: checks that it runs
     python benchmarks/run.py --cases mlp,profile --repeats 3
     python benchmarks/run.py --native-blas        # without OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE
-    python benchmarks/run.py --threads 1          # one thread (a busy machine's 2nd core)
+    python benchmarks/run.py --threads 2          # two threads only
+    python benchmarks/run.py --load               # with a busy process per core
 
 ``--native-blas``: some machines set ``OPENBLAS_CORETYPE`` (and ``OPENBLAS_L2_SIZE``)
 to work around older OpenBLAS builds; that forces an older kernel and slows current
@@ -41,7 +45,7 @@ import shlex
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,9 +61,8 @@ class Sizes:
     """The problem sizes of one mode (full or ``--quick``)."""
 
     seed_iterations: int
-    sgd_samples: int
-    sgd_model_epochs: int
-    sgd_compiled_epochs: int
+    sgd_samples: tuple[int, ...]
+    sgd_epochs: int
     fullbatch_samples: int
     fullbatch_features: int
     fullbatch_iterations: int
@@ -71,9 +74,8 @@ class Sizes:
 
 FULL = Sizes(
     seed_iterations=5001,
-    sgd_samples=100_000,
-    sgd_model_epochs=1,
-    sgd_compiled_epochs=20,
+    sgd_samples=(1_000, 100_000),
+    sgd_epochs=20,
     fullbatch_samples=1_000_000,
     fullbatch_features=100,
     fullbatch_iterations=20,
@@ -85,9 +87,8 @@ FULL = Sizes(
 
 QUICK = Sizes(
     seed_iterations=500,
-    sgd_samples=10_000,
-    sgd_model_epochs=1,
-    sgd_compiled_epochs=5,
+    sgd_samples=(1_000,),
+    sgd_epochs=2,
     fullbatch_samples=20_000,
     fullbatch_features=20,
     fullbatch_iterations=5,
@@ -120,9 +121,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--threads",
+        default="1,2",
+        help="comma-separated thread counts for BLAS, OpenMP and PyTorch; every case runs "
+        "at each (default 1,2)",
+    )
+    parser.add_argument(
+        "--load",
         type=int,
-        default=2,
-        help="threads for BLAS, OpenMP and PyTorch (default 2, the issue's setting)",
+        nargs="?",
+        const=os.cpu_count() or 1,
+        default=0,
+        help="add this many busy processes while measuring (alone: one per core)",
     )
     parser.add_argument(
         "--native-blas",
@@ -139,8 +148,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.repeats = 1 if args.quick else 5
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
-    if args.threads < 1:
+    try:
+        args.threads = [int(t) for t in str(args.threads).split(",") if t.strip()]
+    except ValueError:
+        parser.error(f"--threads takes integers, got {args.threads!r}")
+    if not args.threads or min(args.threads) < 1:
         parser.error("--threads must be at least 1")
+    if args.load < 0:
+        parser.error("--load must be >= 0")
     if args.output is None and not args.quick:
         args.output = ROOT / "docs" / "benchmarks.md"
     return args
@@ -184,21 +199,63 @@ def main(argv: list[str] | None = None) -> int:
 
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
+    from benchmarks import _common
+
+    _common.LOAD = args.load
+    _common.THREAD_COUNTS = list(args.threads)
+    sizes = QUICK if args.quick else FULL
+    started = datetime.datetime.now(datetime.timezone.utc)
+    load_before = _common.load_average()
+    results: list[_common.CaseResult] = []
+    failures: list[str] = []
+    speedups = (float("nan"), float("nan"))
+    with _common.competing_load(args.load) if args.load else contextlib.nullcontext():
+        for threads in args.threads:
+            _common.THREADS = threads
+            limits = _common.limit_threads()
+            speedup_before = _common.parallel_speedup()
+            suffix = f" ({threads} thread{'s' if threads > 1 else ''})"
+            for result in run_cases(args, sizes, suffix if len(args.threads) > 1 else ""):
+                results.append(result)
+                if result.title.endswith("FAILED"):
+                    failures.append(result.name)
+            if threads > 1:
+                speedups = (speedup_before, _common.parallel_speedup())
+            del limits
+
+    checks = [check for result in results for check in result.checks]
+    print("== summary ==")
+    for check in checks:
+        print(check.line())
+    report = render(args, results, started, load_before, speedups)
+    if args.output is not None:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(report, encoding="utf-8")
+        print(f"wrote {args.output}")
+    if failures:
+        print(f"failed case(s): {', '.join(failures)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_cases(
+    args: argparse.Namespace, sizes: Sizes, suffix: str
+) -> Iterator[Any]:
+    """Every chosen case at the current thread count, printed as it finishes.
+
+    ``suffix`` (e.g. `` (2 threads)``) goes on each case's title and check names.
+    """
     from benchmarks import _common, _linear, _memory, _mlp
 
-    _common.THREADS = args.threads
-    limits = _common.limit_threads()
     torch = _common.optional_import("torch")
     if torch is not None:
         torch.set_num_threads(_common.THREADS)
-    sizes = QUICK if args.quick else FULL
     warmup = True  # an untimed first run of everything (cheap at --quick's sizes)
     repeats = args.repeats
     runs: dict[str, Callable[[], _common.CaseResult]] = {
-        "seed": lambda: _linear.seed_case(repeats, sizes.seed_iterations, warmup),
-        "sgd": lambda: _linear.sgd_case(
-            repeats, sizes.sgd_samples, sizes.sgd_model_epochs, sizes.sgd_compiled_epochs, warmup
-        ),
+        "seed": lambda: _linear.seed_case(repeats, sizes.seed_iterations, warmup, args.quick),
+        "sgd": lambda: _linear.sgd_case(repeats, sizes.sgd_samples, sizes.sgd_epochs, warmup,
+                                        args.quick),
         "fullbatch": lambda: _linear.fullbatch_case(
             repeats,
             sizes.fullbatch_samples,
@@ -210,47 +267,32 @@ def main(argv: list[str] | None = None) -> int:
         "memory": lambda: _memory.memory_case(sizes.memory_samples, (128,)),
         "profile": lambda: _mlp.profile_mlp(sizes.profile_samples, (128,), max(repeats, 1)),
     }
-
-    started = datetime.datetime.now(datetime.timezone.utc)
-    load_before = _common.load_average()
-    speedup_before = _common.parallel_speedup()
-    results: list[_common.CaseResult] = []
-    failures: list[str] = []
     for name in args.cases:
-        print(f"== {name} ==", flush=True)
+        print(f"== {name}{suffix} ==", flush=True)
+        load = _common.load_average()
         start = time.perf_counter()
         try:
             result = runs[name]()
         except Exception:
-            failures.append(name)
             trace = traceback.format_exc()
             print(trace, file=sys.stderr, flush=True)
             result = _common.CaseResult(name, f"{name}: FAILED", [])
             result.notes.append("The case raised:\n\n```\n" + trace.strip() + "\n```")
         elapsed = time.perf_counter() - start
-        result.notes.append(f"Case wall time: {elapsed:.1f} s.")
-        results.append(result)
+        result.notes.append(
+            f"Case wall time: {elapsed:.1f} s; load average (1/5/15 min) at its start: {load}, "
+            f"at its end: {_common.load_average()}."
+        )
+        if suffix and not result.title.endswith("FAILED"):
+            result.title += suffix
+            for check in result.checks:
+                check.name += suffix
         for line in result.markdown():
             print(line)
         for check in result.checks:
             print(check.line(), flush=True)
         print(flush=True)
-    del limits
-
-    checks = [check for result in results for check in result.checks]
-    print("== summary ==")
-    for check in checks:
-        print(check.line())
-    speedups = (speedup_before, _common.parallel_speedup())
-    report = render(args, results, started, load_before, speedups)
-    if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(report, encoding="utf-8")
-        print(f"wrote {args.output}")
-    if failures:
-        print(f"failed case(s): {', '.join(failures)}", file=sys.stderr)
-        return 1
-    return 0
+        yield result
 
 
 def contention_lines(threads: int, speedups: tuple[float, float]) -> list[str]:
@@ -296,10 +338,12 @@ def render(
         "",
         f"- command: {command_line()}",
         f"- started: {started:%Y-%m-%d %H:%M UTC}, mode: {mode}, repeats: {args.repeats} "
-        "(medians; in each repetition every library runs once, handnet first)",
+        "(medians; in each repetition every library runs once, the order rotated each time)",
+        f"- threads: {', '.join(map(str, args.threads))} (every case at each); competing load: "
+        + (f"{args.load} busy process(es) (`--load`)" if args.load else "none added"),
         f"- load average (1/5/15 min) before: {load_before}, after: {c.load_average()} "
         "(the machine may be shared: other processes add noise)",
-        *contention_lines(args.threads, speedups),
+        *contention_lines(max(args.threads), speedups),
         "",
         "## Machine",
         "",
@@ -317,7 +361,7 @@ def render(
     targets = [check for result in results for check in result.checks if check.target is not None]
     if targets:
         lines += [
-            "## Targets (issue 7)",
+            "## Targets (issues 7 and 18)",
             "",
             *c.markdown_table(
                 ["quantity", "median", "target", "status"],

@@ -62,7 +62,7 @@ def test_quick_run_writes_the_markdown_report(
     assert "`python benchmarks/run.py --quick --output " in report  # the exact command line
     for section in (
         "## Machine",
-        "## Targets (issue 7)",
+        "## Targets (issues 7 and 18)",
         "## Seed experiment",
         "## MLP",
         "## Memory",

@@ -36,6 +36,7 @@ from handnet import (
     Sequential,
     SoftmaxRegression,
 )
+from handnet.io.checkpoint import MAX_SHARE, MIN_INTERVAL, CheckpointRun, WriteThrottle
 from handnet.nn.layers import Activation, Dense, Dropout
 from handnet.nn.losses import SoftmaxCrossEntropy
 from handnet.optim.optimizers import Adam, Momentum
@@ -54,6 +55,19 @@ def one_blas_thread() -> Iterator[None]:
         return
     with threadpool_limits(limits=1):
         yield
+
+
+@pytest.fixture(autouse=True)
+def unthrottled_checkpoints(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tests check which epoch each checkpoint holds: none may be skipped.
+
+    (The throttle's own tests, named ``test_throttle_...``, keep its limits.)
+    """
+    if not request.node.name.startswith("test_throttle_"):
+        monkeypatch.setattr(handnet.io.checkpoint, "MIN_INTERVAL", 0.0)
+        monkeypatch.setattr(handnet.io.checkpoint, "MAX_SHARE", math.inf)
 
 
 def _load_script(name: str) -> ModuleType:
@@ -334,8 +348,9 @@ def test_ctrl_c_in_full_batch_gd_keeps_the_completed_epoch(
 ) -> None:
     make, y, _ = CONFIGS["gd-full-batch"]
     with monkeypatch.context() as patch:
-        # Plain full-batch GD of a logistic regression runs in handnet.training.kernels.
-        kernel = handnet.training.fastpath.logistic_gd_step
+        # Plain full-batch GD of a logistic regression runs in handnet.training.kernels,
+        # called step by step through SeedKernels.gd_step.
+        kernel = handnet.training.fastpath.SeedKernels.gd_step
         calls = [0]
 
         def hooked_kernel(*args: Any, **kwargs: Any) -> float:
@@ -344,7 +359,7 @@ def test_ctrl_c_in_full_batch_gd_keeps_the_completed_epoch(
                 _interrupt()
             return kernel(*args, **kwargs)
 
-        patch.setattr(handnet.training.fastpath, "logistic_gd_step", hooked_kernel)
+        patch.setattr(handnet.training.fastpath.SeedKernels, "gd_step", hooked_kernel)
         interrupted = make().fit(X, y)
     assert calls[0] == 8
     # A full-batch epoch is one step: the 8th step completes epoch 8, and training stops.
@@ -1004,3 +1019,99 @@ def test_a_loaded_interrupted_run_saved_again_can_still_be_resumed(tmp_path: Pat
     handnet.save(handnet.load(first), second)
     resumed = make().fit(X, y, resume=second)
     _assert_same_run(resumed, reference)
+
+
+# --- throttled writes (issue 18): at most MAX_SHARE of the training time --------------------
+
+
+class _ManualClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_throttle_waits_min_interval_for_the_first_checkpoint() -> None:
+    clock = _ManualClock()
+    throttle = WriteThrottle(clock)
+    assert not throttle.due()
+    clock.now += MIN_INTERVAL - 1e-6
+    assert not throttle.due()
+    clock.now += 1e-6
+    assert throttle.due()
+
+
+def test_throttle_spaces_writes_by_their_cost_over_max_share() -> None:
+    clock = _ManualClock()
+    throttle = WriteThrottle(clock)
+    clock.now += MIN_INTERVAL
+    cost = 0.2  # seconds: the next write waits cost / MAX_SHARE = 4 s of training
+    throttle.wrote(clock.now, clock.now + cost)
+    clock.now += cost + cost / MAX_SHARE - 1e-3
+    assert not throttle.due()
+    clock.now += 2e-3
+    assert throttle.due()
+    # A quick write: MIN_INTERVAL still spaces them.
+    throttle.wrote(clock.now, clock.now + 1e-4)
+    clock.now += 1e-4 + MIN_INTERVAL - 1e-3
+    assert not throttle.due()
+
+
+def test_throttle_keeps_checkpoints_under_max_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Simulated: epochs of 1 ms, writes of 20 ms, 2000 epochs with checkpoint_every=1."""
+    clock = _ManualClock()
+    throttle = WriteThrottle(clock)
+    training = writing = 0.0
+    for _ in range(2000):
+        clock.now += 0.001
+        training += 0.001
+        if throttle.due():
+            start = clock.now
+            clock.now += 0.02
+            writing += 0.02
+            throttle.wrote(start, clock.now)
+    assert writing <= MAX_SHARE * training
+
+
+def test_throttle_skips_mid_run_checkpoints_but_writes_the_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clock that never moves: only the end of the run writes, with its final epoch."""
+    monkeypatch.setattr(CheckpointRun, "clock", staticmethod(lambda: 0.0))
+    X_small = X[:60]
+    y_small = (X_small[:, 0] > 0).astype(int)
+    written: list[int] = []
+    real = handnet.io.checkpoint._write_atomic
+
+    def spy(path: Any, content: Any, arrays: Any) -> None:
+        written.append(1)
+        real(path, content, arrays)
+
+    monkeypatch.setattr(handnet.io.checkpoint, "_write_atomic", spy)
+    checkpoint = tmp_path / "run.npz"
+    model = handnet.LogisticRegression(max_iter=25, tol=None, random_state=0)
+    model.fit(X_small, y_small, checkpoint=checkpoint, checkpoint_every=1)
+    assert len(written) == 1
+    assert handnet.load(checkpoint).n_iter_ == 25
+
+
+def test_throttle_never_skips_an_interrupts_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(CheckpointRun, "clock", staticmethod(lambda: 0.0))
+    X_small = X[:60]
+    y_small = (X_small[:, 0] > 0).astype(int)
+    checkpoint = tmp_path / "run.npz"
+
+    def interrupt(trainer: Trainer) -> bool:
+        if trainer.epoch == 4:
+            assert trainer._interrupt is not None
+            trainer._interrupt.requested = True
+        return False
+
+    model = handnet.LogisticRegression(max_iter=25, tol=None, random_state=0)
+    model.fit(X_small, y_small, checkpoint=checkpoint, checkpoint_every=1, callbacks=[interrupt])
+    assert handnet.load(checkpoint).n_iter_ == 4

@@ -14,6 +14,7 @@ from handnet.nn.losses import BinaryCrossEntropy
 from handnet.nn.network import Sequential
 from handnet.optim.optimizers import SGD
 from handnet.training import Trainer, kernels
+from handnet.training.fastpath import SeedKernels
 
 
 class _PlainSGD(SGD):
@@ -387,3 +388,182 @@ def test_every_logistic_kernel_keeps_the_digits_of_confident_right_predictions(p
                 X, y, weights, 0.0, gradient, use_numba=path == "block_numba"
             )
         assert loss == pytest.approx(expected, rel=1e-12, abs=0), (z, target, loss)
+
+
+# --- issue 18: the seed's GD step in fewer passes, the scalar SGD path, loading numba ----
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_signed_rows_step_matches_logistic_gd_step(l2: float, dtype: type) -> None:
+    """The 0/1-target step (signs folded into the rows) against the general kernel."""
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((301, 5)).astype(dtype)
+    y = (X[:, 1] - X[:, 3] + 0.7 * rng.standard_normal(301) > 0).astype(dtype)
+    start = rng.standard_normal(6).astype(dtype)
+    parameters = start.copy()
+    signed = kernels.SignedRows(X, y)
+    assert kernels.SignedRows.applies(X, y, parameters)
+    weights, bias = start[:5].copy(), start[5:].copy()
+    workspace = tuple(np.empty((4, 301), dtype=dtype))
+    tolerance = 1e-12 if dtype == np.float64 else 1e-5
+    for _ in range(30):
+        loss = signed.step(parameters, 0.5, l2)
+        expected = kernels.logistic_gd_step(X, y, weights, bias, 0.5, l2, workspace)
+        assert loss == pytest.approx(expected, rel=tolerance)
+    np.testing.assert_allclose(parameters, np.concatenate([weights, bias]), rtol=tolerance,
+                               atol=tolerance)
+
+
+def test_signed_rows_take_only_zero_one_targets() -> None:
+    X = np.zeros((3, 2))
+    parameters = np.zeros(3)
+    assert kernels.SignedRows.applies(X, np.array([0.0, 1.0, 1.0]), parameters)
+    assert not kernels.SignedRows.applies(X, np.array([0.0, 0.5, 1.0]), parameters)
+    assert not kernels.SignedRows.applies(X, np.array([0.0, 1.0, 1.0]), np.zeros(3, np.float32))
+
+
+def test_soft_targets_take_the_general_gd_step() -> None:
+    """Targets in (0, 1) are not 0/1: the general kernel, still the generic path's numbers."""
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((120, 3))
+    y = rng.random(120)
+    fast = _train(SGD(0.3), X, y, epochs=10, l2=0.0, batch_size=None)
+    generic = _train(_PlainSGD(0.3), X, y, epochs=10, l2=0.0, batch_size=None)
+    np.testing.assert_allclose(fast.network.flat_parameters, generic.network.flat_parameters,
+                               rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(fast.history.loss, generic.history.loss, rtol=1e-12)
+
+
+@pytest.mark.parametrize("n_features", [1, 4, 8])
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+def test_scalar_sgd_matches_the_numpy_kernel(n_features: int, l2: float) -> None:
+    rng = np.random.default_rng(n_features)
+    X = rng.standard_normal((700, n_features))
+    y = (X[:, 0] + rng.standard_normal(700) > 0).astype(np.float64)
+    order = rng.permutation(700)
+    weight = rng.random(700) + 0.5
+    for sample_weight in (None, weight):
+        results = []
+        for epoch in (kernels.scalar_sgd_epoch, kernels.logistic_sgd_epoch_numpy):
+            weights, bias = np.full(n_features, 0.1), np.array([-0.2])
+            total = epoch(X, y, order, weights, bias, 0.05, l2, sample_weight, 1.5)
+            results.append((weights, bias, total))
+        (w_s, b_s, t_s), (w_n, b_n, t_n) = results
+        np.testing.assert_allclose(w_s, w_n, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(b_s, b_n, rtol=1e-12, atol=1e-15)
+        assert t_s == pytest.approx(t_n, rel=1e-12)
+
+
+@pytest.mark.skipif(not kernels.numba_available(), reason="numba is not installed")
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+def test_scalar_sgd_gives_the_compiled_kernels_bits(l2: float) -> None:
+    """Same operations in the same order: a fit may switch paths without a trace."""
+    X, y = make_logistic(3000, labels="bernoulli", random_state=7)
+    y = y.astype(np.float64)
+    X[::7] *= 30.0  # confident predictions too: exp(-|z|) near 0
+    order = np.random.default_rng(8).permutation(len(X))
+    results = []
+    for use_numba in (False, True):
+        weights, bias = np.array([0.3, -0.2, 0.1, 0.0]), np.array([0.05])
+        total = kernels.logistic_sgd_epoch(
+            X, y, order, weights, bias, 0.02, l2, use_numba=use_numba
+        )
+        results.append((weights.tobytes(), bias.tobytes(), total))
+    assert results[0] == results[1]
+
+
+def test_model_results_do_not_depend_on_the_sgd_route(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scalar path throughout, or compiled from the first row: the same bits."""
+    if not kernels.numba_available():
+        pytest.skip("numba is not installed")
+    X, y = make_logistic(2000, random_state=3)
+    fits = []
+    for threshold in (10**12, 0):
+        monkeypatch.setattr(handnet.training.Trainer, "NUMBA_MIN_ROWS", threshold)
+        with kernels.numpy_only(threshold != 0):
+            model = handnet.LogisticRegression(batch_size=1, max_iter=3, tol=None, random_state=0)
+            model.fit(X, y)
+        fits.append((model.coef_.tobytes(), model.intercept_.tobytes(), model.loss_curve_))
+    assert fits[0] == fits[1]
+
+
+class _Planned:
+    """A :class:`~handnet.training.fastpath.SeedKernels` for the policy tests."""
+
+    @staticmethod
+    def kernels(max_iter: int, tol: float | None = None, n_iter_no_change: int = 10) -> SeedKernels:
+        seed = SeedKernels()
+        seed.start(True, max_iter, tol, n_iter_no_change)
+        return seed
+
+
+def test_numba_is_loaded_only_for_enough_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SGD route: the fit's planned rows (or those run) against the threshold."""
+    monkeypatch.setattr(kernels, "numba_installed", lambda: True)
+    monkeypatch.setattr(kernels, "sgd_kernel_ready", lambda: False)
+    X = np.zeros((1000, 4))
+    policy = _Planned.kernels(max_iter=20)  # no stopping rule: 20 epochs of 1000 rows
+    assert not policy.use_numba(X, 1000, 20_001)
+    assert policy.use_numba(X, 1000, 20_000)
+    # A stopping rule can end the fit after n_iter_no_change + 1 epochs: only those count.
+    stopping = _Planned.kernels(max_iter=1000, tol=1e-4, n_iter_no_change=4)
+    assert not stopping.use_numba(X, 1000, 5_001)
+    assert stopping.use_numba(X, 1000, 5_000)
+    # ... or once the rows already run reach it (ski rental: never more than twice late).
+    stopping.rows_run = 9_000
+    assert stopping.use_numba(X, 1000, 10_000)
+    # Never for float32 (the kernel is float64), nor without numba, nor under numpy_only().
+    assert not policy.use_numba(X.astype(np.float32), 1000, 0)
+    with kernels.numpy_only():
+        assert not policy.use_numba(X, 1000, 0)
+    monkeypatch.setattr(kernels, "numba_installed", lambda: False)
+    assert not policy.use_numba(X, 1000, 0)
+
+
+def test_a_loaded_kernel_runs_small_fits_of_few_features(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once loaded it costs nothing: used where it gives the scalar path's bits."""
+    monkeypatch.setattr(kernels, "numba_installed", lambda: True)
+    monkeypatch.setattr(kernels, "sgd_kernel_ready", lambda: True)
+    policy = _Planned.kernels(max_iter=1)
+    assert policy.use_numba(np.zeros((10, 4)), 10, 10**9)
+    # More features: the NumPy path's bits differ, so the route stays the planned one.
+    assert not policy.use_numba(np.zeros((10, 40)), 10, 10**9)
+
+
+def _python(code: str, **env: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env},
+                            capture_output=True, text=True, check=True, timeout=300)
+    return result.stdout.strip()
+
+
+def test_import_and_a_small_fit_do_not_load_numba() -> None:
+    code = (
+        "import sys, handnet\n"
+        "from handnet.datasets import make_logistic\n"
+        "X, y = make_logistic(500, random_state=0)\n"
+        "handnet.LogisticRegression(batch_size=1, max_iter=3, tol=None).fit(X, y)\n"
+        "handnet.LogisticRegression(max_iter=50, tol=None).fit(X, y)\n"
+        "print('numba' in sys.modules)"
+    )
+    assert _python(code) == "False"
+
+
+@pytest.mark.skipif(not kernels.numba_installed(), reason="numba is not installed")
+def test_kernels_compile_in_memory_where_no_cache_directory_is_writable() -> None:
+    """numba finds no cache locator (as for a read-only install without a home): no error."""
+    code = (
+        "import warnings; warnings.simplefilter('error')\n"
+        "import numpy as np\n"
+        "from handnet.training import kernels, _compiled\n"
+        "X = np.ones((9, 2)); y = np.ones(9); w = np.zeros(2); b = np.zeros(1)\n"
+        "kernels.logistic_sgd_epoch(X, y, np.arange(9), w, b, 0.1, use_numba=True)\n"
+        "print(_compiled.sgd_epoch._cache.__class__.__name__)"
+    )
+    # IPythonCacheLocator alone: outside IPython it never applies, so no locator is found.
+    out = _python(code, NUMBA_CACHE_LOCATOR_CLASSES="IPythonCacheLocator")
+    assert out == "NullCache"

@@ -182,7 +182,9 @@ def _add_output_options(train: argparse.ArgumentParser) -> None:
                        "generator state, epoch, history): written every --checkpoint-every "
                        "epochs, at the end, and on Ctrl-C")
     train.add_argument("--checkpoint-every", type=_positive_int, default=None, metavar="K",
-                       help="epochs between checkpoints (default 1; needs --checkpoint)")
+                       help="epochs between checkpoints (default 1; needs --checkpoint); "
+                       "mid-run writes are also spaced so that they cost at most 5%% of the "
+                       "training time (at most one a second)")
     train.add_argument("--resume", action="store_true",
                        help="continue the run saved in --checkpoint if that file exists (else "
                        "start one): same data and options required, --epochs may grow; the "

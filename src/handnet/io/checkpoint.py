@@ -11,12 +11,21 @@ out-of-core fit without ``checkpoint=``, an older handnet) is refused rather
 than resumed unchecked. Only ``max_iter`` and ``verbose`` may differ from the
 saved run's hyperparameters (not ``random_state``: the run continues its saved
 generator).
+
+Writing a checkpoint every epoch of a fast run would cost more than the run (500
+full-batch epochs went 5 x slower with ``checkpoint_every=1``), so the writes in
+the middle of a run are throttled (:class:`WriteThrottle`): at most one every
+:data:`MIN_INTERVAL` seconds, and never more than :data:`MAX_SHARE` of the time
+trained since the last one. The checkpoint at the end of a run and on an
+interrupt is always written, so a finished or interrupted run's file is
+complete; a crash loses at most the last interval's epochs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -36,6 +45,42 @@ from .schema import _EstimatorPlan, _NetworkPlan, _read_plan
 #: runs and what it prints. Not ``random_state``: the resumed run continues the
 #: saved generator, so a model that said another seed would misreport its run.
 _RESUMABLE_DIFFERENCES = frozenset({"max_iter", "verbose"})
+
+
+#: Seconds of training at least between two checkpoints written during a run.
+MIN_INTERVAL = 1.0
+
+#: Most of the training time that checkpoints written during a run may take: one
+#: that took ``c`` seconds to write is followed by ``c / MAX_SHARE`` seconds of
+#: training at least before the next.
+MAX_SHARE = 0.05
+
+
+class WriteThrottle:
+    """When a checkpoint in the middle of a run is due: rarely enough to cost <= 5 %.
+
+    A write is due once :data:`MIN_INTERVAL` seconds have passed since the run
+    started or the last write ended, and ``cost / MAX_SHARE`` seconds, where
+    ``cost`` is how long that last write took.
+
+    Parameters
+    ----------
+    clock : callable returning seconds
+        ``time.monotonic`` by default (injected by the tests).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._next = clock() + MIN_INTERVAL
+
+    def due(self) -> bool:
+        """Whether a checkpoint written now keeps the limits."""
+        return self.clock() >= self._next
+
+    def wrote(self, started: float, finished: float) -> None:
+        """A checkpoint was written from ``started`` to ``finished`` (``clock`` readings)."""
+        cost = max(finished - started, 0.0)
+        self._next = finished + max(MIN_INTERVAL, cost / MAX_SHARE)
 
 
 def data_fingerprint(arrays: Sequence[NDArray[Any] | None]) -> str:
@@ -172,6 +217,8 @@ class CheckpointRun:
         self._start_epoch = trainer.epoch
         self._start_scores = len(trainer.history.validation_score)
         self._n_rows = int(n_rows)
+        self._throttle = WriteThrottle(self.clock)
+        self._last_message: str | None = None
         # For save() after fit: a file of an interrupted run can then be resumed.
         model.__dict__["_checkpoint_run"] = self
         # A trainer that partial_fit reuses must not keep an earlier fit's hook.
@@ -311,18 +358,34 @@ class CheckpointRun:
         fitted["validation_loss_curve_"] = validation_losses
         return fitted
 
-    def _write(self, trainer: Trainer) -> str:
+    #: The throttle's clock (``time.monotonic``; the tests inject their own).
+    clock: Callable[[], float] = staticmethod(time.monotonic)
+
+    def _write(self, trainer: Trainer) -> str | None:
+        """The trainer's checkpoint hook: write the run now, unless throttled.
+
+        The end of a run and an interrupt always write; a checkpoint due in the
+        middle of a run is skipped while :class:`WriteThrottle` says it is too soon.
+        Returns the line for the user about the file as it is on disk.
+        """
         model = self._model
         assert self.checkpoint is not None
+        if not (trainer.finished or trainer.interrupted or self._throttle.due()):
+            return self._last_message
+        started = self._throttle.clock()
         arrays: dict[str, NDArray[Any]] = {}
         content = _describe(model, arrays, True, self._fitted_now(model, trainer), self)
         _write_atomic(self.checkpoint, content, arrays)
-        return (
+        self._throttle.wrote(started, self._throttle.clock())
+        self._last_message = (
             f"Checkpoint saved to {self.checkpoint!r} (epoch {trainer.epoch}); continue with "
             f"fit(X, y, checkpoint={self.checkpoint!r}, resume=True)."
         )
+        return self._last_message
 
     _model: _NetworkEstimator
+    _throttle: WriteThrottle
+    _last_message: str | None
     _start_epoch: int
     _start_scores: int
     _n_rows: int

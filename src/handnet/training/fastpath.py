@@ -4,6 +4,17 @@ The seed's own model (one ``Dense(n, 1)`` layer, binary cross-entropy, plain SGD
 clipping) spends most of a generic step on Python calls around tiny arrays, so its
 full-batch steps (:meth:`SeedKernels.gd_step`) and its per-example SGD
 (:meth:`SeedKernels.sgd_rows`) run in those kernels instead: the same math.
+
+When per-example SGD is compiled
+--------------------------------
+The compiled SGD kernel runs some 30 M rows/s against 1-2 M for the scalar path,
+but its first use in a process costs about 0.3-0.5 s (importing numba and loading
+the kernel from its on-disk cache; a second more where nothing is cached yet).
+:meth:`SeedKernels.use_numba` therefore loads it only for a fit whose planned work
+(rows times the epochs it will run at least) reaches ``Trainer.NUMBA_MIN_ROWS``,
+or once the rows already run in this fit do (a fit whose stopping rule ends it
+early loads it no sooner than it pays); once loaded, it runs every epoch on
+float64 data that the scalar path also takes, as the two give the same bits.
 """
 
 from __future__ import annotations
@@ -17,7 +28,9 @@ from ..nn.layers import Dense
 from ..nn.losses import BinaryCrossEntropy, Loss
 from ..nn.network import Sequential
 from ..optim.optimizers import LBFGS, SGD, Optimizer
-from .kernels import logistic_gd_step, logistic_sgd_epoch, numba_available
+from . import kernels
+from .kernels import SignedRows, logistic_gd_step, logistic_sgd_epoch
+from .threads import FitThreads
 
 Array = NDArray[np.floating]
 
@@ -41,11 +54,6 @@ def seed_kernel_applies(
     )
 
 
-def use_numba(n_rows: int, dtype: np.dtype[Any], min_rows: int) -> bool:
-    """Whether an SGD pass over ``n_rows`` rows repays the compiled kernel's compilation."""
-    return n_rows >= min_rows and dtype == np.float64 and numba_available()
-
-
 def _unit(network: Sequential) -> Dense:
     dense = network.layers[0]
     assert isinstance(dense, Dense)
@@ -55,42 +63,104 @@ def _unit(network: Sequential) -> Dense:
 class SeedKernels:
     """Whether the seed's model trains on the kernels in this fit, and their arguments.
 
-    ``active`` is decided when ``fit`` starts (:func:`seed_kernel_applies`) and
-    cleared, with the arguments kept for the full-batch step, when it ends.
+    ``active`` is decided when ``fit`` starts (:meth:`start`, by
+    :func:`seed_kernel_applies`) and cleared, with the arguments kept for the
+    full-batch step, when it ends (:meth:`stop`). The fit's BLAS thread limit
+    (:attr:`threads`, for every model, not only the seed's) ends with it.
     """
 
     def __init__(self) -> None:
         self.active = False
         self._gd_arguments: tuple[Any, ...] | None = None
+        #: Epochs the current fit runs at least (see :meth:`start`).
+        self.planned_epochs = 1
+        #: Per-example SGD rows run so far in the current fit.
+        self.rows_run = 0
+        #: The fit's BLAS thread limit (:mod:`handnet.training.threads`), lifted by :meth:`stop`.
+        self.threads = FitThreads()
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_gd_arguments"] = None  # holds the caller's X and Y
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.__dict__.setdefault("planned_epochs", 1)  # pickled before these existed
+        self.__dict__.setdefault("rows_run", 0)
+        self.__dict__.setdefault("threads", FitThreads())
+
+    def start(
+        self, active: bool, max_iter: int, tol: float | None = None, n_iter_no_change: int = 0
+    ) -> None:
+        """A fit starts: whether the kernels apply, and how many epochs it runs at least.
+
+        Without a stopping rule (``tol=None``) it runs ``max_iter``; with one, it can
+        stop after ``n_iter_no_change + 1``, so only those count as planned.
+        """
+        self.active = active
+        self.rows_run = 0
+        planned = max_iter if tol is None else min(max_iter, n_iter_no_change + 1)
+        self.planned_epochs = max(1, planned)
+
     def stop(self) -> None:
+        """The fit ended: drop its arguments (they hold X and Y), lift its BLAS limit."""
         self.active = False
-        self._gd_arguments = None  # holds the caller's X and Y
+        self.rows_run = 0
+        self._gd_arguments = None
+        self.threads.close()
+
+    def use_numba(self, X: Array, n_rows: int, min_rows: int) -> bool:
+        """Whether per-example SGD over ``n_rows`` rows of ``X`` (one epoch) runs compiled.
+
+        float64 only (the kernel's one specialisation), and never without numba or
+        under :func:`~handnet.training.kernels.numpy_only`. Compiled when it is
+        loaded already and gives the scalar path's bits, or when this fit's work
+        (its planned epochs, or the rows run so far and these) reaches ``min_rows``
+        rows: about what the scalar path runs in the time the load takes.
+        """
+        if X.dtype != np.float64 or not kernels.compiled_enabled():
+            return False
+        if not kernels.numba_installed():
+            return False
+        if kernels.sgd_kernel_ready() and kernels.scalar_sgd_applies(X):
+            return True
+        work = max(self.rows_run + n_rows, n_rows * self.planned_epochs)
+        return work >= min_rows
 
     def gd_step(
         self, X: Array, Y: Array, network: Sequential, learning_rate: float, l2: float
     ) -> float:
-        """One full-batch GD step of the seed's model by :func:`logistic_gd_step`; its loss."""
-        # The kernel's arguments (flat views and scratch space) are made once per
-        # fit: on the seed's 1000 x 4 data, making them every step would cost a
-        # tenth of the step. fit() drops them, and with them X and Y, when it ends.
+        """One full-batch GD step of the seed's model; its loss.
+
+        By :class:`~handnet.training.kernels.SignedRows` for 0/1 targets, else by
+        :func:`~handnet.training.kernels.logistic_gd_step`.
+        """
+        # The kernel's arguments (signed rows or flat views, and scratch space) are
+        # made once per fit: on the seed's 1000 x 4 data, making them every step
+        # would cost a tenth of the step. fit() drops them, and with them X and Y
+        # (and the signed copy of X), when it ends.
         arguments = self._gd_arguments
         if arguments is None or arguments[0] is not X or arguments[1] is not Y:
-            dense = _unit(network)
-            workspace = np.empty((4, X.shape[0]), dtype=X.dtype)
-            arguments = self._gd_arguments = (
-                X, Y, Y[:, 0], dense.weights[:, 0], dense.bias, tuple(workspace)
-            )
-        _, _, y, weights, bias, workspace_rows = arguments
+            arguments = self._gd_arguments = self._gd_setup(X, Y, network)
+        signed = arguments[2]
+        if signed is not None:
+            return float(signed.step(network.flat_parameters, learning_rate, l2))
+        _, _, _, y, weights, bias, workspace_rows = arguments
         return logistic_gd_step(X, y, weights, bias, learning_rate, l2, workspace_rows)
 
     @staticmethod
+    def _gd_setup(X: Array, Y: Array, network: Sequential) -> tuple[Any, ...]:
+        """The arguments of :meth:`gd_step` on this data: ``(X, Y, signed, y, w, b, workspace)``."""
+        y = Y[:, 0]
+        if SignedRows.applies(X, y, network.flat_parameters):
+            return (X, Y, SignedRows(X, y), None, None, None, None)
+        dense = _unit(network)
+        workspace = np.empty((4, X.shape[0]), dtype=X.dtype)
+        return (X, Y, None, y, dense.weights[:, 0], dense.bias, tuple(workspace))
+
     def sgd_rows(
+        self,
         X: Array,
         Y: Array,
         rows: NDArray[np.intp],
@@ -105,6 +175,7 @@ class SeedKernels:
         Returns ``total`` plus the rows' losses (each before its step).
         """
         dense = _unit(network)
+        self.rows_run += len(rows)
         return logistic_sgd_epoch(
             X, Y[:, 0], rows, dense.weights[:, 0], dense.bias, learning_rate, l2,
             total=total, use_numba=numba,

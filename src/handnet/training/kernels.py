@@ -8,10 +8,11 @@ with the bookkeeping stripped; ``tests/test_kernels.py`` checks each against the
 generic path, and the training loop uses them only where they apply (one
 ``Dense(n, 1)`` layer, binary cross-entropy, plain SGD, no clipping).
 
-* :func:`logistic_gd_step`: one full-batch gradient-descent step;
-* :func:`logistic_sgd_epoch`: an epoch of per-example SGD, one NumPy call per
-  example and scalar math for the rest (compiled with numba when installed,
-  ``pip install handnet[fast]``):
+* :func:`logistic_gd_step` and :class:`SignedRows`: one full-batch
+  gradient-descent step (the second for 0/1 targets, in fewer passes);
+* :func:`logistic_sgd_epoch`: an epoch of per-example SGD, in Python floats for a
+  few float64 features (:func:`scalar_sgd_epoch`), one NumPy call per example
+  otherwise, or compiled with numba (``pip install handnet[fast]``):
 
 .. math::
 
@@ -31,23 +32,30 @@ A fused Adam step (:func:`fused_adam_step`) sits here too.
 
 Compiled or not
 ---------------
-With numba installed, the per-example SGD epoch (float64, from
-``Trainer.NUMBA_MIN_ROWS`` rows), the full-batch block sums and the Adam step run
-compiled twins by default; the two paths give the same numbers to rounding (about
-1e-12 relative in float64, 1e-5 in float32), not the same bits.
-:func:`numpy_only` (or the environment variable ``HANDNET_NUMPY_ONLY=1``) makes a
-process use the NumPy paths alone, as if numba were not installed: for results
-that match a machine without it bit for bit. Dask workers are other processes:
-set the variable in their environment.
+The compiled twins live in :mod:`handnet.training._compiled`, which imports numba:
+it is imported on first use (:func:`compiled_module`), not with handnet, and its
+machine code is cached on disk, so only the first process on a machine compiles.
+The training loop asks for it only where it pays for its load (see
+:mod:`handnet.training.fastpath`). Compiled and NumPy paths give the same numbers
+to rounding (about 1e-12 relative in float64, 1e-5 in float32), not the same bits,
+except per-example SGD on a few float64 features, where the scalar path and the
+compiled kernel agree bit for bit. :func:`numpy_only` (or the environment variable
+``HANDNET_NUMPY_ONLY=1``) makes a process use the NumPy paths alone, as if numba
+were not installed: for results that match a machine without it bit for bit.
+Dask workers are other processes: set the variable in their environment.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import importlib.util
+import itertools
 import math
 import os
 import threading
 from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -202,6 +210,91 @@ def logistic_gd_step(
     return loss
 
 
+class SignedRows:
+    r"""A full-batch GD step for 0/1 targets in eleven passes over the rows, made once per fit.
+
+    With :math:`s_i = 1 - 2 y_i` (:math:`\pm 1`) and :math:`u_i = s_i (x_i \cdot w + b)`,
+    the binary cross-entropy and its residual are
+
+    .. math::
+
+        \ell_i = \max(u_i, 0) + \log(1 + e^{-|u_i|})
+               = \max(z_i, 0) - y_i z_i + \log(1 + e^{-|z_i|}),\qquad
+        \sigma(z_i) - y_i = s_i\, \sigma(u_i),\quad
+        \log \sigma(u_i) = \min(u_i, 0) - \log(1 + e^{-|u_i|})
+
+    so, with the rows :math:`s_i [x_i, 1]` stored once (:attr:`columns`), one product
+    gives every :math:`u_i`, one exponential of :math:`\log\sigma(u_i)` every
+    residual, and one product :math:`\sum_i \sigma(u_i)\, s_i [x_i, 1]` the whole
+    gradient, bias included: no ``+ b``, no second ``sum``, no ``- y``. The loss
+    terms are the generic path's exactly (:math:`\max(u, 0)` is
+    :math:`\max(z, 0) - y z` to the bit for 0/1 targets) and free of cancellation
+    for confident right predictions; the residual is
+    :math:`\exp(\log\sigma(u))`, accurate to a few units in the last place.
+    That is 11 calls on ``n``-vectors where :func:`logistic_gd_step` makes 19: on
+    the seed's 1000 x 4 data, where every call costs about its fixed overhead,
+    the step takes two thirds of the time.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,)
+        Targets, all 0 or 1 (see :meth:`applies`).
+    """
+
+    def __init__(self, X: Array, y: Array) -> None:
+        n_samples, n_features = X.shape
+        signs = (1.0 - 2.0 * np.asarray(y, dtype=X.dtype)).astype(X.dtype, copy=False)
+        # Stored feature by feature (shape (n_features + 1, n_samples)): both products
+        # then run along the samples, where BLAS vectorises; on the row-major copy
+        # they were n_samples dot products of length n_features + 1, twice as slow.
+        self.columns: Array = np.empty((n_features + 1, n_samples), dtype=X.dtype)
+        np.multiply(X.T, signs, out=self.columns[:n_features])
+        self.columns[n_features] = signs
+        self.workspace: Array = np.empty((3, n_samples), dtype=X.dtype)
+        # np.maximum against a vector of zeros: half the time of a scalar 0.0 here.
+        self.zeros: Array = np.zeros(n_samples, dtype=X.dtype)
+
+    @staticmethod
+    def applies(X: Array, y: Array, parameters: Array) -> bool:
+        """Whether the targets are all 0 or 1 and the parameters ``[w, b]`` in X's dtype."""
+        return (
+            parameters.dtype == X.dtype
+            and parameters.shape == (X.shape[1] + 1,)
+            and bool(np.all((y == 0) | (y == 1)))
+        )
+
+    def step(self, parameters: Array, learning_rate: float, l2: float) -> float:
+        r"""One GD step of ``parameters`` (:math:`[w, b]`, in place); the loss before it.
+
+        :math:`L = \tfrac1n \sum_i \ell_i + \tfrac{\alpha}{2}\lVert w\rVert^2`, and
+        :math:`[w, b] \leftarrow [w, b] - \eta\, (\tfrac1n \sum_i \sigma(u_i)\, s_i [x_i, 1]
+        + \alpha [w, 0])`.
+        """
+        columns = self.columns
+        n_samples = columns.shape[1]
+        u, relu, low = self.workspace
+        np.dot(parameters, columns, out=u)
+        np.maximum(u, self.zeros, out=relu)
+        np.subtract(u, relu, out=low)  # min(u, 0)
+        np.subtract(low, relu, out=u)  # -|u|: u itself is not needed again
+        np.exp(u, out=u)  # in (0, 1]: never overflows
+        np.log1p(u, out=u)  # log(1 + exp(-|u|)), every digit kept for tiny exp(-|u|)
+        relu += u  # the loss terms ell_i
+        loss = float(relu.sum()) / n_samples
+        low -= u  # log sigmoid(u)
+        np.exp(low, out=low)  # sigmoid(u) = s_i (sigmoid(z_i) - y_i), the residual times s_i
+        gradient = np.dot(columns, low)
+        gradient *= 1.0 / n_samples
+        if l2:
+            weights = parameters[:-1]  # the bias is not penalised
+            loss += 0.5 * l2 * float(np.dot(weights, weights))
+            gradient[:-1] += l2 * weights
+        gradient *= learning_rate
+        parameters -= gradient
+        return loss
+
+
 def logistic_loss_gradient(
     X: Array,
     y: Array,
@@ -267,59 +360,169 @@ def _loss_sum_and_residual(
     return loss_sum, residual
 
 
-def _build_numba_kernel() -> Callable[..., float] | None:
-    """Compile the same loop with numba, if it is installed."""
-    try:
-        import numba
-    except ImportError:
+# --- the compiled twins: loaded on first use ------------------------------------------------
+
+_LOAD_LOCK = threading.Lock()
+#: handnet.training._compiled once imported; ``None`` when it cannot be (no numba, or a
+#: numba that cannot build it); ``False`` before the first try.
+_MODULE: ModuleType | bool | None = False
+_INSTALLED: bool | None = None
+
+
+def numba_installed() -> bool:
+    """Whether numba is installed, found without importing it (a look at ``sys.path``)."""
+    global _INSTALLED
+    if _INSTALLED is None:
+        _INSTALLED = importlib.util.find_spec("numba") is not None
+    return _INSTALLED
+
+
+def compiled_module() -> ModuleType | None:
+    """:mod:`handnet.training._compiled`, imported (with numba) on first use.
+
+    ``None`` without numba, or under :func:`numpy_only`. The import costs about
+    0.3 s and 100 MiB once per process; the kernels themselves load from numba's
+    on-disk cache after the first process on the machine compiled them.
+    """
+    global _MODULE
+    if not _COMPILED:
         return None
-
-    @numba.njit(cache=False, fastmath=False)
-    def kernel(
-        X: Any, y: Any, order: Any, weights: Any, bias: Any,
-        learning_rate: float, l2: float, scales: Any, total: float,
-    ) -> float:  # pragma: no cover - compiled
-        n_features = X.shape[1]
-        b = bias[0]
-        decay = 1.0 - learning_rate * l2
-        for k in range(order.shape[0]):
-            i = order[k]
-            z = 0.0
-            for j in range(n_features):
-                z += X[i, j] * weights[j]
-            z += b
-            e = math.exp(-abs(z))
-            p = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
-            loss = ((z if z > 0 else 0.0) - y[i] * z) + math.log1p(e)
-            if l2 != 0.0:
-                norm = 0.0
-                for j in range(n_features):
-                    norm += weights[j] * weights[j]
-                loss += 0.5 * l2 * norm
-                for j in range(n_features):
-                    weights[j] *= decay
-            total += loss
-            step = learning_rate * scales[i] * (p - y[i])
-            for j in range(n_features):
-                weights[j] -= step * X[i, j]
-            b -= step
-        bias[0] = b
-        return total
-
-    return kernel
+    if _MODULE is False:
+        with _LOAD_LOCK:  # the block engine's threads may all ask at once
+            if _MODULE is False:
+                try:
+                    from . import _compiled
+                except Exception:  # ImportError, or a numba that cannot build the module
+                    _MODULE = None
+                else:
+                    _MODULE = _compiled
+    return _MODULE if isinstance(_MODULE, ModuleType) else None
 
 
-_NUMBA_KERNEL: Callable[..., float] | bool | None = False  # False: not yet looked for
+def sgd_kernel_ready() -> bool:
+    """Whether the compiled SGD kernel is loaded and compiled here (using it costs nothing)."""
+    module = _MODULE if _COMPILED else None
+    return isinstance(module, ModuleType) and bool(module.sgd_epoch.signatures)
 
 
 def numba_available() -> bool:
-    """Whether the compiled SGD kernel can be used (numba installed, not :func:`numpy_only`)."""
-    global _NUMBA_KERNEL
-    if not _COMPILED:
-        return False
-    if _NUMBA_KERNEL is False:
-        _NUMBA_KERNEL = _build_numba_kernel()
-    return _NUMBA_KERNEL is not None
+    """Whether the compiled SGD kernel can be used (numba installed, not :func:`numpy_only`).
+
+    Imports the compiled kernels (and numba) to find out: :func:`numba_installed`
+    is the question that loads nothing.
+    """
+    return compiled_module() is not None
+
+
+# --- per-example SGD on a few features, in Python floats -------------------------------------
+
+#: float64 data with at most this many features takes :func:`scalar_sgd_epoch` (instead
+#: of :func:`logistic_sgd_epoch_numpy`) when not compiled: unrolled Python float math
+#: ran 1.2-1.8 M rows/s on 4 features here, the NumPy calls per row 0.2 M rows/s.
+SCALAR_MAX_FEATURES = 8
+
+# One step of the compiled kernel (handnet.training._compiled.sgd_epoch), operation for
+# operation in the same order, so that the two paths give the same bits (Python floats
+# are IEEE doubles, math.exp and math.log1p the same C library calls, and the compiled
+# kernel is built without fast-math, so no fused multiply-add reorders the rounding).
+_SCALAR_TEMPLATE = '''
+def scalar_epoch(columns, targets, scales, w, b, learning_rate, l2, total):
+    exp, log1p = math.exp, math.log1p
+    ({ws},) = w
+    decay = 1.0 - learning_rate * l2
+    half_l2 = 0.5 * l2
+    for {xs}, target, scale in zip(*columns, targets, scales):
+        z = {dot} + b
+        e = exp(-abs(z))
+        p = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
+        loss = ((z if z > 0 else 0.0) - target * z) + log1p(e)
+        if l2:
+            loss += half_l2 * ({norm})
+            {decay}
+        total += loss
+        step = learning_rate * scale * (p - target)
+        {update}
+        b -= step
+    return total, [{ws}], b
+'''
+
+
+@functools.cache
+def _scalar_epoch(n_features: int) -> Callable[..., tuple[float, list[float], float]]:
+    """The per-example SGD loop unrolled over ``n_features`` Python floats (made once)."""
+    j = range(n_features)
+    source = _SCALAR_TEMPLATE.format(
+        ws=", ".join(f"w{k}" for k in j),
+        xs=", ".join(f"x{k}" for k in j),
+        dot=" + ".join(f"x{k} * w{k}" for k in j),
+        norm=" + ".join(f"w{k} * w{k}" for k in j),
+        decay="; ".join(f"w{k} *= decay" for k in j),
+        update="; ".join(f"w{k} -= step * x{k}" for k in j),
+    )
+    namespace: dict[str, Any] = {"math": math}
+    exec(compile(source, f"<handnet scalar SGD, {n_features} features>", "exec"), namespace)
+    epoch: Callable[..., tuple[float, list[float], float]] = namespace["scalar_epoch"]
+    return epoch
+
+
+def scalar_sgd_applies(X: Array) -> bool:
+    """Whether :func:`scalar_sgd_epoch` takes these rows (float64, few features)."""
+    return X.dtype == np.float64 and 1 <= X.shape[1] <= SCALAR_MAX_FEATURES
+
+
+def scalar_sgd_epoch(
+    X: Array,
+    y: Array,
+    order: NDArray[np.intp],
+    weights: Array,
+    bias: Array,
+    learning_rate: float,
+    l2: float = 0.0,
+    sample_weight: Array | None = None,
+    total: float = 0.0,
+) -> float:
+    """:func:`logistic_sgd_epoch_numpy`'s epoch in Python floats, for float64 and few features.
+
+    The same math, with the weights held in local variables for the epoch (one
+    loop unrolled per feature count, see :data:`SCALAR_MAX_FEATURES`) instead of a
+    NumPy call per row: some six times faster at the seed's four features, and the
+    same bits as the compiled kernel (``_compiled.sgd_epoch``), so a fit may switch
+    between the two without its results depending on which ran.
+
+    Returns
+    -------
+    float
+        ``total`` plus each step's loss (before its update).
+    """
+    epoch = _scalar_epoch(X.shape[1])
+    scales = itertools.repeat(1.0) if sample_weight is None else sample_weight[order].tolist()
+    # Feature by feature: one list of floats per feature (floats are not tracked by
+    # the garbage collector); a list per row made the collector scan every chunk's
+    # rows, and fits in a process with a large heap ran 3-4 x slower for it.
+    columns = X[order].T.tolist()
+    total, new_weights, b = epoch(
+        columns, y[order].tolist(), scales, weights.tolist(), float(bias[0]),
+        float(learning_rate), float(l2), float(total),
+    )
+    weights[:] = new_weights
+    bias[0] = b
+    return float(total)
+
+
+_ONES = np.ones(0)
+
+
+def _unit_scales(n: int) -> Array:
+    """``n`` ones (read-only) for the compiled kernel's unweighted rows, made once per size.
+
+    Allocating them per call cost a tenth of a 100,000-row epoch in 16,384-row chunks.
+    """
+    global _ONES
+    if _ONES.shape[0] < n:
+        ones = np.ones(n)
+        ones.setflags(write=False)
+        _ONES = ones
+    return _ONES[:n]
 
 
 def logistic_sgd_epoch(
@@ -334,26 +537,27 @@ def logistic_sgd_epoch(
     total: float = 0.0,
     use_numba: bool | None = None,
 ) -> float:
-    """One SGD epoch (see :func:`logistic_sgd_epoch_numpy`), compiled when possible.
+    """One SGD epoch (see :func:`logistic_sgd_epoch_numpy`), compiled when asked or possible.
 
-    ``use_numba=None`` uses numba if it is installed, ``False`` never, ``True``
-    always (raising ``ImportError`` without it).
+    ``use_numba=None`` uses numba if it is installed (and the data float64),
+    ``False`` never, ``True`` always (raising ``ImportError`` without it). Not
+    compiled, float64 rows with few features take :func:`scalar_sgd_epoch` (the
+    compiled kernel's bits), others :func:`logistic_sgd_epoch_numpy`.
     """
     if use_numba is None:
-        use_numba = numba_available() and X.dtype == np.float64
+        use_numba = X.dtype == np.float64 and numba_available()
     if use_numba:
-        if not numba_available():
+        module = compiled_module()
+        if module is None:
             raise _no_compiled_kernel()
-        scales = np.ones(X.shape[0]) if sample_weight is None else sample_weight
-        assert callable(_NUMBA_KERNEL)
+        scales = _unit_scales(X.shape[0]) if sample_weight is None else sample_weight
         return float(
-            _NUMBA_KERNEL(
+            module.sgd_epoch(
                 X, y, order, weights, bias, float(learning_rate), float(l2), scales, float(total)
             )
         )
-    return logistic_sgd_epoch_numpy(
-        X, y, order, weights, bias, learning_rate, l2, sample_weight, total
-    )
+    epoch = scalar_sgd_epoch if scalar_sgd_applies(X) else logistic_sgd_epoch_numpy
+    return epoch(X, y, order, weights, bias, learning_rate, l2, sample_weight, total)
 
 
 # --- full-batch sums over a block of rows ---------------------------------------------------
@@ -407,7 +611,7 @@ def logistic_block_sums(
     The NumPy path reads ``X`` twice (``X @ w``, then ``r @ X``, from cache if the
     block fits) and makes about fifteen passes over ``n_samples``-sized vectors.
     The compiled kernel reads each row once and does everything while it is in
-    L1: see :func:`_build_logistic_sums`. The two agree to rounding (the sums are
+    L1: see ``handnet.training._compiled.block_sums_body``. The two agree to rounding (the sums are
     added in a different order).
     """
     dtype = gradient.dtype  # the parameters' dtype: the one everything is computed in
@@ -435,159 +639,20 @@ def logistic_block_sums(
     return loss_sum, float(residual.sum())
 
 
-#: How far ahead of the rows being computed the compiled kernel asks for memory.
-#: A row's arithmetic (scalar exp and log1p) leaves the memory bus idle;
-#: without the hint the hardware prefetcher stops running ahead and every row
-#: waits for DRAM. 12 KiB measured best here (rounded down to whole groups of four
-#: rows: 12 rows ahead for 100 float64 features); 24 KiB ahead was already worse
-#: (lines start to leave L1 before their use), and without the hint the kernel
-#: took 1.3 x (float64) to 1.6 x (float32) as long.
-PREFETCH_BYTES = 12 << 10
-
-#: Rows whose gradient terms the compiled kernel adds in the data's dtype before
-#: adding that partial sum to a float64 total: float32 rounding then grows with
-#: this chunk, not with the block (over 100,000 rows when there are few features).
-CHUNK_ROWS = 256
-
-
 def _build_logistic_sums(prefetch: bool = True) -> Callable[..., tuple[float, float]] | None:
-    r"""Compile :func:`logistic_block_sums`'s kernel with numba, if it is installed.
+    """:func:`logistic_block_sums`'s compiled kernel, with or without the prefetch hint.
 
-    One pass over the rows, four at a time (the four dot products share each
-    load of ``w``, and the four rows' contributions are added to ``gradient`` in
-    one pass over it). Each row is read from memory once: its dot product brings
-    it into L1, where the gradient update finds it. The scalar transcendentals
-    are the kernel's own cost (they cannot vectorise here), so the four rows'
-    :math:`\log(1 + e^{-|z|})` terms share one ``log1p`` through
-    :math:`\log(1 + a) + \log(1 + b) = \log(1 + a + b + ab)`, exact in
-    arithmetic and free of cancellation (all terms are >= 0). ``fastmath`` allows
-    only reassociation and fused multiply-add (so that the dot products
-    vectorise); a NaN in the data or the parameters gives a NaN loss, as in NumPy.
+    ``handnet.training._compiled.block_sums`` (the kernel's one pass over the rows
+    is documented at ``block_sums_body``), or ``block_sums_plain`` without the
+    hint; ``None`` without numba.
     """
-    try:
-        import numba
-    except ImportError:
+    module = compiled_module()
+    if module is None:
         return None
-    fast = {"reassoc", "contract"}
-    if prefetch:
-        hint = _build_prefetch()
-    else:
-
-        @numba.njit(inline="always")
-        def hint(array: Any, index: Any) -> None:  # pragma: no cover - compiled
-            pass
-
-    @numba.njit(inline="always", fastmath=fast, error_model="numpy")
-    def row_terms(z: Any, target: Any, zero: Any, one: Any) -> Any:  # pragma: no cover - compiled
-        """``exp(-|z|)``, the loss without its ``log1p(exp(-|z|))`` term, and the residual."""
-        e = math.exp(-abs(z))  # in (0, 1]: never overflows
-        residual = (one if z >= zero else e) / (one + e) - target
-        return e, max(z, zero) - target * z, residual
-
-    @numba.njit(inline="always", fastmath=fast, error_model="numpy")
-    def pair(a: Any, b: Any) -> Any:  # pragma: no cover - compiled
-        # log1p(a) + log1p(b) = log1p(a + b + ab): every term >= 0, so no cancellation
-        return a + b + a * b
-
-    # No cache=True: numba cannot reuse a cached function that closes over an
-    # intrinsic, and would add files to __pycache__ at every start. Compiling costs
-    # about a second, once per process and dtype, on data large enough to need it.
-    @numba.njit(nogil=True, fastmath=fast, error_model="numpy")
-    def sums(X: Any, y: Any, w: Any, b: Any, gradient: Any) -> Any:  # pragma: no cover
-        n_samples, n_features = X.shape
-        real = X.dtype.type
-        zero, one = real(0), real(1)
-        flat = X.reshape(-1)
-        line = max(1, 64 // X.itemsize)  # elements per cache line
-        # Rows ahead, a multiple of 4; none for rows longer than PREFETCH_BYTES, whose
-        # long runs the hardware prefetcher follows by itself.
-        ahead = PREFETCH_BYTES // max(1, n_features * X.itemsize) // 4 * 4
-        loss_sum = 0.0
-        bias_sum = 0.0
-        # Blocked summation of the gradient: CHUNK_ROWS rows added in X's dtype (so the
-        # update vectorises at float32 width), the chunks' sums added in float64.
-        partial = np.zeros(n_features, X.dtype)
-        total = np.zeros(n_features, np.float64)
-        n_quads = n_samples - n_samples % 4
-        for i in range(0, n_quads, 4):
-            if ahead and i + ahead < n_samples:
-                stop = min(n_samples, i + ahead + 4) * n_features
-                for k in range((i + ahead) * n_features, stop, line):
-                    hint(flat, k)
-            z0, z1, z2, z3 = b, b, b, b
-            for j in range(n_features):
-                wj = w[j]
-                z0 += X[i, j] * wj
-                z1 += X[i + 1, j] * wj
-                z2 += X[i + 2, j] * wj
-                z3 += X[i + 3, j] * wj
-            e0, linear0, r0 = row_terms(z0, y[i], zero, one)
-            e1, linear1, r1 = row_terms(z1, y[i + 1], zero, one)
-            e2, linear2, r2 = row_terms(z2, y[i + 2], zero, one)
-            e3, linear3, r3 = row_terms(z3, y[i + 3], zero, one)
-            # One log1p for four rows (a quarter of the transcendental work):
-            # sum of log1p(e_k) = log1p(pair(pair(e0, e1), pair(e2, e3))).
-            softplus = math.log1p(pair(pair(e0, e1), pair(e2, e3)))
-            loss_sum += float(softplus) + (
-                (float(linear0) + float(linear1)) + (float(linear2) + float(linear3))
-            )
-            bias_sum += (float(r0) + float(r1)) + (float(r2) + float(r3))
-            for j in range(n_features):
-                partial[j] += (r0 * X[i, j] + r1 * X[i + 1, j]) + (
-                    r2 * X[i + 2, j] + r3 * X[i + 3, j]
-                )
-            if (i + 4) % CHUNK_ROWS == 0:
-                for j in range(n_features):
-                    total[j] += partial[j]
-                    partial[j] = zero
-        for i in range(n_quads, n_samples):
-            z = b
-            for j in range(n_features):
-                z += X[i, j] * w[j]
-            e, linear, r = row_terms(z, y[i], zero, one)
-            loss_sum += float(math.log1p(e)) + float(linear)
-            bias_sum += float(r)
-            for j in range(n_features):
-                partial[j] += r * X[i, j]
-        for j in range(n_features):
-            gradient[j] += total[j] + partial[j]
-        return loss_sum, bias_sum
-
-    return sums
-
-
-def _build_prefetch() -> Any:
-    """A numba intrinsic ``hint(flat_array, index)``: LLVM's ``prefetch`` of that element.
-
-    A hint only: it reads nothing and never faults, so a wrong address costs
-    nothing but time.
-    """
-    from llvmlite import ir
-    from numba.core import cgutils, types
-    from numba.extending import intrinsic
-
-    @intrinsic
-    def hint(typingctx: Any, array: Any, index: Any) -> Any:  # pragma: no cover - compiled
-        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-            array_type = signature.args[0]
-            view = context.make_array(array_type)(context, builder, args[0])
-            address = cgutils.get_item_pointer(
-                context, builder, array_type, view, [args[1]], wraparound=False
-            )
-            byte_pointer = ir.IntType(8).as_pointer()
-            i32 = ir.IntType(32)
-            prefetch = cgutils.get_or_insert_function(
-                builder.module,
-                ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]),
-                "llvm.prefetch.p0",
-            )
-            # read, keep in all cache levels, data cache
-            builder.call(prefetch, [builder.bitcast(address, byte_pointer), i32(0), i32(3), i32(1)])
-            return context.get_dummy_value()
-
-        return types.void(array, types.intp), codegen
-
-    return hint
+    kernel: Callable[..., tuple[float, float]] = (
+        module.block_sums if prefetch else module.block_sums_plain
+    )
+    return kernel
 
 
 _LOGISTIC_SUMS: Callable[..., tuple[float, float]] | bool | None = False  # False: not yet built
@@ -597,8 +662,9 @@ _BUILD_LOCK = threading.Lock()
 def logistic_block_sums_compiled() -> Callable[..., tuple[float, float]] | None:
     """The compiled kernel of :func:`logistic_block_sums`, or ``None`` without numba.
 
-    Built (and compiled for float64, as a check) on first use. If this numba
-    cannot compile the prefetch hint, the kernel is built without it.
+    Loaded (and run once on a float64 probe, which compiles it or loads it from
+    numba's cache) on first use. If this numba cannot compile the prefetch hint,
+    the kernel without it is used.
     """
     global _LOGISTIC_SUMS
     if not _COMPILED:
@@ -630,38 +696,18 @@ FUSED_ADAM_MIN_SIZE = 10_000
 
 
 def _build_fused_adam() -> Callable[..., None] | None:
-    """Adam's update as one compiled pass over the parameters, if numba is installed.
+    """Adam's update as one compiled pass (``_compiled.fused_adam``), or ``None`` without numba.
 
     NumPy needs about a dozen passes over the parameter-sized arrays (each ufunc
     reads and writes whole vectors); compiled, each element is read and written
     once. The arithmetic is :class:`handnet.optim.optimizers.Adam`'s, in the
     parameters' dtype.
     """
-    try:
-        import numba
-    except ImportError:
+    module = compiled_module()
+    if module is None:
         return None
-
-    # error_model="numpy": a division by zero gives inf/nan as in NumPy instead of
-    # raising, which is also what lets LLVM vectorise the loop (about 10x faster).
-    @numba.njit(cache=True, error_model="numpy")
-    def fused_adam(
-        param: Any, grad: Any, m: Any, v: Any, beta1: Any, one_minus_beta1: Any,
-        beta2: Any, one_minus_beta2: Any, eps: Any, step_size: Any,
-        inverse_bias_correction2_sqrt: Any, decay: Any,
-    ) -> None:  # pragma: no cover - compiled
-        # Every constant arrives in the parameters' dtype, so that a float32
-        # model's loop stays in float32 and vectorises.
-        for i in range(param.shape[0]):
-            g = grad[i]
-            m_i = beta1 * m[i] + one_minus_beta1 * g
-            v_i = beta2 * v[i] + one_minus_beta2 * (g * g)
-            m[i] = m_i
-            v[i] = v_i
-            denominator = np.sqrt(v_i) * inverse_bias_correction2_sqrt + eps
-            param[i] = param[i] * decay - step_size * (m_i / denominator)
-
-    return fused_adam
+    kernel: Callable[..., None] = module.fused_adam
+    return kernel
 
 
 _FUSED_ADAM: Callable[..., None] | bool | None = False  # False: not yet looked for

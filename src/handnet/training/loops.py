@@ -23,7 +23,6 @@ from numpy.typing import NDArray
 from ..data import blocks
 from ..data.streaming import Block, RowBlocks
 from ..exceptions import DivergenceError
-from .fastpath import use_numba
 from .history import EpochProgress
 from .protocol import TrainerView
 from .safety import divergence_message, stop_inside_epoch
@@ -49,12 +48,24 @@ def _diverged(trainer: TrainerView) -> DivergenceError:
     return DivergenceError(divergence_message("loss", trainer.epoch, trainer.current_lr))
 
 
+def _limit_blas_threads(trainer: TrainerView, rows: int) -> None:
+    """Inside ``fit``, set BLAS's threads for steps of ``rows`` rows (once per fit).
+
+    See :mod:`handnet.training.threads`; ``fit`` lifts the limit when it ends. An
+    epoch run outside ``fit`` (``Trainer.run_epoch`` called directly) changes nothing,
+    as nothing would lift it.
+    """
+    if trainer._interrupt is not None:
+        trainer._kernels.threads.enter(trainer.network, rows)
+
+
 def run_epoch(
     trainer: TrainerView, X: Array, Y: Array, sample_weight: Array | None
 ) -> float | None:
     """One pass over in-memory rows (see :meth:`Trainer.run_epoch`)."""
     n_samples = X.shape[0]
     batch_size = trainer.batch_size
+    _limit_blas_threads(trainer, n_samples if batch_size is None else min(batch_size, n_samples))
     if batch_size is None or batch_size >= n_samples:
         trainer._start_epoch_learning_rate()
         # Data over blocks.MIN_BYTES goes to the block engine through train_step:
@@ -123,7 +134,7 @@ def _kernel_epoch(
     """Per-example SGD of the seed's model from ``progress`` on, in kernel chunks."""
     step, kernels = trainer._step, trainer._kernels
     n_samples = X.shape[0]
-    numba = use_numba(n_samples, X.dtype, trainer.NUMBA_MIN_ROWS)
+    numba = kernels.use_numba(X, n_samples, trainer.NUMBA_MIN_ROWS)
     chunk = trainer.KERNEL_CHUNK
     for start in range(progress.position, n_samples, chunk):
         index = order[start : start + chunk]
@@ -142,6 +153,7 @@ def _kernel_epoch(
 def run_stream_epoch(trainer: TrainerView, data: RowBlocks) -> float | None:
     """One pass over out-of-core rows, block by block (see :meth:`Trainer.run_stream_epoch`)."""
     batch_size = trainer.batch_size
+    _limit_blas_threads(trainer, data.n_rows if batch_size is None else batch_size)
     if batch_size is None or batch_size >= data.n_rows:
         # One step, its gradient summed block by block (compute_gradients).
         trainer._start_epoch_learning_rate()
@@ -195,10 +207,10 @@ def _kernel_block(
     trainer: TrainerView, X: Array, Y: Array, rows: NDArray[np.intp], progress: EpochProgress
 ) -> None:
     """Per-example SGD of a logistic regression over one block, in the lean kernel."""
-    step = trainer._step
-    progress.total = trainer._kernels.sgd_rows(
+    step, kernels = trainer._step, trainer._kernels
+    progress.total = kernels.sgd_rows(
         X, Y, rows, step.network, trainer.current_lr, step.l2, progress.total,
-        use_numba(len(rows), X.dtype, trainer.NUMBA_MIN_ROWS),
+        kernels.use_numba(X, len(rows), trainer.NUMBA_MIN_ROWS),
     )
     if not math.isfinite(progress.total):
         raise _diverged(trainer)

@@ -1,0 +1,149 @@
+"""First fit in a fresh process: what a user who fits once per process waits for.
+
+Each measurement is its own interpreter (``python -c``), so imports, numba's
+compilation (or its on-disk cache) and first-touch page faults all count, as they
+do for a script. The child prints one JSON line: the import time and the first
+``fit``'s time; the parent adds the process's wall time.
+
+Run: ``python -m benchmarks._cold [--repeats 5] [--rows 1000,100000] [--before OLD/src]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+
+from benchmarks._common import ROOT
+
+#: The child's prologue: data made before the clock starts, as a user's script would.
+_PROLOGUE = """
+import json, time, warnings
+warnings.simplefilter("ignore")
+import numpy as np
+from handnet.datasets import make_logistic
+X, y = make_logistic({rows}, random_state=0)
+t0 = time.perf_counter()
+"""
+
+#: What each child imports and fits (after :data:`_PROLOGUE`). ``sgd`` is the seed's
+#: per-example SGD (20 epochs for the compiled peer's sake: equal work for all),
+#: ``gd`` the seed's 5001 full-batch iterations.
+FITS: dict[str, str] = {
+    "handnet sgd": """
+import handnet
+t1 = time.perf_counter()
+handnet.LogisticRegression(batch_size=1, learning_rate=0.01, tol=None, max_iter={epochs},
+                           random_state=0).fit(X, y)
+""",
+    "sklearn sgd": """
+from sklearn.linear_model import SGDClassifier
+t1 = time.perf_counter()
+SGDClassifier(loss="log_loss", learning_rate="constant", eta0=0.01, penalty=None, tol=None,
+              max_iter={epochs}, shuffle=True, random_state=0).fit(X, y)
+""",
+    "handnet gd": """
+import handnet
+t1 = time.perf_counter()
+handnet.LogisticRegression(learning_rate=0.01, max_iter=5001, tol=None, init="normal",
+                           random_state=0).fit(X, y)
+""",
+}
+
+_EPILOGUE = """
+t2 = time.perf_counter()
+print(json.dumps({{"import": t1 - t0, "fit": t2 - t1}}))
+"""
+
+
+def cold_fit(
+    fit: str, rows: int, epochs: int = 20, src: str | None = None
+) -> dict[str, float]:
+    """One fresh interpreter's import and first fit; seconds by name (and ``process``).
+
+    ``src``: the source tree whose handnet the child imports (default: this checkout's;
+    another one, e.g. an older revision's ``git archive``, measures before and after
+    in the same run).
+    """
+    code = (_PROLOGUE + FITS[fit] + _EPILOGUE).format(rows=rows, epochs=epochs)
+    environment = dict(os.environ)
+    environment["PYTHONPATH"] = os.pathsep.join(
+        p for p in (src or str(ROOT / "src"), environment.get("PYTHONPATH", "")) if p
+    )
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        env=environment, timeout=600,
+    )
+    process = time.perf_counter() - start
+    measured: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    measured["process"] = process
+    return measured
+
+
+def cold_rows(
+    fits: Sequence[str],
+    rows: Sequence[int],
+    repeats: int,
+    epochs: int = 20,
+    sources: Mapping[str, str | None] | None = None,
+) -> dict[tuple[str, int], dict[str, list[float]]]:
+    """Every (fit, rows) pair ``repeats`` times, the order rotated each repetition.
+
+    ``sources`` (label to source tree) runs the handnet fits once per tree, keyed
+    ``"<fit> [<label>]"``; the peers run once.
+    """
+    trees = sources or {"": None}
+    pairs = [
+        (f"{fit} [{label}]" if label and fit.startswith("handnet") else fit, fit, n, src)
+        for n in rows
+        for fit in fits
+        for label, src in (trees.items() if fit.startswith("handnet") else [("", None)])
+    ]
+    found: dict[tuple[str, int], dict[str, list[float]]] = {
+        (key, n): {} for key, _, n, _ in pairs
+    }
+    for repetition in range(repeats):
+        shift = repetition % len(pairs)
+        for key, fit, n, src in pairs[shift:] + pairs[:shift]:
+            for metric, value in cold_fit(fit, n, epochs, src).items():
+                found[(key, n)].setdefault(metric, []).append(value)
+    return found
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rows", default="1000,100000")
+    parser.add_argument("--fits", default=",".join(FITS))
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument(
+        "--before",
+        default=None,
+        help="another source tree (e.g. `git archive HEAD src | tar -x -C DIR`, then DIR/src) "
+        "to measure beside this checkout's, in the same run",
+    )
+    args = parser.parse_args(argv)
+    rows = [int(r) for r in args.rows.split(",")]
+    fits = [f.strip() for f in args.fits.split(",")]
+    sources = None if args.before is None else {"before": args.before, "after": None}
+    print(f"load before: {os.getloadavg()}")
+    found = cold_rows(fits, rows, args.repeats, args.epochs, sources)
+    for (fit, n), values in found.items():
+        medians = {k: statistics.median(v) for k, v in values.items()}
+        rate = n * args.epochs / medians["fit"] if "sgd" in fit else float("nan")
+        print(
+            f"{fit:21s} n={n:>7,}: import {medians['import'] * 1e3:7.1f} ms, first fit "
+            f"{medians['fit'] * 1e3:8.1f} ms, process {medians['process'] * 1e3:8.1f} ms"
+            + (f", {rate:,.0f} samples/s" if rate == rate else "")
+        )
+    print(f"load after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

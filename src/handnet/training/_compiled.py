@@ -1,0 +1,296 @@
+r"""The numba twins of :mod:`handnet.training.kernels`, compiled once per machine.
+
+Importing this module imports numba (about 0.3 s, and some 100 MiB of the
+compiler), so :mod:`~handnet.training.kernels` imports it only when a compiled
+kernel will pay for that (see :mod:`handnet.training.fastpath`). Every kernel is a
+module-level function compiled with ``cache=True``: the machine code is written
+to disk on first use and loaded, not compiled, by later processes (numba checks
+the source file's time stamp and its own version). The cache lives in
+``__pycache__`` beside this file, or, where that is not writable (an installed
+package), in the user's cache directory (``NUMBA_CACHE_DIR`` overrides both);
+where neither is writable the kernels compile in memory, once per process, as
+they did before the cache. The arithmetic is documented with the NumPy paths in
+:mod:`handnet.training.kernels`.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+from collections.abc import Callable
+from typing import Any
+
+import numba
+import numpy as np
+
+#: How far ahead of the rows being computed the block-sums kernel asks for memory.
+#: A row's arithmetic (scalar exp and log1p) leaves the memory bus idle; without
+#: the hint the hardware prefetcher stops running ahead and every row waits for
+#: DRAM. 12 KiB measured best here (rounded down to whole groups of four rows: 12
+#: rows ahead for 100 float64 features); 24 KiB ahead was already worse (lines
+#: start to leave L1 before their use), and without the hint the kernel took 1.3 x
+#: (float64) to 1.6 x (float32) as long.
+PREFETCH_BYTES = 12 << 10
+
+#: Rows whose gradient terms the block-sums kernel adds in the data's dtype before
+#: adding that partial sum to a float64 total: float32 rounding then grows with
+#: this chunk, not with the block (over 100,000 rows when there are few features).
+CHUNK_ROWS = 256
+
+
+def _jit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """``numba.njit(cache=True, **options)``, or without the cache where no directory takes it.
+
+    numba looks for a writable cache directory when the function is decorated and
+    raises ``RuntimeError`` if it finds none: the kernel is then compiled in
+    memory on first use, as without ``cache=True``.
+    """
+
+    def decorate(function: Callable[..., Any]) -> Any:
+        try:
+            return numba.njit(cache=True, **options)(function)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return numba.njit(**options)(function)
+
+    return decorate
+
+
+# --- per-example SGD -----------------------------------------------------------------------
+
+
+@_jit(fastmath=False)
+def sgd_epoch(
+    X: Any, y: Any, order: Any, weights: Any, bias: Any,
+    learning_rate: float, l2: float, scales: Any, total: float,
+) -> float:  # pragma: no cover - compiled
+    """:func:`handnet.training.kernels.logistic_sgd_epoch`, compiled.
+
+    The operations are those of the scalar path (``kernels.scalar_sgd_epoch``), in
+    the same order and without fused multiply-adds, so the two give the same bits.
+    """
+    n_features = X.shape[1]
+    b = bias[0]
+    decay = 1.0 - learning_rate * l2
+    for k in range(order.shape[0]):
+        i = order[k]
+        z = 0.0
+        for j in range(n_features):
+            z += X[i, j] * weights[j]
+        z += b
+        e = math.exp(-abs(z))
+        p = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
+        loss = ((z if z > 0 else 0.0) - y[i] * z) + math.log1p(e)
+        if l2 != 0.0:
+            norm = 0.0
+            for j in range(n_features):
+                norm += weights[j] * weights[j]
+            loss += 0.5 * l2 * norm
+            for j in range(n_features):
+                weights[j] *= decay
+        total += loss
+        step = learning_rate * scales[i] * (p - y[i])
+        for j in range(n_features):
+            weights[j] -= step * X[i, j]
+        b -= step
+    bias[0] = b
+    return total
+
+
+# --- full-batch sums over a block of rows ----------------------------------------------------
+
+_FAST = {"reassoc", "contract"}  # numba takes a set (not a frozenset)
+
+
+def _make_prefetch() -> Any:
+    """A numba intrinsic ``hint(flat_array, index)``: LLVM's ``prefetch`` of that element.
+
+    A hint only: it reads nothing and never faults, so a wrong address costs
+    nothing but time.
+    """
+    from llvmlite import ir
+    from numba.core import cgutils
+    from numba.core import types as nb_types
+    from numba.extending import intrinsic
+
+    @intrinsic
+    def hint(typingctx: Any, array: Any, index: Any) -> Any:  # pragma: no cover - compiled
+        def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+            array_type = signature.args[0]
+            view = context.make_array(array_type)(context, builder, args[0])
+            address = cgutils.get_item_pointer(
+                context, builder, array_type, view, [args[1]], wraparound=False
+            )
+            byte_pointer = ir.IntType(8).as_pointer()
+            i32 = ir.IntType(32)
+            prefetch = cgutils.get_or_insert_function(
+                builder.module,
+                ir.FunctionType(ir.VoidType(), [byte_pointer, i32, i32, i32]),
+                "llvm.prefetch.p0",
+            )
+            # read, keep in all cache levels, data cache
+            builder.call(prefetch, [builder.bitcast(address, byte_pointer), i32(0), i32(3), i32(1)])
+            return context.get_dummy_value()
+
+        return nb_types.void(array, nb_types.intp), codegen
+
+    return hint
+
+
+@numba.njit(inline="always")
+def no_hint(array: Any, index: Any) -> None:  # pragma: no cover - compiled
+    """The prefetch hint's stand-in where this numba cannot build it."""
+
+
+try:
+    hint = _make_prefetch()
+except Exception:  # an llvmlite/numba without these internals: no hint
+    hint = no_hint
+
+
+@numba.njit(inline="always", fastmath=_FAST, error_model="numpy")
+def row_terms(z: Any, target: Any, zero: Any, one: Any) -> Any:  # pragma: no cover - compiled
+    """``exp(-|z|)``, the loss without its ``log1p(exp(-|z|))`` term, and the residual."""
+    e = math.exp(-abs(z))  # in (0, 1]: never overflows
+    residual = (one if z >= zero else e) / (one + e) - target
+    return e, max(z, zero) - target * z, residual
+
+
+@numba.njit(inline="always", fastmath=_FAST, error_model="numpy")
+def pair(a: Any, b: Any) -> Any:  # pragma: no cover - compiled
+    """``log1p(a) + log1p(b) = log1p(a + b + ab)``: every term >= 0, so no cancellation."""
+    return a + b + a * b
+
+
+@numba.njit(inline="always", fastmath=_FAST, error_model="numpy")
+def prefetch_rows(flat: Any, start: Any, stop: Any, line: Any) -> None:  # pragma: no cover
+    """Hint every cache line of ``flat[start:stop]``."""
+    for k in range(start, stop, line):
+        hint(flat, k)
+
+
+@numba.njit(inline="always", fastmath=_FAST, error_model="numpy")
+def tail_rows(
+    X: Any, y: Any, w: Any, b: Any, start: Any, partial: Any
+) -> Any:  # pragma: no cover - compiled
+    """The last ``n % 4`` rows, one at a time: their loss and residual sums."""
+    zero, one = X.dtype.type(0), X.dtype.type(1)
+    loss_sum = 0.0
+    bias_sum = 0.0
+    for i in range(start, X.shape[0]):
+        z = b
+        for j in range(X.shape[1]):
+            z += X[i, j] * w[j]
+        e, linear, r = row_terms(z, y[i], zero, one)
+        loss_sum += float(math.log1p(e)) + float(linear)
+        bias_sum += float(r)
+        for j in range(X.shape[1]):
+            partial[j] += r * X[i, j]
+    return loss_sum, bias_sum
+
+
+def block_sums_body(X: Any, y: Any, w: Any, b: Any, gradient: Any) -> Any:  # pragma: no cover
+    r"""Add one block's gradient sum to ``gradient``; return its loss and residual sums.
+
+    One pass over the rows, four at a time (the four dot products share each
+    load of ``w``, and the four rows' contributions are added to ``gradient`` in
+    one pass over it). Each row is read from memory once: its dot product brings
+    it into L1, where the gradient update finds it. The scalar transcendentals
+    are the kernel's own cost (they cannot vectorise here), so the four rows'
+    :math:`\log(1 + e^{-|z|})` terms share one ``log1p`` through
+    :math:`\log(1 + a) + \log(1 + b) = \log(1 + a + b + ab)`, exact in
+    arithmetic and free of cancellation (all terms are >= 0). ``fastmath`` allows
+    only reassociation and fused multiply-add (so that the dot products
+    vectorise); a NaN in the data or the parameters gives a NaN loss, as in NumPy.
+    """
+    n_samples, n_features = X.shape
+    zero, one = X.dtype.type(0), X.dtype.type(1)
+    flat = X.reshape(-1)
+    line = max(1, 64 // X.itemsize)  # elements per cache line
+    # Rows ahead, a multiple of 4; none for rows longer than PREFETCH_BYTES, whose
+    # long runs the hardware prefetcher follows by itself.
+    ahead = PREFETCH_BYTES // max(1, n_features * X.itemsize) // 4 * 4
+    loss_sum = 0.0
+    bias_sum = 0.0
+    # Blocked summation of the gradient: CHUNK_ROWS rows added in X's dtype (so the
+    # update vectorises at float32 width), the chunks' sums added in float64.
+    partial = np.zeros(n_features, X.dtype)
+    total = np.zeros(n_features, np.float64)
+    n_quads = n_samples - n_samples % 4
+    for i in range(0, n_quads, 4):
+        if ahead and i + ahead < n_samples:
+            stop = min(n_samples, i + ahead + 4) * n_features
+            prefetch_rows(flat, (i + ahead) * n_features, stop, line)
+        z0, z1, z2, z3 = b, b, b, b
+        for j in range(n_features):
+            wj = w[j]
+            z0 += X[i, j] * wj
+            z1 += X[i + 1, j] * wj
+            z2 += X[i + 2, j] * wj
+            z3 += X[i + 3, j] * wj
+        e0, linear0, r0 = row_terms(z0, y[i], zero, one)
+        e1, linear1, r1 = row_terms(z1, y[i + 1], zero, one)
+        e2, linear2, r2 = row_terms(z2, y[i + 2], zero, one)
+        e3, linear3, r3 = row_terms(z3, y[i + 3], zero, one)
+        # One log1p for four rows (a quarter of the transcendental work).
+        softplus = math.log1p(pair(pair(e0, e1), pair(e2, e3)))
+        loss_sum += float(softplus) + (
+            (float(linear0) + float(linear1)) + (float(linear2) + float(linear3))
+        )
+        bias_sum += (float(r0) + float(r1)) + (float(r2) + float(r3))
+        for j in range(n_features):
+            partial[j] += (r0 * X[i, j] + r1 * X[i + 1, j]) + (r2 * X[i + 2, j] + r3 * X[i + 3, j])
+        if (i + 4) % CHUNK_ROWS == 0:
+            for j in range(n_features):
+                total[j] += partial[j]
+                partial[j] = zero
+    tail_loss, tail_bias = tail_rows(X, y, w, b, n_quads, partial)
+    for j in range(n_features):
+        gradient[j] += total[j] + partial[j]
+    return loss_sum + tail_loss, bias_sum + tail_bias
+
+
+def _variant(name: str, prefetch: Any) -> Any:
+    """:func:`block_sums_body` compiled with ``prefetch_rows`` hinting by ``prefetch``.
+
+    A copy of the function whose globals name its own ``prefetch_rows``, under its
+    own name: numba's cache keys on the name, so the two variants do not share
+    (and overwrite) one cache entry.
+    """
+
+    @numba.njit(inline="always", fastmath=_FAST, error_model="numpy")
+    def rows_hint(flat: Any, start: Any, stop: Any, line: Any) -> None:  # pragma: no cover
+        for k in range(start, stop, line):
+            prefetch(flat, k)
+
+    namespace = {**block_sums_body.__globals__, "prefetch_rows": rows_hint}
+    function = types.FunctionType(block_sums_body.__code__, namespace, name)
+    function.__qualname__ = name
+    return _jit(nogil=True, fastmath=_FAST, error_model="numpy")(function)
+
+
+#: The block sums with the prefetch hint (the default) and without it (the fallback
+#: where the hint does not compile, and the tests' reference).
+block_sums = _jit(nogil=True, fastmath=_FAST, error_model="numpy")(block_sums_body)
+block_sums_plain = _variant("block_sums_plain", no_hint)
+
+
+# --- a fused Adam step -----------------------------------------------------------------------
+
+
+# error_model="numpy": a division by zero gives inf/nan as in NumPy instead of
+# raising, which is also what lets LLVM vectorise the loop (about 10x faster).
+@_jit(error_model="numpy")
+def fused_adam(
+    param: Any, grad: Any, m: Any, v: Any, beta1: Any, one_minus_beta1: Any,
+    beta2: Any, one_minus_beta2: Any, eps: Any, step_size: Any,
+    inverse_bias_correction2_sqrt: Any, decay: Any,
+) -> None:  # pragma: no cover - compiled
+    """:class:`handnet.optim.optimizers.Adam`'s update in one pass, in the parameters' dtype."""
+    for i in range(param.shape[0]):
+        g = grad[i]
+        m_i = beta1 * m[i] + one_minus_beta1 * g
+        v_i = beta2 * v[i] + one_minus_beta2 * (g * g)
+        m[i] = m_i
+        v[i] = v_i
+        denominator = np.sqrt(v_i) * inverse_bias_correction2_sqrt + eps
+        param[i] = param[i] * decay - step_size * (m_i / denominator)
