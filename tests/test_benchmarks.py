@@ -88,3 +88,15 @@ def test_unknown_case_is_refused() -> None:
     )
     assert result.returncode == 2
     assert "unknown case" in result.stderr
+
+
+def test_the_tree_comparison_times_a_workload_with_the_tree_it_is_given() -> None:
+    sys.path.insert(0, str(ROOT))
+    try:
+        from benchmarks import trees
+    finally:
+        sys.path.remove(str(ROOT))
+    seconds = trees.time_workload(str(ROOT / "src"), "seed GD, 5001 iterations, 1000 x 4", 1)
+    assert 0.0 < seconds < 60.0
+    with pytest.raises(ValueError, match="holds no handnet package"):
+        trees.time_workload(str(ROOT / "no-such-tree"), "seed GD, 5001 iterations, 1000 x 4", 1)
