@@ -38,3 +38,19 @@ def test_an_optional_module_is_not_imported_by_the_alias_table() -> None:
 def test_an_unknown_path_is_still_an_import_error() -> None:
     with pytest.raises(ModuleNotFoundError):
         importlib.import_module("handnet.no_such_module")
+
+
+def test_a_pickle_that_names_an_old_module_path_still_loads() -> None:
+    import pickle
+
+    import numpy as np
+
+    from handnet.nn.layers import Dense
+
+    layer = Dense(2, 3, random_state=0)
+    # Protocol 0 writes module paths as text lines: the old path stands in for the new.
+    old = pickle.dumps(layer, protocol=0).replace(b"handnet.nn.layers\n", b"handnet.layers\n")
+    assert b"handnet.layers\n" in old
+    loaded = pickle.loads(old)
+    assert type(loaded) is Dense
+    np.testing.assert_array_equal(loaded.weights, layer.weights)
