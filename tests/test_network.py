@@ -271,3 +271,91 @@ def test_backward_stops_at_the_lowest_layer_with_parameters() -> None:
     network.backward(np.ones((3, 1)))
     assert calls == []  # the Reshape below the convolution is not visited
     assert np.any(conv.grad_weights != 0)
+
+
+# --- execution order: an activation that commutes with a maximum runs after max pooling ----
+
+
+def _layers_in_written_order(
+    layers: list[Any], X: np.ndarray, dlogits: np.ndarray
+) -> dict[str, Any]:
+    """Forward, then backward, layer by layer exactly as written (no reordering)."""
+    out = X
+    for layer in layers:
+        out = layer.forward(out, training=True)
+    grad = dlogits
+    for layer in reversed(layers):
+        grad = layer.backward(grad)
+    return {"out": out.copy(), "dX": grad.copy(),
+            "grads": [g.copy() for layer in layers for g in layer.gradients()]}
+
+
+def _tied_images(rng: np.random.Generator, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """Images of few distinct values (ties everywhere, zeros, windows without a positive)."""
+    return rng.integers(-3, 3, size=shape).astype(dtype) * 0.5
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pool", [{"kernel_size": 2}, {"kernel_size": 3, "stride": 2, "padding": 1},
+                                  {"kernel_size": (2, 3), "stride": 1}])
+def test_relu_then_max_pool_gives_the_written_orders_numbers(
+    dtype: Any, pool: dict[str, Any]
+) -> None:
+    """Sequential runs ReLU after MaxPool2D; forward, predict, every gradient and the input
+    gradient are the same bits as running the layers in the written order."""
+    from handnet.nn.conv import Conv2D, MaxPool2D
+    from handnet.nn.layers import Flatten
+    from handnet.nn.network import build_network
+
+    rng = np.random.default_rng(3)
+    X = _tied_images(rng, (5, 2, 7, 8), dtype)
+
+    def layers() -> list[Any]:
+        return [Activation("relu"), MaxPool2D(**pool), Conv2D(None, 3, 2, padding="same"),
+                Activation("relu"), MaxPool2D(**pool), Flatten(), Dense(None, 4)]
+
+    network = build_network(layers(), X.shape[1:], np.random.default_rng(0), dtype)
+    assert [type(layer).__name__ for layer in network._order][:2] == ["MaxPool2D", "Activation"]
+    written = build_network(layers(), X.shape[1:], np.random.default_rng(0), dtype)
+    dlogits = _tied_images(rng, (5, 4), dtype)
+    expected = _layers_in_written_order(written.layers, X, dlogits)
+
+    out = network.forward(X, training=True)
+    np.testing.assert_array_equal(out, expected["out"])
+    np.testing.assert_array_equal(network.predict(X), expected["out"])
+    # The input gradient too: a network whose lowest trained layer is not the first.
+    grad = dlogits
+    for layer in reversed(network._order):
+        grad = layer.backward(grad)
+    np.testing.assert_array_equal(grad, expected["dX"])
+    network.forward(X, training=True)
+    network.backward(dlogits)
+    for got, want in zip(network.gradients(), expected["grads"], strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_execution_order_moves_only_what_commutes_with_a_maximum() -> None:
+    from handnet.nn.conv import AvgPool2D, MaxPool2D
+    from handnet.nn.network import execution_order
+
+    relu, tanh, leaky = Activation("relu"), Activation("tanh"), Activation("leaky_relu")
+    max_pool, second_pool, avg_pool = MaxPool2D(2), MaxPool2D(2), AvgPool2D(2)
+    assert execution_order([relu, max_pool]) == [max_pool, relu]
+    assert execution_order([relu, avg_pool]) == [relu, avg_pool]
+    assert execution_order([tanh, max_pool]) == [tanh, max_pool]
+    assert execution_order([leaky, max_pool]) == [leaky, max_pool]
+    assert execution_order([max_pool, relu]) == [max_pool, relu]
+    assert execution_order([relu, max_pool, second_pool]) == [max_pool, relu, second_pool]
+    assert execution_order([relu]) == [relu]
+
+
+def test_leaky_relu_would_not_commute_with_a_maximum() -> None:
+    """Why leaky_relu is left in place: its product can tie two different negatives, and
+    the first maximum (where the gradient goes) then differs between the orders."""
+    from handnet.nn.activations import leaky_relu
+
+    below = np.nextafter(-1.0, 0.0)
+    z = np.array([below, np.nextafter(below, 0.0)])  # two neighbouring float64 values
+    assert z[1] > z[0]
+    activated = leaky_relu(z)
+    assert activated[0] == activated[1]  # tied: a window's first maximum moves to z[0]

@@ -148,7 +148,7 @@ def softmax_backward(dout: Array, z: Array, a: Array) -> Array:
 
 
 class ActivationPair(NamedTuple):
-    """An activation function and its backward (gradient) function.
+    r"""An activation function and its backward (gradient) function.
 
     ``forward(z)`` and ``backward(dout, z, a)`` (``a = forward(z)``) as above.
     ``elementwise``: each output depends on its own input alone, which a hidden
@@ -157,6 +157,15 @@ class ActivationPair(NamedTuple):
     instead of allocating two arrays per step). ``initializer``: the weight
     initialiser (:mod:`handnet.nn.initializers`) that keeps the variance of this
     activation's outputs steady through the layers, used by ``init="auto"``.
+    ``commutes_with_max``: :math:`\max_i f(z_i) = f(\max_i z_i)` holds exactly in floating
+    point and backward agrees too (the first maximum of ``f(z)`` is the first maximum of
+    ``z`` wherever :math:`f' \ne 0`), so a max pooling may run first and ``f`` on its
+    fewer outputs (:func:`handnet.nn.network.execution_order`). True for ``relu``
+    (positive values pass unchanged, the rest become 0 with derivative 0) and the
+    identity; not for ``leaky_relu``, whose product ``s z`` can round two
+    neighbouring negatives to one value (a tie the inputs did not have), nor for
+    ``tanh`` and the sigmoid, whose floating-point results need not be monotone
+    to the last bit.
     """
 
     forward: Callable[..., Array]
@@ -164,6 +173,7 @@ class ActivationPair(NamedTuple):
     elementwise: bool = True
     writes_out: bool = False
     initializer: str = "xavier"
+    commutes_with_max: bool = False
 
 
 ACTIVATIONS: Registry[ActivationPair] = Registry(
@@ -172,9 +182,14 @@ ACTIVATIONS: Registry[ActivationPair] = Registry(
         ("sigmoid", ActivationPair(sigmoid, sigmoid_backward)),
         ("logistic", ActivationPair(sigmoid, sigmoid_backward)),
         ("tanh", ActivationPair(tanh, tanh_backward, writes_out=True)),
-        ("relu", ActivationPair(relu, relu_backward, writes_out=True, initializer="he")),
+        (
+            "relu",
+            ActivationPair(
+                relu, relu_backward, writes_out=True, initializer="he", commutes_with_max=True
+            ),
+        ),
         ("leaky_relu", ActivationPair(leaky_relu, leaky_relu_backward, initializer="he")),
-        ("identity", ActivationPair(identity, identity_backward)),
+        ("identity", ActivationPair(identity, identity_backward, commutes_with_max=True)),
         ("softmax", ActivationPair(softmax, softmax_backward, elementwise=False)),
     ],
 )

@@ -171,6 +171,15 @@ class Layer:
     #: (a saved model holds no training rows) and untouched by :meth:`predict`.
     _forward_cache: tuple[str, ...] = ()
 
+    #: Whether each output is the maximum of some inputs, its gradient going to the first
+    #: of them (``MaxPool2D``): an activation just below that commutes with a maximum may
+    #: then run after this layer instead (:func:`handnet.nn.network.execution_order`).
+    takes_maximum: ClassVar[bool] = False
+
+    #: Whether this layer may run after a following ``takes_maximum`` layer for the same
+    #: numbers (an :class:`Activation` whose function commutes with a maximum).
+    commutes_with_max: bool = False
+
     def forward(self, X: Array, training: bool = False) -> Array:
         raise NotImplementedError
 
@@ -525,6 +534,7 @@ class Activation(Layer):
         pair = get_activation(name)
         self._forward, self._backward = pair.forward, pair.backward
         self._writes_out = pair.writes_out
+        self.commutes_with_max = pair.commutes_with_max
         self._z: Array | None = None
         self._a: Array | None = None
         self._training = False

@@ -249,6 +249,7 @@ class MaxPool2D(_Pool2D):
     """
 
     _forward_cache = ("_X", "_out", "_training", "_firsts")
+    takes_maximum = True
     #: Windows side by side: the first maximum's column and row in each (training passes).
     _firsts: tuple[NDArray[np.uint8], NDArray[np.uint8]] | None = None
 
