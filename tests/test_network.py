@@ -324,7 +324,7 @@ def test_relu_then_max_pool_gives_the_written_orders_numbers(
     np.testing.assert_array_equal(out, expected["out"])
     np.testing.assert_array_equal(network.predict(X), expected["out"])
     # The input gradient too: a network whose lowest trained layer is not the first.
-    grad = dlogits
+    grad: Any = dlogits
     for layer in reversed(network._order):
         grad = layer.backward(grad)
     np.testing.assert_array_equal(grad, expected["dX"])
