@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import handnet
-from handnet import conv
+from handnet import _numba, conv
 from handnet.gradcheck import check_network, gradcheck
 from handnet.nn.conv import AvgPool2D, Conv2D, GlobalAvgPool2D, MaxPool2D
 from handnet.nn.layers import (
@@ -470,9 +470,21 @@ def test_pool_matches_loops_and_finite_differences(
     assert gradcheck(objective, X).passed(TOL)
 
 
+@pytest.fixture(params=["numpy", "compiled"])
+def max_pool_path(request: pytest.FixtureRequest) -> Any:
+    """MaxPool2D's passes over windows side by side in NumPy, or compiled (with numba
+    imported, as a fused Adam step imports it)."""
+    if request.param == "numpy":
+        with _numba.numpy_only():
+            yield "numpy"
+    else:
+        pytest.importorskip("numba")
+        yield "compiled"
+
+
 @pytest.mark.parametrize(("kernel", "stride", "padding", "shape"), POOLS)
 def test_max_pool_gradient_goes_to_one_first_maximum(
-    kernel: Any, stride: Any, padding: Any, shape: tuple[int, int, int, int]
+    kernel: Any, stride: Any, padding: Any, shape: tuple[int, int, int, int], max_pool_path: str
 ) -> None:
     """All-equal inputs tie in every window: each window's gradient goes to its first cell."""
     layer = MaxPool2D(kernel, stride, padding)
@@ -494,7 +506,7 @@ def test_max_pool_gradient_goes_to_one_first_maximum(
 @pytest.mark.parametrize("kernel", [2, (3, 2), (2, 3), 3, (1, 2), (2, 1), (4, 4)])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_max_pool_side_by_side_windows_match_the_general_path(
-    kernel: Any, dtype: Any, monkeypatch: pytest.MonkeyPatch
+    kernel: Any, dtype: Any, monkeypatch: pytest.MonkeyPatch, max_pool_path: str
 ) -> None:
     """The two-step path for windows side by side (stride = kernel, no padding) gives the
     offset-by-offset path's numbers exactly, ties included (small integers tie often, and
@@ -510,6 +522,10 @@ def test_max_pool_side_by_side_windows_match_the_general_path(
             monkeypatch.setattr(MaxPool2D, "_tiled", lambda self, geometry: False)
         layer.reuse_buffers = tiled
         out = layer.forward(X, training=True).copy()
+        if tiled:  # the path asked for: one index a window compiled, column and row in NumPy
+            assert layer._firsts is not None
+            compiled = max_pool_path == "compiled" and layer.kernel_size == (2, 2)
+            assert len(layer._firsts) == (1 if compiled else 2)
         G = rng.standard_normal(out.shape).astype(dtype) if tiled else results[0][1]
         results.append((out, G, layer.backward(G).copy()))
         # Backward after an inference pass (nothing kept) finds the same maxima.
@@ -526,6 +542,43 @@ def test_max_pool_side_by_side_windows_match_the_general_path(
     _, expected = reference_pool(X.astype(np.float64), layer.kernel_size, layer.kernel_size,
                                  (0, 0, 0, 0), "max")
     np.testing.assert_array_equal(layer.backward(G), expected)
+
+
+def test_compiled_max_pool_matches_numpy_and_keeps_nan() -> None:
+    """The compiled passes give the NumPy passes' maxima and gradient; a NaN in a window
+    makes its maximum NaN in both (as np.maximum does)."""
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(5)
+    X = rng.integers(-2, 3, (16, 2, 6, 7)).astype(np.float32)
+    X[3, 1, 2, 4] = np.nan
+    G = rng.standard_normal((16, 2, 3, 3)).astype(np.float32)
+    results = []
+    for numpy_only in (True, False):
+        with _numba.numpy_only(numpy_only):
+            layer = MaxPool2D(2, n_threads=2)
+            layer.reuse_buffers = True
+            out = layer.forward(X, training=True).copy()
+            finite_out = layer.forward(np.nan_to_num(X), training=True).copy()
+            results.append((out, finite_out, layer.backward(G).copy()))
+            assert len(layer._firsts or ()) == (2 if numpy_only else 1)
+    (out, finite_out, dX), (out_c, finite_out_c, dX_c) = results
+    np.testing.assert_array_equal(out, out_c)  # NaN where NaN, same values elsewhere
+    assert np.isnan(out_c[3, 1, 1, 2])
+    np.testing.assert_array_equal(finite_out, finite_out_c)
+    np.testing.assert_array_equal(dX, dX_c)
+
+
+def test_max_pool_never_imports_numba_itself() -> None:
+    """Pooling uses the compiled passes only where numba is already loaded."""
+    code = (
+        "import sys, numpy as np\n"
+        "from handnet.nn.conv import MaxPool2D\n"
+        "layer = MaxPool2D(2)\n"
+        "out = layer.forward(np.ones((4, 2, 6, 6), np.float32), training=True)\n"
+        "layer.backward(np.ones_like(out))\n"
+        "assert 'numba' not in sys.modules, 'MaxPool2D imported numba'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
 
 
 def test_max_pool_ignores_padding_and_handles_negative_inputs() -> None:

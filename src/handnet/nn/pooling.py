@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .. import _numba
 from .im2col import Array, _Geometry, _image_shape, _pad, _padding, _pair
 from .layers import LAYERS, Layer, Shape
 from .parallel import _check_threads, _in_parallel, _samples_buffer, default_threads
@@ -204,6 +206,20 @@ def _route(grad: Array, first: NDArray[np.uint8], places: list[Array]) -> None:
         np.multiply(grad, hit, out=place)
 
 
+#: The compiled twins of MaxPool2D's passes over windows side by side.
+COMPILED_MODULE = "handnet.nn._compiled_pooling"
+
+
+def _compiled_kernels(X: Array, kernel_size: tuple[int, int]) -> ModuleType | None:
+    """:mod:`handnet.nn._compiled_pooling` for 2 x 2 windows of float32 or float64, where
+    numba is already imported in this process (a fused Adam step loads it for networks
+    of 10,000 parameters and more), else ``None``: pooling never pays numba's import
+    itself."""
+    if kernel_size != (2, 2) or X.dtype not in (np.float32, np.float64):
+        return None
+    return _numba.load(COMPILED_MODULE) if _numba.imported() else None
+
+
 class MaxPool2D(_Pool2D):
     r"""The maximum of each window: ``(n, C, H, W) -> (n, C, H_o, W_o)``.
 
@@ -240,7 +256,10 @@ class MaxPool2D(_Pool2D):
     held the first maximum (one byte per value): the first maximum in row-major
     order lies in the first row that holds the window's maximum, at that row's
     first maximum. Backward sends the gradient back through the same two steps,
-    a product with a mask each, with no search and no scatter.
+    a product with a mask each, with no search and no scatter. For 2 x 2 windows,
+    where numba is already loaded, compiled twins
+    (:mod:`handnet.nn._compiled_pooling`) do each pass in one read of the input,
+    keeping the first maximum's index in its window, for the same numbers.
 
     Other windows take the elementwise maximum of the ``k_h k_w`` offset views
     (:meth:`_offset_views`), and backward finds each window's first maximum again by
@@ -250,8 +269,9 @@ class MaxPool2D(_Pool2D):
 
     _forward_cache = ("_X", "_out", "_training", "_firsts")
     takes_maximum = True
-    #: Windows side by side: the first maximum's column and row in each (training passes).
-    _firsts: tuple[NDArray[np.uint8], NDArray[np.uint8]] | None = None
+    #: Windows side by side, from a training pass: the first maximum's column and row in
+    #: each (the NumPy passes), or its row-major index in the window (the compiled ones).
+    _firsts: tuple[NDArray[np.uint8], ...] | None = None
 
     def forward(self, X: Array, training: bool = False) -> Array:
         X, geometry = self._check_input(X)
@@ -323,10 +343,23 @@ class MaxPool2D(_Pool2D):
 
     def _tiled_forward(
         self, X: Array, geometry: _Geometry, out: Array, keep: bool
-    ) -> tuple[NDArray[np.uint8], NDArray[np.uint8]] | None:
+    ) -> tuple[NDArray[np.uint8], ...] | None:
         """The maxima of windows side by side, in two steps: along each window's rows, then
-        across them. With ``keep``: which column, then which row, held the first maximum."""
+        across them. With ``keep``: which column, then which row, held the first maximum
+        (compiled: one pass, keeping the first maximum's index in its window)."""
         (kh, kw), (Ho, Wo) = self.kernel_size, geometry.output_shape
+        kernels = _compiled_kernels(X, self.kernel_size)
+        if kernels is not None:
+            # Inference passes also write the indices (a quarter of a float32 output),
+            # into a scratch array: one loop, without a branch on ``keep`` in it.
+            index = self._bytes("first_index", out.shape) if keep else np.empty(out.shape, np.uint8)
+
+            def pool_compiled(part: int, first: int, last: int) -> None:
+                rows = slice(first, last)
+                kernels.max_pool_2x2_forward(X[rows], out[rows], index[rows])
+
+            _in_parallel(pool_compiled, 0, X.shape[0], self._threads())
+            return (index,) if keep else None
         shape = (X.shape[0], geometry.channels, Ho * kh, Wo)
         row_max = self._buffer("row_max", shape, X.dtype)
         columns = self._bytes("first_column", shape) if keep else None
@@ -348,13 +381,23 @@ class MaxPool2D(_Pool2D):
         :meth:`_tiled_forward` in reverse (recomputed if forward kept nothing)."""
         X, out = self._X, self._out
         assert X is not None and out is not None
+        (kh, kw), (Ho, Wo) = self.kernel_size, geometry.output_shape
         firsts = self._firsts
-        if firsts is None or firsts[1].shape != dout.shape:
+        kernels = _compiled_kernels(X, self.kernel_size)
+        if firsts is None or firsts[-1].shape != dout.shape or (len(firsts) == 1) != bool(kernels):
             firsts = self._tiled_forward(X, geometry, self._buffer(
                 "maxima", out.shape, out.dtype), keep=True)
             assert firsts is not None
+        if kernels is not None and len(firsts) == 1:
+            index = firsts[0]
+
+            def route_compiled(part: int, first: int, last: int) -> None:
+                rows = slice(first, last)
+                kernels.max_pool_2x2_backward(dout[rows], index[rows], target[rows])
+
+            _in_parallel(route_compiled, 0, dout.shape[0], self._threads())
+            return
         columns, rows = firsts
-        (kh, kw), (Ho, Wo) = self.kernel_size, geometry.output_shape
         # The rows' gradient, in the rows' maxima's buffer: those served forward only.
         row_grad = self._buffer("row_max", columns.shape, dout.dtype)
 

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import math
 import types
-from collections.abc import Callable
 from typing import Any
 
 import numba
 import numpy as np
+
+from .._numba import jit
 
 #: How far ahead of the rows being computed the block-sums kernel asks for memory.
 #: A row's arithmetic (scalar exp and log1p) leaves the memory bus idle; without
@@ -38,27 +39,10 @@ PREFETCH_BYTES = 12 << 10
 CHUNK_ROWS = 256
 
 
-def _jit(**options: Any) -> Callable[[Callable[..., Any]], Any]:
-    """``numba.njit(cache=True, **options)``, or without the cache where no directory takes it.
-
-    numba looks for a writable cache directory when the function is decorated and
-    raises ``RuntimeError`` if it finds none: the kernel is then compiled in
-    memory on first use, as without ``cache=True``.
-    """
-
-    def decorate(function: Callable[..., Any]) -> Any:
-        try:
-            return numba.njit(cache=True, **options)(function)
-        except RuntimeError:  # "cannot cache function ...: no locator available"
-            return numba.njit(**options)(function)
-
-    return decorate
-
-
 # --- per-example SGD -----------------------------------------------------------------------
 
 
-@_jit(fastmath=False)
+@jit(fastmath=False)
 def sgd_epoch(
     X: Any, y: Any, order: Any, weights: Any, bias: Any,
     learning_rate: float, l2: float, scales: Any, total: float,
@@ -265,12 +249,12 @@ def _variant(name: str, prefetch: Any) -> Any:
     namespace = {**block_sums_body.__globals__, "prefetch_rows": rows_hint}
     function = types.FunctionType(block_sums_body.__code__, namespace, name)
     function.__qualname__ = name
-    return _jit(nogil=True, fastmath=_FAST, error_model="numpy")(function)
+    return jit(nogil=True, fastmath=_FAST, error_model="numpy")(function)
 
 
 #: The block sums with the prefetch hint (the default) and without it (the fallback
 #: where the hint does not compile, and the tests' reference).
-block_sums = _jit(nogil=True, fastmath=_FAST, error_model="numpy")(block_sums_body)
+block_sums = jit(nogil=True, fastmath=_FAST, error_model="numpy")(block_sums_body)
 block_sums_plain = _variant("block_sums_plain", no_hint)
 
 
@@ -279,7 +263,7 @@ block_sums_plain = _variant("block_sums_plain", no_hint)
 
 # error_model="numpy": a division by zero gives inf/nan as in NumPy instead of
 # raising, which is also what lets LLVM vectorise the loop (about 10x faster).
-@_jit(error_model="numpy")
+@jit(error_model="numpy")
 def fused_adam(
     param: Any, grad: Any, m: Any, v: Any, beta1: Any, one_minus_beta1: Any,
     beta2: Any, one_minus_beta2: Any, eps: Any, step_size: Any,

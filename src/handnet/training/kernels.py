@@ -47,57 +47,41 @@ Dask workers are other processes: set the variable in their environment.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import importlib.util
 import itertools
 import math
-import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .. import _numba
+
 Array = NDArray[np.floating]
 
-#: Whether the compiled kernels may be used (when numba is installed).
-_COMPILED = os.environ.get("HANDNET_NUMPY_ONLY", "").strip().lower() in ("", "0", "false", "no")
+numpy_only = _numba.numpy_only
+numba_installed = _numba.installed
+
+#: The module of the compiled twins, for :func:`handnet._numba.load`.
+COMPILED_MODULE = "handnet.training._compiled"
 
 
 def compiled_enabled() -> bool:
     """Whether kernels use numba when it is installed (see :func:`numpy_only`)."""
-    return _COMPILED
+    return _numba.enabled()
 
 
 def _no_compiled_kernel() -> ImportError:
     """The error for ``use_numba=True`` when no compiled kernel may run."""
-    if not _COMPILED:
+    if not _numba.enabled():
         return ImportError(
             "use_numba=True, but compiled kernels are off in this process (numpy_only() or "
             "HANDNET_NUMPY_ONLY=1): leave use_numba unset, or turn them back on"
         )
     return ImportError("use_numba=True needs numba: pip install 'handnet[fast]'")
-
-
-@contextlib.contextmanager
-def numpy_only(enabled: bool = True) -> Iterator[None]:
-    """Within the block, every kernel takes its NumPy path, as if numba were not installed.
-
-    A process-wide switch (not per thread), meant for a script, a test or a
-    benchmark that compares the two paths: enter and leave it from one thread
-    (blocks left out of order by several threads restore the wrong state).
-    ``numpy_only(False)`` re-allows the compiled kernels inside the block.
-    """
-    global _COMPILED
-    previous = _COMPILED
-    _COMPILED = not enabled
-    try:
-        yield
-    finally:
-        _COMPILED = previous
 
 
 def logistic_sgd_epoch_numpy(
@@ -362,20 +346,6 @@ def _loss_sum_and_residual(
 
 # --- the compiled twins: loaded on first use ------------------------------------------------
 
-_LOAD_LOCK = threading.Lock()
-#: handnet.training._compiled once imported; ``None`` when it cannot be (no numba, or a
-#: numba that cannot build it); ``False`` before the first try.
-_MODULE: ModuleType | bool | None = False
-_INSTALLED: bool | None = None
-
-
-def numba_installed() -> bool:
-    """Whether numba is installed, found without importing it (a look at ``sys.path``)."""
-    global _INSTALLED
-    if _INSTALLED is None:
-        _INSTALLED = importlib.util.find_spec("numba") is not None
-    return _INSTALLED
-
 
 def compiled_module() -> ModuleType | None:
     """:mod:`handnet.training._compiled`, imported (with numba) on first use.
@@ -384,25 +354,13 @@ def compiled_module() -> ModuleType | None:
     0.3 s and 100 MiB once per process; the kernels themselves load from numba's
     on-disk cache after the first process on the machine compiled them.
     """
-    global _MODULE
-    if not _COMPILED:
-        return None
-    if _MODULE is False:
-        with _LOAD_LOCK:  # the block engine's threads may all ask at once
-            if _MODULE is False:
-                try:
-                    from . import _compiled
-                except Exception:  # ImportError, or a numba that cannot build the module
-                    _MODULE = None
-                else:
-                    _MODULE = _compiled
-    return _MODULE if isinstance(_MODULE, ModuleType) else None
+    return _numba.load(COMPILED_MODULE)
 
 
 def sgd_kernel_ready() -> bool:
     """Whether the compiled SGD kernel is loaded and compiled here (using it costs nothing)."""
-    module = _MODULE if _COMPILED else None
-    return isinstance(module, ModuleType) and bool(module.sgd_epoch.signatures)
+    module = _numba.loaded(COMPILED_MODULE)
+    return module is not None and bool(module.sgd_epoch.signatures)
 
 
 def numba_available() -> bool:
@@ -667,7 +625,7 @@ def logistic_block_sums_compiled() -> Callable[..., tuple[float, float]] | None:
     the kernel without it is used.
     """
     global _LOGISTIC_SUMS
-    if not _COMPILED:
+    if not _numba.enabled():
         return None
     if callable(_LOGISTIC_SUMS):  # built: no lock on the per-block path
         return _LOGISTIC_SUMS
@@ -723,7 +681,7 @@ def fused_adam_step(
     numba is not installed, so the caller falls back to NumPy.
     """
     global _FUSED_ADAM
-    if not _COMPILED:
+    if not _numba.enabled():
         return False
     if _FUSED_ADAM is False:
         _FUSED_ADAM = _build_fused_adam()
