@@ -141,8 +141,16 @@ class Rollback:
         self.previous: Array | None = None
 
     def mark(self) -> None:
-        """An epoch starts: keep its parameters (and the last epoch's)."""
-        self.previous, self.snapshot = self.snapshot, self.parameters.copy()
+        """An epoch starts: keep its parameters (and the last epoch's).
+
+        The copy goes into the snapshot before last, which is no longer needed: two
+        arrays for the whole fit, not one new array an epoch.
+        """
+        spare = self.previous
+        if spare is None or spare.shape != self.parameters.shape:
+            spare = np.empty_like(self.parameters)
+        np.copyto(spare, self.parameters)
+        self.previous, self.snapshot = self.snapshot, spare
 
     def restore(self) -> None:
         """After a divergence, go back to the latest parameters with a finite loss.
