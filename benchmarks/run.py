@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = ("seed", "sgd", "fullbatch", "mlp", "memory", "profile")
+CASES = ("seed", "sgd", "fullbatch", "digits", "mlp", "memory", "profile")
 OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 NATIVE_FLAG_ENV = "HANDNET_BENCHMARK_NATIVE_BLAS"
 
@@ -209,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     results: list[_common.CaseResult] = []
     failures: list[str] = []
     speedups = (float("nan"), float("nan"))
+    _common.load_peers()  # their thread pools loaded first, so that every limit covers them
     with _common.competing_load(args.load) if args.load else contextlib.nullcontext():
         for threads in args.threads:
             _common.THREADS = threads
@@ -263,6 +264,7 @@ def run_cases(
             sizes.fullbatch_iterations,
             warmup=warmup,
         ),
+        "digits": lambda: _linear.digits_case(repeats, warmup),
         "mlp": lambda: _mlp.mlp_case(repeats, sizes.mlp_samples, sizes.mlp_architectures, warmup),
         "memory": lambda: _memory.memory_case(sizes.memory_samples, (128,)),
         "profile": lambda: _mlp.profile_mlp(sizes.profile_samples, (128,), max(repeats, 1)),
