@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 
 from ..base import accuracy, available_if
 from ..data.streaming import TargetEncoder, scan_labels, warn_column_y
-from ..data.validation import check_score_inputs, check_target
+from ..data.validation import check_score_inputs, check_target, unique_labels
 from ..nn.activations import log_softmax
 from ..nn.losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
 from .hyperparameters import has_stochastic_optimizer
@@ -27,7 +27,7 @@ class _ClassifierMixin(_NetworkEstimator):
     _binary_output = True  # two classes -> one sigmoid logit (False: two softmax logits)
 
     def _declare_classes(self, classes: Any) -> None:
-        self.classes_ = self._check_classes(np.unique(np.asarray(classes)))
+        self.classes_ = self._check_classes(unique_labels(classes))
 
     def _check_classes(self, classes: NDArray[Any]) -> NDArray[Any]:
         if classes.dtype.kind in "fc" and not np.all(np.isfinite(classes)):
@@ -57,7 +57,7 @@ class _ClassifierMixin(_NetworkEstimator):
                     "(all labels that will ever appear)"
                 )
             try:
-                classes = np.unique(labels)
+                classes = unique_labels(labels)
             except TypeError:  # e.g. strings and numbers, which do not sort together
                 kinds = sorted({type(v).__name__ for v in labels.ravel()})
                 raise ValueError(

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..data.streaming import RowBlocks
+from ..data.validation import unique_labels
 
 Split = tuple[NDArray[np.intp], NDArray[np.intp]]
 
@@ -29,7 +30,7 @@ def validation_split(
     if stratified:
         labels = np.asarray(y)
         val_parts = []
-        for label in np.unique(labels):
+        for label in unique_labels(labels):
             members = np.flatnonzero(labels == label)
             take = round(len(members) * n_validation / n_samples)
             val_parts.append(rng.permutation(members)[:take])

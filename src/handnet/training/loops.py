@@ -65,7 +65,10 @@ def run_epoch(
     """One pass over in-memory rows (see :meth:`Trainer.run_epoch`)."""
     n_samples = X.shape[0]
     batch_size = trainer.batch_size
-    _limit_blas_threads(trainer, n_samples if batch_size is None else min(batch_size, n_samples))
+    per_example_kernel = batch_size == 1 and sample_weight is None and trainer._kernels.active
+    if not per_example_kernel:  # which multiplies no matrices: BLAS's threads do not matter
+        rows = n_samples if batch_size is None else min(batch_size, n_samples)
+        _limit_blas_threads(trainer, rows)
     if batch_size is None or batch_size >= n_samples:
         trainer._start_epoch_learning_rate()
         # Data over blocks.MIN_BYTES goes to the block engine through train_step:
@@ -85,7 +88,7 @@ def run_epoch(
         order = trainer.rng.permutation(n_samples) if trainer.shuffle else None
         progress = trainer._progress = EpochProgress(order)
     order = progress.order if progress.order is not None else np.arange(n_samples)
-    if batch_size == 1 and sample_weight is None and trainer._kernels.active:
+    if per_example_kernel:
         finished = _kernel_epoch(trainer, X, Y, progress, order)
     else:
         finished = _batch_epoch(trainer, X, Y, sample_weight, progress, order, batch_size)
