@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+import os
 import pickle
 import subprocess
 import sys
@@ -355,6 +356,54 @@ def test_threads_over_samples_for_the_calling_thread_with_blas_on_one() -> None:
     assert conv._parts(0, 37, 3) == [(0, 12), (12, 24), (24, 37)]
     assert conv._parts(0, 20, 4) == [(0, 10), (10, 20)]  # at least 8 samples a thread
     assert conv._parts(5, 9, 2) == [(5, 9)]
+
+
+def test_in_parallel_returns_in_order_and_raises_after_every_part() -> None:
+    import threading
+    import time
+
+    from handnet.nn.parallel import _in_parallel
+
+    names: list[str] = []
+
+    def task(part: int, first: int, last: int) -> tuple[int, int, int]:
+        names.append(threading.current_thread().name)
+        return part, first, last
+
+    assert _in_parallel(task, 0, 64, 4) == [(0, 0, 16), (1, 16, 32), (2, 32, 48), (3, 48, 64)]
+    assert names[0] == threading.current_thread().name  # part 0 runs in the caller
+    assert all(name.startswith("handnet-conv") for name in names[1:])
+    finished: list[int] = []
+
+    def failing(part: int, first: int, last: int) -> None:
+        if part == 0:
+            raise ValueError("part 0 failed")
+        time.sleep(0.05)  # still running when part 0 has failed
+        finished.append(part)
+
+    with pytest.raises(ValueError, match="part 0 failed"):
+        _in_parallel(failing, 0, 32, 2)
+    assert finished == [1]  # waited for, not left writing
+    with pytest.raises(KeyError):
+        _in_parallel(lambda part, first, last: {}[part], 0, 32, 2)
+
+
+def test_in_parallel_works_in_a_forked_child() -> None:
+    """A child forked after the workers started has none: it starts its own."""
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork here")
+    code = (
+        "import os, sys\n"
+        "from handnet.nn.parallel import _in_parallel\n"
+        "task = lambda part, first, last: last - first\n"
+        "assert _in_parallel(task, 0, 32, 2) == [16, 16]\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os._exit(0 if _in_parallel(task, 0, 32, 2) == [16, 16] else 1)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "sys.exit(os.waitstatus_to_exitcode(status))\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
 @pytest.mark.parametrize("args", [CASES[0], CASES[1]])

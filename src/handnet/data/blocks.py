@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -141,15 +142,23 @@ class _OneBlasThread:
         self._limiter: Any = None
         self._outer: int | None = None
         self._controller: Any = None
+        self._modules_seen = 0
 
     def _get_controller(self) -> Any:
-        """threadpoolctl's controller, made once (listing the libraries takes a millisecond)."""
-        if self._controller is None:
+        """threadpoolctl's controller, made again only after modules were imported.
+
+        Listing the loaded libraries takes milliseconds, so the controller is kept;
+        but it knows only the libraries loaded when it was made, and an import since
+        (scikit-learn's OpenMP, SciPy's BLAS) would escape its limits.
+        """
+        imported = len(sys.modules)
+        if self._controller is None or imported != self._modules_seen:
             try:
                 from threadpoolctl import ThreadpoolController
             except ImportError:
                 return None
             self._controller = ThreadpoolController()
+            self._modules_seen = len(sys.modules)  # threadpoolctl itself may be new
         return self._controller
 
     def _current(self, controller: Any) -> int | None:
