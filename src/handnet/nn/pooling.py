@@ -26,6 +26,19 @@ from .parallel import _check_threads, _in_parallel, _samples_buffer, default_thr
 __all__ = ["AvgPool2D", "GlobalAvgPool2D", "MaxPool2D"]
 
 
+def _as_images(X: Array, layer: str) -> Array:
+    """``X`` as a floating batch of images ``(n, C, H, W)`` (integers become float64)."""
+    X = np.asarray(X)
+    if X.dtype.kind != "f":
+        X = X.astype(np.float64)
+    if X.ndim != 4:
+        raise ValueError(
+            f"{layer} takes a batch of images (n_samples, channels, height, width), got an "
+            f"array of shape {X.shape}"
+        )
+    return X
+
+
 class _Pool2D(Layer):
     """What max and average pooling share: arguments, shapes, window views, saving."""
 
@@ -117,14 +130,7 @@ class _Pool2D(Layer):
         return dX
 
     def _check_input(self, X: Array) -> tuple[Array, _Geometry]:
-        X = np.asarray(X)
-        if X.dtype.kind != "f":
-            X = X.astype(np.float64)
-        if X.ndim != 4:
-            raise ValueError(
-                f"{type(self).__name__} takes a batch of images (n_samples, channels, height, "
-                f"width), got an array of shape {X.shape}"
-            )
+        X = _as_images(X, type(self).__name__)
         return X, self._geometry(X.shape[1:])
 
     def _threads(self) -> int:
@@ -502,14 +508,7 @@ class GlobalAvgPool2D(Layer):
         return (_image_shape(input_shape, "GlobalAvgPool2D")[0],)
 
     def forward(self, X: Array, training: bool = False) -> Array:
-        X = np.asarray(X)
-        if X.dtype.kind != "f":
-            X = X.astype(np.float64)
-        if X.ndim != 4:
-            raise ValueError(
-                f"GlobalAvgPool2D takes a batch of images (n_samples, channels, height, width), "
-                f"got an array of shape {X.shape}"
-            )
+        X = _as_images(X, "GlobalAvgPool2D")
         self._input_shape = X.shape
         self._dtype = X.dtype
         return X.mean(axis=(2, 3))
