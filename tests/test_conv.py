@@ -615,6 +615,12 @@ def test_compiled_max_pool_matches_numpy_and_keeps_nan() -> None:
     assert np.isnan(out_c[3, 1, 1, 2])
     np.testing.assert_array_equal(finite_out, finite_out_c)
     np.testing.assert_array_equal(dX, dX_c)
+    # numba loaded between forward and backward (Adam's first step does): the same dX.
+    layer = MaxPool2D(2)
+    with _numba.numpy_only():
+        layer.forward(np.nan_to_num(X), training=True)
+    assert layer._firsts is not None and len(layer._firsts) == 2
+    np.testing.assert_array_equal(layer.backward(G), dX)
 
 
 def test_max_pool_never_imports_numba_itself() -> None:

@@ -390,11 +390,14 @@ class MaxPool2D(_Pool2D):
         (kh, kw), (Ho, Wo) = self.kernel_size, geometry.output_shape
         firsts = self._firsts
         kernels = _compiled_kernels(X, self.kernel_size)
-        if firsts is None or firsts[-1].shape != dout.shape or (len(firsts) == 1) != bool(kernels):
+        # Forward kept nothing, kept another batch's, or kept what the other path reads
+        # (numba loaded in between, by Adam's first step): find the first maxima again.
+        kept_index = firsts is not None and len(firsts) == 1
+        if firsts is None or firsts[-1].shape != dout.shape or kept_index != (kernels is not None):
             firsts = self._tiled_forward(X, geometry, self._buffer(
                 "maxima", out.shape, out.dtype), keep=True)
             assert firsts is not None
-        if kernels is not None and len(firsts) == 1:
+        if kernels is not None:
             index = firsts[0]
 
             def route_compiled(part: int, first: int, last: int) -> None:
