@@ -54,8 +54,13 @@ def _not_savable(model: Any) -> TypeError:
     )
 
 
+_PLAIN = frozenset({float, int, str, bool, type(None)})
+
+
 def _tree_with_array_refs(value: Any, name: str, arrays: dict[str, NDArray[Any]]) -> Any:
     """``value`` with every array moved into ``arrays`` and replaced by a reference."""
+    if type(value) in _PLAIN:  # most leaves (a history's floats): before the ABC checks
+        return value
     if isinstance(value, np.ndarray):
         arrays[name] = value
         return {"$array": name}

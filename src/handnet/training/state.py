@@ -478,8 +478,15 @@ def check_epoch_order(
         )
 
 
+#: Immutable leaves, copied as they are. Tested first: a training history is thousands
+#: of floats, and each would otherwise go through the abstract ``Mapping`` check.
+_PLAIN = frozenset({float, int, str, bool, type(None)})
+
+
 def copy_tree(value: Any) -> Any:
     """A deep copy in which NumPy scalars become Python numbers (arrays stay arrays)."""
+    if type(value) in _PLAIN:
+        return value
     if isinstance(value, np.ndarray):
         return value.copy()
     if isinstance(value, np.generic):
