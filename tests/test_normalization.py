@@ -8,6 +8,7 @@ import importlib
 import io
 import pickle
 import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -117,7 +118,8 @@ def test_batchnorm_batch_of_one_row_is_finite(rng: np.random.Generator) -> None:
     layer = BatchNorm(4)
     _randomise(layer, rng)
     X = rng.standard_normal((1, 4))
-    out = layer.forward(X, training=True)
+    with pytest.warns(UserWarning, match="training batch of one row"):
+        out = layer.forward(X, training=True)
     np.testing.assert_array_equal(out, layer.beta[None, :])
     G = rng.standard_normal((1, 4))
     dX = layer.backward(G)
@@ -128,6 +130,23 @@ def test_batchnorm_batch_of_one_row_is_finite(rng: np.random.Generator) -> None:
     # The running mean moves; the running variance (unbiased: undefined for one value) stays.
     np.testing.assert_allclose(layer.running_mean, 0.1 * X[0], rtol=1e-15)
     np.testing.assert_array_equal(layer.running_var, 1.0)
+    # One image of several positions has a spread per channel: no warning; nor has
+    # inference on one row.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        BatchNorm(4).forward(rng.standard_normal((1, 4, 3, 3)), training=True)
+        layer.forward(X, training=False)
+
+
+def test_estimator_with_batchnorm_warns_on_batches_of_one_row() -> None:
+    """batch_size=1 with a dense BatchNorm: the warning reaches the caller of fit."""
+    X, y = make_moons(40, random_state=0)
+    model = handnet.NeuralNetClassifier(
+        [Dense(None, 8), BatchNorm(), Activation("relu"), Dense(None, None)],
+        batch_size=1, max_iter=1, tol=None, random_state=0,
+    )
+    with pytest.warns(UserWarning, match="batch_size >= 2"):
+        model.fit(X, y)
 
 
 def test_batchnorm_backward_formula_in_compact_form(rng: np.random.Generator) -> None:

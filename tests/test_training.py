@@ -530,6 +530,28 @@ def test_convergence_warning_when_max_iter_ends_before_tol() -> None:
         LogisticRegression(optimizer="lbfgs", max_iter=2, tol=1e-12).fit(X, y)
 
 
+def test_convergence_warning_advice_follows_the_loss() -> None:
+    """A loss that rose says "lower the learning rate"; a falling one "raise max_iter";
+    L-BFGS, which has no learning rate, is not told to change one."""
+    X, y = make_softmax(300, n_features=8, random_state=0)
+    X = 10 * X  # unscaled features: a step of 1.0 is far too large for them
+    with pytest.warns(handnet.ConvergenceWarning) as rising:
+        MLPClassifier(hidden_layer_sizes=(16,), optimizer="sgd", learning_rate=1.0,
+                      max_iter=5, random_state=0).fit(X, y)
+    message = str(rising[0].message)
+    assert "went up" in message and "learning rate (1) is too large" in message
+    assert "raise the learning rate" not in message
+    with pytest.warns(handnet.ConvergenceWarning) as falling:
+        MLPClassifier(hidden_layer_sizes=(16,), optimizer="sgd", learning_rate=1e-4,
+                      max_iter=3, random_state=0).fit(X, y)
+    assert "raise max_iter" in str(falling[0].message)
+    assert "went up" not in str(falling[0].message)
+    with pytest.warns(handnet.ConvergenceWarning) as lbfgs:
+        MLPClassifier(hidden_layer_sizes=(16,), optimizer="lbfgs", max_iter=2,
+                      random_state=0).fit(X, y)
+    assert "learning rate" not in str(lbfgs[0].message)
+
+
 def test_no_convergence_warning_with_tol_none_converged_runs_or_partial_fit() -> None:
     X, y = make_logistic(200, labels="bernoulli", random_state=0)
     with warnings.catch_warnings():

@@ -32,6 +32,7 @@ weights then undo.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -101,7 +102,8 @@ class BatchNorm(Layer):
     running mean is updated and the running variance left as it is. The batch
     variance is then 0, and the output is :math:`\beta` (finite, thanks to
     :math:`\epsilon`), with zero input gradient: one row carries no information
-    about the spread, so batch normalisation needs batches of several rows.
+    about the spread, so batch normalisation needs batches of several rows (a
+    ``UserWarning`` says so; PyTorch raises, but an epoch's last batch can be one row).
 
     **Inference** (``training=False``, :meth:`predict`): the running statistics
     replace the batch's, so the layer is the fixed affine map
@@ -246,6 +248,15 @@ class BatchNorm(Layer):
         eps = X.dtype.type(self.eps)
         if training:
             count = X.size // X.shape[1]
+            if count == 1:
+                warnings.warn(
+                    f"{type(self).__name__} got a training batch of one row: one row has no "
+                    "spread to normalise, so its output is beta and no gradient reaches the "
+                    "layers before it. Train on batches of 2 rows or more (batch_size >= 2), "
+                    "or use LayerNorm, which normalises each row on its own.",
+                    UserWarning,
+                    stacklevel=2,
+                )
             mean = X.mean(axis=axes, keepdims=True)
             centred = X - mean
             variance = np.mean(centred * centred, axis=axes, keepdims=True)

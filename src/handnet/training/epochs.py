@@ -75,7 +75,9 @@ def fit_epochs(
         if every and trainer.epoch % every == 0 and trainer.epoch < last_epoch:
             trainer._save_checkpoint()
     else:
-        stopping.warn_not_converged(trainer.epoch, trainer.warn_at_max_iter)
+        stopping.warn_not_converged(
+            trainer.epoch, trainer.warn_at_max_iter, trainer.history.loss, trainer.current_lr
+        )
     if trainer.interrupted:
         # The checkpoint holds the current parameters (not the best validation
         # epoch's), so that resuming continues exactly where training stopped.

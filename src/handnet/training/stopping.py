@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -92,16 +92,38 @@ class StoppingRule:
             stacklevel=_CALLER_OF_FIT,
         )
 
-    def warn_not_converged(self, epoch: int, enabled: bool) -> None:
-        """``max_iter`` ended training before the rule stopped it (if ``enabled``)."""
-        if self.tol is not None and enabled:
-            warnings.warn(
-                f"Stopped at max_iter={epoch} epochs before the loss settled "
-                f"(tol={self.tol}); raise max_iter, scale the features or raise the "
-                "learning rate.",
-                sklearn_compatible(ConvergenceWarning),
-                stacklevel=_CALLER_OF_FIT,
+    def warn_not_converged(
+        self,
+        epoch: int,
+        enabled: bool,
+        losses: Sequence[float] = (),
+        learning_rate: float | None = None,
+    ) -> None:
+        """``max_iter`` ended training before the rule stopped it (if ``enabled``).
+
+        ``losses``: the run's epoch losses so far; ``learning_rate``: the step
+        size, ``None`` for an optimizer without one (L-BFGS). A loss that ended
+        above where it started says the step is too large, not too small: the
+        advice then is to lower the learning rate.
+        """
+        if self.tol is None or not enabled:
+            return
+        if learning_rate is not None and len(losses) >= 2 and losses[-1] > losses[0]:
+            advice = (
+                f"the loss went up, from {losses[0]:.4g} to {losses[-1]:.4g}: the learning "
+                f"rate ({learning_rate:g}) is too large for these data. Lower it, or scale "
+                "the features (zero mean, unit variance)."
             )
+        elif learning_rate is None:
+            advice = "raise max_iter or scale the features."
+        else:
+            advice = "raise max_iter, scale the features or raise the learning rate."
+        warnings.warn(
+            f"Stopped at max_iter={epoch} epochs before the loss settled (tol={self.tol}); "
+            + advice,
+            sklearn_compatible(ConvergenceWarning),
+            stacklevel=_CALLER_OF_FIT,
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """The counters, the best loss and score and the best parameters (not copied)."""
