@@ -518,6 +518,24 @@ def test_demo_explain_walks_through_the_demos_first_step() -> None:
     assert run("demo", "--explain", "--model", "mlp").returncode == 2
 
 
+@pytest.mark.parametrize(
+    ("model", "option", "value"),
+    [
+        ("cnn", "--hidden", "8"),
+        ("cnn", "--n-samples", "100"),
+        ("cnn", "--labels", "round"),
+        ("logistic", "--hidden", "8"),
+        ("softmax", "--optimizer", "adam"),
+        ("mlp", "--labels", "round"),
+    ],
+)
+def test_demo_refuses_options_its_model_does_not_take(model: str, option: str, value: str) -> None:
+    """An option a demo would ignore is an error naming the demos that take it."""
+    result = run("demo", "--model", model, option, value)
+    assert result.returncode == 2, result.stderr
+    assert f"{option} does not apply to --model {model}: only --model" in result.stderr
+
+
 # --- the README's "train on your CSV" example, run as written ------------------------------
 
 

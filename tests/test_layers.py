@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -235,6 +237,12 @@ def test_dropout_eval_mode_is_identity(rng: np.random.Generator) -> None:
     np.testing.assert_array_equal(layer.forward(X, training=False), X)
     G = rng.standard_normal((4, 5))
     np.testing.assert_array_equal(layer.backward(G), G)
+
+
+@pytest.mark.parametrize("rate", [None, "0.5", True, 1.0, -0.1, float("nan"), [0.5]])
+def test_dropout_rate_must_be_a_probability(rate: Any) -> None:
+    with pytest.raises(ValueError, match=r"Dropout rate must be a number in \[0, 1\)"):
+        Dropout(rate)
 
 
 def test_dropout_rate_zero_is_identity_in_training(rng: np.random.Generator) -> None:

@@ -61,8 +61,8 @@ def _add_demo(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
                       "recoverable (softmax: argmax or sample)")
     demo.add_argument("--n-samples", type=_positive_int, default=None,
                       help="training examples (default 1000 for logistic)")
-    demo.add_argument("--hidden", type=_hidden_sizes, default=(64, 64),
-                      help="mlp hidden layer widths, e.g. 64,64")
+    demo.add_argument("--hidden", type=_hidden_sizes, default=None,
+                      help="mlp hidden layer widths, e.g. 64,64 (the default)")
     demo.add_argument("--print-every", type=_positive_int, default=None,
                       help="print the loss every N iterations (default 100)")
     demo.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output)")
@@ -79,7 +79,23 @@ def _add_demo(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
                       "array's shape and first values, then stop")
 
 
+#: The options that only some demos take: the others refuse them rather than ignore them.
+_ONLY_FOR = {
+    "--optimizer": ("logistic", "mlp", "cnn"),
+    "--labels": ("logistic", "softmax"),
+    "--n-samples": ("logistic", "softmax", "mlp"),
+    "--hidden": ("mlp",),
+}
+
+
 def _run_demo(args: argparse.Namespace) -> int:
+    for option, models in _ONLY_FOR.items():
+        if getattr(args, option[2:].replace("-", "_")) is not None and args.model not in models:
+            takers = ", ".join(models[:-1]) + (" or " if len(models) > 1 else "") + models[-1]
+            raise UsageError(
+                f"{option} does not apply to --model {args.model}: only --model {takers} "
+                "takes it"
+            )
     if args.explain:
         if args.model != "logistic":
             raise UsageError(
@@ -172,10 +188,10 @@ def _mlp(args: argparse.Namespace, every: int | None) -> None:
     from .. import demo
 
     # The spirals: 2 inputs, 3 classes.
-    _check_network_fits([2, *args.hidden, 3], args.n_samples or 600,
-                        _hidden_option(args.hidden))
+    hidden = args.hidden or (64, 64)
+    _check_network_fits([2, *hidden, 3], args.n_samples or 600, _hidden_option(hidden))
     demo.run_mlp(
-        hidden=args.hidden,
+        hidden=hidden,
         optimizer=args.optimizer or "adam",
         learning_rate=args.learning_rate or 0.01,
         iterations=args.iterations,

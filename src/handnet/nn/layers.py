@@ -621,8 +621,16 @@ class Dropout(Layer):
     _forward_cache = ("mask",)
 
     def __init__(self, rate: float, random_state: int | np.random.Generator | None = None) -> None:
-        if not 0.0 <= float(rate) < 1.0:
-            raise ValueError(f"dropout rate must be in [0, 1), got {rate!r}")
+        # A number, not anything float() takes: "0.5" or True is a mistake to report.
+        if not (
+            isinstance(rate, (int, float, np.integer, np.floating))
+            and not isinstance(rate, (bool, np.bool_))
+            and 0.0 <= rate < 1.0
+        ):
+            raise ValueError(
+                f"Dropout rate must be a number in [0, 1) (the probability of zeroing each "
+                f"input), got {rate!r}"
+            )
         self.rate = float(rate)
         self.rng = np.random.default_rng(random_state)
         self.mask: Array | None = None
