@@ -255,6 +255,22 @@ def test_a_named_pipe_is_refused_not_waited_on(tmp_path: Path) -> None:
         detect_format(fifo)
 
 
+def test_an_idx_file_with_an_unknown_type_code_is_named_as_idx(tmp_path: Path) -> None:
+    """IDX's two NUL bytes, then a type byte no IDX reader knows: the error is the IDX
+    reader's, naming the known codes, not a CSV parse of binary data."""
+    path = tmp_path / "images.idx3-ubyte"
+    path.write_bytes(b"\x00\x00\x05\x03" + (2).to_bytes(4, "big") * 3 + bytes(8))
+    assert detect_format(path) == "idx"
+    labels = tmp_path / "labels.idx1-ubyte"
+    labels.write_bytes(b"\x00\x00\x08\x01" + (2).to_bytes(4, "big") + bytes(2))
+    with pytest.raises(DataFileError, match=r"unknown IDX type code 0x05; known codes: 0x08"):
+        load_dataset(path, labels=labels)
+    # UTF-32's byte-order mark also starts with two NUL bytes: not taken for IDX.
+    text = tmp_path / "utf32.csv"
+    text.write_bytes("a,b\n1,2\n".encode("utf-32-be").join([b"\x00\x00\xfe\xff", b""]))
+    assert detect_format(text) == "csv"
+
+
 # --- memory and time on a large CSV ------------------------------------------------------
 
 

@@ -74,7 +74,6 @@ __all__ = [
     "write_predictions",
 ]
 
-_IDX_TYPE_CODES = frozenset({0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E})
 
 # --- format detection --------------------------------------------------------------------
 
@@ -113,7 +112,9 @@ def detect_format(path: PathType) -> str:
         return "npz"
     if head[:4] == b"\x93NUM":
         return "npy"
-    if len(head) >= 4 and head[:2] == b"\x00\x00" and head[2] in _IDX_TYPE_CODES:
+    if len(head) >= 4 and head[:2] == b"\x00\x00" and head[2:4] != b"\xfe\xff":
+        # IDX's magic; its type byte is checked by read_idx, whose error names the known
+        # codes (no text file starts with two NUL bytes, bar UTF-32's byte-order mark).
         return "idx"
     return "csv"
 
