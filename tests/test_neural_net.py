@@ -188,6 +188,10 @@ def test_validation_data_as_images() -> None:
         ([Flatten(), Dense(None, 4)], "the targets need 3 output"),
         ([Dense(None, 4), Activation("relu"), Dense(None, None)], "put a Flatten"),
         ([Flatten(), Dense(7, 3)], "expects 7 inputs"),
+        # Positions are the user's list's, not counting the Reshape of flat rows:
+        ([Flatten(), Dense(7, 3)], r"^layers\[1\] Dense\(7, 3\) cannot follow a layer giving"),
+        ([handnet.Conv2D(3, 2, 3), Flatten(), Dense(None, None)],
+         r"^layers\[0\] Conv2D\(3, 2, .* cannot take inputs of per-sample shape \(1, 4, 5\)"),
         ("relu", "must be a list of handnet layers"),
         ([Flatten(), "dense"], r"layers\[1\] must be a handnet Layer"),
         ([], "at least one layer"),

@@ -200,8 +200,17 @@ class _NeuralNetMixin(_NetworkEstimator):
         self._checked_input_shape()
 
     def _build_network(self, n_features: int, n_outputs: int, dtype: np.dtype[Any]) -> Sequential:
-        layers = self._input_layers(n_features) + self._layer_specs()
-        return build_network(layers, (n_features,), self._rng, dtype, n_outputs=n_outputs)
+        # The Reshape of flat rows into images is built apart, so that an error in the
+        # user's layers names them by their place in ``layers``, not one further on.
+        inputs = self._input_layers(n_features)
+        shape: Shape = (n_features,)
+        for layer in inputs:
+            shape = layer.output_shape(shape)
+        network = build_network(self._layer_specs(), shape, self._rng, dtype, n_outputs=n_outputs)
+        if not inputs:
+            return network
+        reshape = build_network(inputs, (n_features,), self._rng, dtype)
+        return Sequential([*reshape.layers, *network.layers])
 
     def _forward_checked(self, X_checked: Any) -> Any:
         """The outputs, computed a block of rows at a time.

@@ -330,10 +330,10 @@ def build_network(
             layer.build(shape, rng, dtype)
             shape = layer.output_shape(shape)
         except ValueError as error:
-            raise ValueError(
-                f"layers[{position}] {spec!r} cannot follow a layer giving per-sample shape "
-                f"{shape}: {error}"
-            ) from None
+            before = ("take inputs of per-sample shape" if position == 0
+                      else "follow a layer giving per-sample shape")
+            message = f"layers[{position}] {spec!r} cannot {before} {shape}: {error}"
+            raise ValueError(message) from None
         built.append(layer)
     if n_outputs is not None and shape != (n_outputs,):
         raise ValueError(
