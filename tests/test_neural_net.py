@@ -218,6 +218,33 @@ def test_bad_input_shapes_get_a_clear_error() -> None:
         model.predict(ROWS[:, :10])
 
 
+def test_images_without_a_channel_axis_nested_lists_and_too_many_axes() -> None:
+    """(n, h, w) images: a conv layer's error says how to add the channel axis, and
+    input_shape=(1, h, w) takes them; nested lists of images are images; five axes are
+    refused by name."""
+    gray = IMAGES[:, 0]  # (60, 4, 5)
+
+    def conv_layers() -> list[Any]:
+        return [handnet.Conv2D(None, 2, 3), Flatten(), Dense(None, None)]
+
+    with pytest.raises(ValueError, match=r"no channel axis: pass X\[:, None\] .* or "
+                                         r"input_shape=\(1, 4, 5\)"):
+        NeuralNetClassifier(conv_layers(), max_iter=1).fit(gray, LABELS)
+    settings = dict(max_iter=2, tol=None, random_state=0)
+    declared = NeuralNetClassifier(conv_layers(), input_shape=(1, 4, 5), **settings)
+    declared.fit(gray, LABELS)
+    channels = NeuralNetClassifier(conv_layers(), **settings).fit(IMAGES, LABELS)
+    np.testing.assert_array_equal(declared.predict_proba(gray), channels.predict_proba(IMAGES))
+    np.testing.assert_array_equal(declared.predict_proba(IMAGES), channels.predict_proba(gray))
+    nested = NeuralNetClassifier(conv_layers(), **settings).fit(IMAGES.tolist(), LABELS)
+    np.testing.assert_array_equal(nested.predict_proba(IMAGES[:5].tolist()),
+                                  channels.predict_proba(IMAGES[:5]))
+    with pytest.raises(ValueError, match=r"samples of shape \(1, 1, 4, 5\): pass images as"):
+        NeuralNetClassifier(conv_layers(), max_iter=1).fit(IMAGES[:, None], LABELS)
+    with pytest.raises(ValueError, match="but input_shape=\\(2, 4, 5\\)"):
+        NeuralNetClassifier(conv_layers(), input_shape=(2, 4, 5), max_iter=1).fit(gray, LABELS)
+
+
 def test_l_bfgs_refuses_a_network_with_dropout() -> None:
     layers = [Flatten(), Dense(None, 5), Dropout(0.5), Dense(None, None)]
     with pytest.raises(ValueError, match="dropout needs a stochastic optimizer"):

@@ -123,23 +123,37 @@ class _NeuralNetMixin(_NetworkEstimator):
         On a fresh fit the image shape is recorded (``input_shape_``); later
         calls must bring images of that shape (or rows of that many values).
         """
+        if isinstance(X, (list, tuple)):  # nested lists of images: as an array, if they are one
+            try:
+                as_array = np.asarray(X)
+            except ValueError:  # ragged: check_features says what is wrong
+                as_array = None
+            if as_array is not None and as_array.ndim > 2:
+                X = as_array
         if not (hasattr(X, "shape") and hasattr(X, "reshape") and len(X.shape) > 2):
             if reset:
                 self._sample_shape = self._checked_input_shape()
             return X
         shape = tuple(int(size) for size in X.shape[1:])
+        if len(shape) > 3:
+            raise ValueError(
+                f"X holds samples of shape {shape}: pass images as (n_samples, channels, "
+                "height, width), or flat rows (n_samples, n_features) with input_shape"
+            )
         if reset:
             declared = self._checked_input_shape()
             if declared is not None and declared != shape:
-                raise ValueError(
-                    f"X holds samples of shape {shape}, but input_shape={declared}; pass "
-                    "input_shape=None to take the shape from X"
-                )
+                if _without_ones(declared) != _without_ones(shape):
+                    raise ValueError(
+                        f"X holds samples of shape {shape}, but input_shape={declared}; pass "
+                        "input_shape=None to take the shape from X"
+                    )
+                shape = declared  # the same values, e.g. (8, 8) images read as (1, 8, 8)
             self._sample_shape = shape
         else:
             self._check_is_fitted_or_fitting()
             expected = getattr(self, "_sample_shape", None) or (int(self.n_features_in_),)
-            if shape != expected:
+            if shape != expected and _without_ones(shape) != _without_ones(expected):
                 raise ValueError(
                     f"X holds samples of shape {shape}, but {type(self).__name__} was fitted "
                     f"on samples of shape {expected}"
@@ -206,7 +220,19 @@ class _NeuralNetMixin(_NetworkEstimator):
         shape: Shape = (n_features,)
         for layer in inputs:
             shape = layer.output_shape(shape)
-        network = build_network(self._layer_specs(), shape, self._rng, dtype, n_outputs=n_outputs)
+        try:
+            network = build_network(
+                self._layer_specs(), shape, self._rng, dtype, n_outputs=n_outputs
+            )
+        except ValueError as error:
+            if len(shape) == 2 and str(error).startswith("layers[0] "):
+                # One-channel images given as (n, height, width): say how to add the axis.
+                raise ValueError(
+                    f"{error}. X holds images of shape {shape} with no channel axis: pass "
+                    f"X[:, None] (shape (n_samples, 1, {shape[0]}, {shape[1]})) or "
+                    f"input_shape=(1, {shape[0]}, {shape[1]})"
+                ) from None
+            raise
         if not inputs:
             return network
         reshape = build_network(inputs, (n_features,), self._rng, dtype)
@@ -229,6 +255,12 @@ class _NeuralNetMixin(_NetworkEstimator):
             for start in range(0, n_samples, rows)
         ]
         return np.concatenate(blocks)
+
+
+def _without_ones(shape: Shape) -> Shape:
+    """``shape`` without its axes of size 1: ``(1, 8, 8)`` and ``(8, 8)`` hold the same
+    values in the same order."""
+    return tuple(size for size in shape if size != 1)
 
 
 #: The most bytes one layer's outputs may take while predicting (see ``_forward_checked``).
