@@ -83,7 +83,19 @@ def test_a_cnn_needs_images(image_files: Path) -> None:
     assert "--model cnn trains on images, but flat.npz holds rows of features" in result.stderr
     result = run("train", "bars.npz", "--model", "cnn", "--standardize", cwd=image_files)
     assert result.returncode != 0
-    assert "--standardize scales each column on its own" in result.stderr
+    assert "--standardize scales each column (each pixel) on its own" in result.stderr
+
+
+def test_training_on_8_bit_images_says_they_are_read_as_x_over_255(image_files: Path) -> None:
+    """The scaling happens as the file is read, not in the model: the note says so."""
+    images, labels = _images()
+    np.savez(image_files / "float-bars.npz", X=images / 255.0, y=labels)
+    note = "holds 8-bit values, read as x / 255"
+    for data, scaled in (("bars.npz", True), ("float-bars.npz", False)):
+        result = run("train", data, "--model", "cnn", "--epochs", "1", cwd=image_files)
+        assert result.returncode == 0, result.stderr
+        assert (note in result.stderr) == scaled, result.stderr
+        assert ("from Python, pass X / 255" in result.stderr) == scaled
 
 
 def test_the_cnn_demo_trains_on_digits_and_beats_nothing_by_chance(tmp_path: Path) -> None:

@@ -149,8 +149,10 @@ def _check_images(args: argparse.Namespace, kind: str, sample_shape: Any, source
         )
     if args.standardize:
         raise UsageError(
-            "--standardize scales each column on its own, which --model cnn does not take: "
-            "8-bit images are already scaled to [0, 1]"
+            "--standardize scales each column (each pixel) on its own, which --model cnn "
+            "does not take: a convolution applies the same weights at every position. "
+            "Scale the images as a whole before saving them (8-bit images are read as "
+            "x / 255, in [0, 1])"
         )
 
 

@@ -256,6 +256,14 @@ def _run_train(args: argparse.Namespace, out: IO[str]) -> int:
         hint = _scale_hint(split.X_fit, data.feature_names)
         if hint:
             _note(hint)
+    if not args.quiet and data.pixels_scaled:
+        # The scaling happens as the file is read, not in the model: say so, since a
+        # model used from Python gets whatever it is given.
+        _note(
+            f"note: {data.source} holds 8-bit values, read as x / 255 (in [0, 1]); the "
+            "model expects its inputs scaled the same way (handnet evaluate and predict "
+            "do it for IDX and NPZ files; from Python, pass X / 255)"
+        )
     seconds, interrupted = _fit_model(model, args, split.X_fit, split.y_fit, progress,
                                       validation_data=validation, callbacks=callbacks)
     if interrupted and args.checkpoint is not None:
@@ -309,10 +317,12 @@ def _read_in_memory(args: argparse.Namespace, streamed: tuple[Any, Any, str] | N
         from ..data.files import Dataset, _as_feature_matrix, _as_labels
 
         X_small, y_small, source = streamed
-        X_read = _as_feature_matrix(np.asarray(X_small[0 : len(X_small)]), source)
+        X_raw = np.asarray(X_small[0 : len(X_small)])
+        X_read = _as_feature_matrix(X_raw, source)
         data = Dataset(X=X_read, y=_as_labels(np.asarray(y_small[0 : len(y_small)]),
                                                X_read.shape[0], source),
-                       feature_names=None, target_name=None, source=source)
+                       feature_names=None, target_name=None, source=source,
+                       pixels_scaled=X_raw.dtype == np.uint8)
     else:
         _refuse_csv_options(args, detect_format(args.data))
         data = load_dataset(args.data, target=args.target, labels=args.labels,

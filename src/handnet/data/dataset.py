@@ -50,6 +50,10 @@ class Dataset:
     sample_shape : tuple of int or None
         For images, the shape of one sample as ``(channels, height, width)``
         (each row of ``X`` holds one image, flattened); ``None`` for tables.
+    pixels_scaled : bool
+        Whether ``X`` holds 8-bit values scaled to ``[0, 1]`` by ``x / 255`` as they
+        were read (``uint8`` arrays in IDX and NPZ files): a model trained on them
+        expects inputs scaled the same way.
     ids : ndarray of str or None
         CSV: the cells of the identifier column (``id_column``), as text.
     id_name : str or None
@@ -74,6 +78,7 @@ class Dataset:
     target_name: str | None
     source: str
     sample_shape: tuple[int, ...] | None = None
+    pixels_scaled: bool = False
     ids: NDArray[Any] | None = None
     id_name: str | None = None
     text_columns: dict[str, NDArray[Any]] = field(default_factory=dict)

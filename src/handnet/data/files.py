@@ -208,7 +208,7 @@ def read_npz(path: PathType, need_labels: bool = False) -> Dataset:
     if need_labels and y is None:
         raise DataFileError(f"{where}: no array named 'y' (the labels) in the archive")
     return Dataset(X=X, y=y, feature_names=None, target_name=None, source=where,
-                   sample_shape=image_shape(X_raw.shape))
+                   sample_shape=image_shape(X_raw.shape), pixels_scaled=X_raw.dtype == np.uint8)
 
 
 # --- NPY ---------------------------------------------------------------------------------
@@ -286,7 +286,7 @@ def read_idx(images: PathType, labels: PathType | None = None) -> Dataset:
             )
         y = label_array.astype(np.int64)
     return Dataset(X=X, y=y, feature_names=None, target_name=None, source=where,
-                   sample_shape=image_shape(array.shape))
+                   sample_shape=image_shape(array.shape), pixels_scaled=array.dtype == np.uint8)
 
 
 # --- any of them -------------------------------------------------------------------------
