@@ -86,6 +86,29 @@ def test_a_cnn_needs_images(image_files: Path) -> None:
     assert "--standardize scales each column (each pixel) on its own" in result.stderr
 
 
+def test_channels_last_images_are_named_as_such(image_files: Path) -> None:
+    images, labels = _images()
+    rgb = np.repeat(images[..., None], 3, axis=3)  # (n, 8, 8, 3): height, width, channels
+    np.savez(image_files / "rgb-last.npz", X=rgb, y=labels)
+    result = run("train", "rgb-last.npz", "--model", "cnn", cwd=image_files)
+    assert result.returncode == 2, result.stderr
+    assert "holds images of shape (8, 8, 3), read as (channels, height, width)" in result.stderr
+    assert "save X.transpose(0, 3, 1, 2) instead" in result.stderr
+
+
+def test_images_of_another_shape_are_refused_by_their_shapes(image_files: Path) -> None:
+    trained = run("train", "bars.npz", "--model", "cnn", "--epochs", "1", "--save",
+                  "gray.hnm", "--quiet", cwd=image_files)
+    assert trained.returncode == 0, trained.stderr
+    images, labels = _images()
+    np.savez(image_files / "rgb.npz", X=np.repeat(images[:, None], 3, axis=1), y=labels)
+    for command in ("evaluate", "predict"):
+        result = run(command, "gray.hnm", "rgb.npz", cwd=image_files)
+        assert result.returncode != 0
+        assert ("rgb.npz holds images of shape (3, 8, 8) (channels, height, width), but the "
+                "model was trained on images of shape (1, 8, 8)") in result.stderr
+
+
 def test_training_on_8_bit_images_says_they_are_read_as_x_over_255(image_files: Path) -> None:
     """The scaling happens as the file is read, not in the model: the note says so."""
     images, labels = _images()

@@ -147,6 +147,16 @@ def _check_images(args: argparse.Namespace, kind: str, sample_shape: Any, source
             "image file or an NPZ archive whose X has shape (n, height, width) or (n, "
             "channels, height, width)"
         )
+    channels, height, width = sample_shape
+    if width in (1, 3) and channels > 4 and height > 4:
+        # (n, height, width, channels), as image libraries save them, read as
+        # (n, channels, height, width): say so rather than fail in a layer.
+        raise UsageError(
+            f"{source} holds images of shape {tuple(sample_shape)}, read as (channels, "
+            f"height, width) = {channels} channels of {height} x {width} pixels; if they are "
+            "(height, width, channels), as image libraries save them, save "
+            "X.transpose(0, 3, 1, 2) instead"
+        )
     if args.standardize:
         raise UsageError(
             "--standardize scales each column (each pixel) on its own, which --model cnn "

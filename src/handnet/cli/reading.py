@@ -45,6 +45,18 @@ def _read_for_model(model: Any, args: argparse.Namespace, need_labels: bool) -> 
                         need_labels=need_labels, max_expansion=_max_expansion(args),
                         **(options if kind == "csv" else {}))
     n_expected = int(model.n_features_in_)
+    trained_shape = getattr(model, "input_shape_", None)
+    if (
+        data.sample_shape is not None
+        and trained_shape is not None
+        and len(trained_shape) == 3
+        and tuple(data.sample_shape) != tuple(trained_shape)
+    ):
+        raise ValueError(
+            f"{data.source} holds images of shape {tuple(data.sample_shape)} (channels, "
+            f"height, width), but the model was trained on images of shape "
+            f"{tuple(trained_shape)}"
+        )
     if data.n_features != n_expected:
         hint = ""
         if kind == "csv" and target is None and data.n_features == n_expected + 1:
