@@ -8,8 +8,11 @@ full-batch steps (:meth:`SeedKernels.gd_step`) and its per-example SGD
 When per-example SGD is compiled
 --------------------------------
 The compiled SGD kernel runs some 30 M rows/s against 1-2 M for the scalar path,
-but its first use in a process costs about 0.3-0.5 s (importing numba and loading
-the kernel from its on-disk cache; a second more where nothing is cached yet).
+but its first use in a process costs about 0.45-0.75 s (a second more where nothing
+is cached yet): 0.2-0.3 s to import numba, then 0.2-0.5 s for numba's first load of
+a cached kernel, which sets up its typing and target registries and, where SciPy is
+installed, imports ``scipy.linalg`` to look for a BLAS (some 0.2 s of it, none if
+the process had imported it already; measured here, December 2026).
 :meth:`SeedKernels.use_numba` therefore loads it only for a fit whose planned work
 (rows times the epochs it will run at least) reaches ``Trainer.NUMBA_MIN_ROWS``,
 or once the rows already run in this fit do (a fit whose stopping rule ends it
