@@ -371,6 +371,43 @@ def test_ctrl_c_in_full_batch_gd_keeps_the_completed_epoch(
     assert "No checkpoint is configured" in caplog.text
 
 
+@pytest.mark.parametrize("tol", [None, 1e-12])
+def test_per_example_sgd_resumes_on_the_same_kernel_as_the_uninterrupted_run(
+    tol: float | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With more than 8 features the compiled SGD kernel and the NumPy path differ in the
+    last bits; which one runs depends on the run's work (Trainer.NUMBA_MIN_ROWS), counted
+    from the run's first epoch, so the resumed half takes the path the whole run took."""
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(5)
+    X10 = rng.standard_normal((200, 10))
+    y10 = (X10[:, 0] - X10[:, 3] + rng.standard_normal(200) > 0).astype(int)
+    # The whole run (6 epochs of 200 rows) reaches the threshold; its last 3 epochs alone
+    # do not. With tol, 2 planned epochs do not either: it switches at the 5th epoch,
+    # once 800 rows ran (the run's rows, not the resumed fit's).
+    monkeypatch.setattr(Trainer, "NUMBA_MIN_ROWS", 1000)
+
+    def make() -> LogisticRegression:
+        return LogisticRegression(optimizer="sgd", batch_size=1, learning_rate=0.05,
+                                  max_iter=6, tol=tol, n_iter_no_change=1, random_state=0)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", handnet.ConvergenceWarning)
+        reference = make().fit(X10, y10)
+
+        def stop_after_three(trainer: Trainer) -> None:
+            if trainer.epoch == 3:
+                _interrupt()
+
+        checkpoint = tmp_path / "run.npz"
+        make().fit(X10, y10, checkpoint=checkpoint, callbacks=[stop_after_three])
+        resumed = make().fit(X10, y10, checkpoint=checkpoint, resume=True)
+    assert resumed.n_iter_ == reference.n_iter_
+    assert resumed.loss_curve_ == reference.loss_curve_
+    np.testing.assert_array_equal(resumed.coef_, reference.coef_)
+    np.testing.assert_array_equal(resumed.intercept_, reference.intercept_)
+
+
 def test_a_second_ctrl_c_aborts_and_the_last_checkpoint_still_resumes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,11 +13,16 @@ is cached yet): 0.2-0.3 s to import numba, then 0.2-0.5 s for numba's first load
 a cached kernel, which sets up its typing and target registries and, where SciPy is
 installed, imports ``scipy.linalg`` to look for a BLAS (some 0.2 s of it, none if
 the process had imported it already; measured here, December 2026).
-:meth:`SeedKernels.use_numba` therefore loads it only for a fit whose planned work
+:meth:`SeedKernels.use_numba` therefore loads it only for a run whose planned work
 (rows times the epochs it will run at least) reaches ``Trainer.NUMBA_MIN_ROWS``,
-or once the rows already run in this fit do (a fit whose stopping rule ends it
-early loads it no sooner than it pays); once loaded, it runs every epoch on
-float64 data that the scalar path also takes, as the two give the same bits.
+or once the rows already run do (a run whose stopping rule ends it early loads it
+no sooner than it pays); once loaded, it runs every epoch on float64 data that the
+scalar path also takes, as the two give the same bits. With more than
+``SCALAR_MAX_FEATURES`` features the two paths differ in the last bits, so the
+counts are the run's, from its first epoch: a run interrupted and resumed (or
+warm-started) switches at the epoch where it would have uninterrupted. A finished
+run resumed with a larger ``max_iter`` plans more work than it did, and may take
+the compiled kernel for epochs its shorter plan ran in NumPy.
 """
 
 from __future__ import annotations
@@ -94,16 +99,28 @@ class SeedKernels:
         self.__dict__.setdefault("threads", FitThreads())
 
     def start(
-        self, active: bool, max_iter: int, tol: float | None = None, n_iter_no_change: int = 0
+        self,
+        active: bool,
+        max_iter: int,
+        tol: float | None = None,
+        n_iter_no_change: int = 0,
+        epochs_done: int = 0,
+        rows_per_epoch: int = 0,
     ) -> None:
-        """A fit starts: whether the kernels apply, and how many epochs it runs at least.
+        """A fit starts: whether the kernels apply, and how many epochs its run has at least.
 
-        Without a stopping rule (``tol=None``) it runs ``max_iter``; with one, it can
-        stop after ``n_iter_no_change + 1``, so only those count as planned.
+        The counts are the *run's*, from its first epoch (``epochs_done`` epochs of
+        ``rows_per_epoch`` rows ran before this fit: a resumed or warm-started
+        run), so that a run interrupted and resumed takes the compiled or the NumPy
+        path at the same epochs as it would have uninterrupted, for the same bits.
+        Without a stopping rule (``tol=None``) the run has ``epochs_done + max_iter``
+        epochs; with one it can stop after ``n_iter_no_change + 1``, so only those
+        count as planned.
         """
         self.active = active
-        self.rows_run = 0
-        planned = max_iter if tol is None else min(max_iter, n_iter_no_change + 1)
+        self.rows_run = epochs_done * rows_per_epoch
+        total = epochs_done + max_iter
+        planned = total if tol is None else min(total, n_iter_no_change + 1)
         self.planned_epochs = max(1, planned)
 
     def stop(self) -> None:
@@ -118,7 +135,7 @@ class SeedKernels:
 
         float64 only (the kernel's one specialisation), and never without numba or
         under :func:`~handnet.training.kernels.numpy_only`. Compiled when it is
-        loaded already and gives the scalar path's bits, or when this fit's work
+        loaded already and gives the scalar path's bits, or when the run's work
         (its planned epochs, or the rows run so far and these) reaches ``min_rows``
         rows: about what the scalar path runs in the time the load takes.
         """

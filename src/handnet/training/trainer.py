@@ -371,7 +371,9 @@ class Trainer:
         ):
             self._interrupt = guard
             self._kernels.start(
-                self._seed_kernel_applies(), max_iter, self.tol, self.n_iter_no_change
+                self._seed_kernel_applies(), max_iter, self.tol, self.n_iter_no_change,
+                epochs_done=self.epoch,
+                rows_per_epoch=X.n_rows if isinstance(X, RowBlocks) else X.shape[0],
             )
             try:
                 if self.optimizer.full_batch:
