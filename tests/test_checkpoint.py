@@ -690,6 +690,25 @@ def test_resume_with_a_larger_max_iter_continues_the_run(tmp_path: Path) -> None
     _assert_same_run(longer, make().set_params(max_iter=20).fit(X, y))
 
 
+def test_resume_with_another_max_iter_keeps_a_cosine_schedule_whole(tmp_path: Path) -> None:
+    """Cosine annealing's period defaults to max_iter: a new max_iter would move every
+    epoch's rate, so resuming with one is refused; a period of its own can be extended."""
+    from handnet.optim.schedules import CosineAnnealing
+
+    def make(schedule: Any, max_iter: int) -> SoftmaxRegression:
+        return SoftmaxRegression(schedule=schedule, learning_rate=0.05, batch_size=50,
+                                 max_iter=max_iter, tol=None, random_state=0)
+
+    checkpoint = tmp_path / "cosine.npz"
+    make("cosine", 3).fit(X, Y3, checkpoint=checkpoint)
+    with pytest.raises(ValueError, match=r"cosine schedule anneals over its max_iter=3 epochs"):
+        make("cosine", 6).fit(X, Y3, checkpoint=checkpoint, resume=True)
+    own = tmp_path / "own-period.npz"
+    make(CosineAnnealing(period=6), 3).fit(X, Y3, checkpoint=own)
+    longer = make(CosineAnnealing(period=6), 6).fit(X, Y3, checkpoint=own, resume=True)
+    _assert_same_run(longer, make(CosineAnnealing(period=6), 6).fit(X, Y3))
+
+
 def test_resume_refuses_other_hyperparameters_or_data(tmp_path: Path) -> None:
     make, y, _ = CONFIGS["adam-minibatch-dropout"]
     checkpoint = tmp_path / "run.npz"

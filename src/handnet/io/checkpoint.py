@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..exceptions import ModelFileError
+from ..optim.schedules import follows_max_iter
 from ..training import Trainer
 from ..training.state import check_epoch_order
 from .atomic import _write_atomic, check_writable
@@ -457,4 +458,14 @@ def _compare_params(model: _NetworkEstimator, plan: _EstimatorPlan, source: str)
         raise ValueError(
             f"cannot resume from {source!r}: the run was trained with other hyperparameters "
             f"({details}). Resume with the same settings (only max_iter and verbose may change)."
+        )
+    if mine.get("max_iter") != theirs.get("max_iter") and follows_max_iter(
+        getattr(model, "schedule", None)
+    ):
+        raise ValueError(
+            f"cannot resume from {source!r} with max_iter={mine.get('max_iter')!r}: the run's "
+            f"cosine schedule anneals over its max_iter={theirs.get('max_iter')!r} epochs, and "
+            "another max_iter would move the learning rate of every epoch. Resume with "
+            f"max_iter={theirs.get('max_iter')!r}, or give the schedule a period of its own "
+            "(CosineAnnealing(period=...))."
         )

@@ -168,3 +168,15 @@ def get_schedule(schedule: str | Schedule, max_iter: int | None = None) -> Sched
     if isinstance(result, CosineAnnealing) and result.period is None and max_iter:
         result = CosineAnnealing(max_iter, result.min_learning_rate)
     return result
+
+
+def follows_max_iter(schedule: str | Schedule | None) -> bool:
+    """Whether ``schedule``'s shape is set by the model's ``max_iter``: cosine annealing
+    with no period of its own (a run resumed with another ``max_iter`` would jump)."""
+    if schedule is None:
+        return False
+    try:
+        result = schedule if isinstance(schedule, Schedule) else SCHEDULES.lookup(schedule)()
+    except (KeyError, ValueError, TypeError):  # not a schedule: the model's checks say so
+        return False
+    return isinstance(result, CosineAnnealing) and result.period is None
