@@ -405,6 +405,17 @@ def test_balanced_class_weight_raises_minority_recall() -> None:
     np.testing.assert_allclose(balanced.coef_, as_weights.coef_, rtol=1e-10)
 
 
+def test_partial_fit_refuses_balanced_class_weight() -> None:
+    """A chunk's class counts are not the data's: partial_fit asks for explicit weights."""
+    X, y = _imbalanced(300)
+    model = MLPClassifier((4,), class_weight="balanced", random_state=0)
+    with pytest.raises(ValueError, match=r"'balanced' is not available in partial_fit.*"
+                                         r"class_weight=\{label: weight\}"):
+        model.partial_fit(X, y, classes=[0, 1])
+    assert not hasattr(model, "coef_") and not hasattr(model, "network_")
+    model.set_params(class_weight={1: 4.0}).partial_fit(X, y, classes=[0, 1])  # explicit: fine
+
+
 def test_class_weight_dict_is_a_per_class_sample_weight() -> None:
     X, y = _imbalanced(300)
     settings = dict(learning_rate=0.5, max_iter=30, tol=None)
@@ -614,8 +625,16 @@ def test_an_oscillating_run_warns_with_early_stopping_too() -> None:
     y = np.repeat([0, 1], 50)
     model = LogisticRegression(optimizer="gd", learning_rate=0.1, early_stopping=True,
                                class_weight={0: 1000, 1: 0.0001}, random_state=0)
-    with pytest.warns(handnet.ConvergenceWarning, match="did not settle"):
+    with pytest.warns(handnet.ConvergenceWarning, match="did not settle") as caught:
         model.fit(X, y)
+    assert "optimizer='lbfgs' or 'adam'" in str(caught[0].message)
+    # Adam is not offered to a run already on Adam.
+    adam = LogisticRegression(optimizer="adam", learning_rate=5.0, batch_size=None,
+                              early_stopping=True, class_weight={0: 1000, 1: 0.0001},
+                              random_state=0)
+    with pytest.warns(handnet.ConvergenceWarning, match="did not settle") as caught:
+        adam.fit(X, y)
+    assert str(caught[0].message).endswith("or use optimizer='lbfgs'.")
 
 
 # --- early stopping with L-BFGS, and what an interrupted fit reports -------------------------

@@ -145,12 +145,12 @@ def check_finite(array: NDArray[Any], name: str) -> None:
         return
     if np.isnan(array).any():
         raise ValueError(
-            f"Input {name} contains NaN. Remove or impute missing values before fitting "
+            f"Input {name} contains NaN. Remove or impute the missing values "
             "(e.g. sklearn.impute.SimpleImputer)."
         )
     raise ValueError(
         f"Input {name} contains infinity or a value too large for dtype {array.dtype}. "
-        "Remove or clip such values before fitting."
+        "Remove or clip such values."
     )
 
 

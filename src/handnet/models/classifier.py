@@ -244,6 +244,16 @@ class _ClassifierMixin(_NetworkEstimator):
         -------
         self
         """
+        if isinstance(self.class_weight, str) and self.class_weight == "balanced":
+            # Each call sees one chunk: its counts are not the data's (a chunk without a
+            # class would get no correction at all). scikit-learn refuses it too.
+            raise ValueError(
+                "class_weight='balanced' is not available in partial_fit: each call sees "
+                "one chunk of the data, not its class counts. Compute the weights from "
+                "all the labels (or a large sample of them), e.g. with "
+                "sklearn.utils.class_weight.compute_class_weight('balanced', classes=classes, "
+                "y=y), and pass them as a dict: class_weight={label: weight}"
+            )
         if not getattr(self, "_fitted", False) and classes is None:
             raise ValueError(
                 "classes must be passed on the first call to partial_fit "

@@ -60,7 +60,8 @@ def fit_epochs(
         if converged and full_batch and trainer.warn_at_max_iter:
             losses = trainer.history.loss
             if stopping.oscillated(losses):
-                stopping.warn_oscillation(losses, trainer.epoch, trainer.current_lr)
+                stopping.warn_oscillation(losses, trainer.epoch, trainer.current_lr,
+                                          type(trainer.optimizer).__name__.lower())
         # Callbacks hear every finished epoch, the one that meets the stopping
         # rule included (a logger or checkpoint would otherwise miss the last).
         callbacks = trainer.callbacks

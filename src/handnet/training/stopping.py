@@ -80,14 +80,19 @@ class StoppingRule:
                 return True
         return False
 
-    def warn_oscillation(self, losses: list[float], epoch: int, learning_rate: float) -> None:
+    def warn_oscillation(
+        self, losses: list[float], epoch: int, learning_rate: float, optimizer: str = ""
+    ) -> None:
+        """The rule stopped on a jumping loss (see :meth:`oscillated`); ``optimizer``: the
+        optimizer's name (``"adam"``), left out of the alternatives offered."""
         window = losses[-(self.n_iter_no_change + 1) :]
+        others = " or ".join(f"'{name}'" for name in ("lbfgs", "adam") if name != optimizer)
         warnings.warn(
             f"Stopped after {epoch} epochs on a training loss that did not settle: "
             f"it went between {min(window):.4g} and {max(window):.4g} over the last "
             f"{len(window)} epochs (learning rate {learning_rate:g}). Lower the "
-            "learning rate, scale the features (zero mean, unit variance), or use "
-            "optimizer='lbfgs' or 'adam'.",
+            f"learning rate, scale the features (zero mean, unit variance), or use "
+            f"optimizer={others}.",
             sklearn_compatible(ConvergenceWarning),
             stacklevel=_CALLER_OF_FIT,
         )
