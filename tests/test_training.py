@@ -619,6 +619,19 @@ def test_mini_batch_noise_is_no_oscillation() -> None:
     assert model.n_iter_ < 300 and model.score(X, y) > 0.99
 
 
+def test_a_mini_batch_loss_that_blows_up_is_no_convergence() -> None:
+    """Mini-batch SGD with too large a step on unscaled features: the loss climbs by
+    orders of magnitude until the stopping rule fires; that gets the warning."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 5))
+    y = (X[:, 0] + X[:, 1] + 0.5 * rng.normal(size=400) > 0).astype(int)
+    model = MLPClassifier((16,), optimizer="sgd", learning_rate=0.05, batch_size=32,
+                          random_state=0)
+    with pytest.warns(handnet.ConvergenceWarning, match="did not settle"):
+        model.fit(100 * X, y)
+    assert max(model.loss_curve_) > 100 * model.loss_curve_[0]
+
+
 def test_an_oscillating_run_warns_with_early_stopping_too() -> None:
     rng = np.random.default_rng(0)
     X = np.vstack([rng.normal(0, 20, (50, 2)), rng.normal(5, 20, (50, 2))])

@@ -41,8 +41,8 @@ def fit_epochs(
     stopping = trainer._stopping
     last_epoch = trainer.epoch + max_iter
     every = trainer.checkpoint_every
-    # One deterministic step per epoch: the only regime where a rising loss says
-    # the step is too large (mini-batch epochs' mean losses are noisy by nature).
+    # One deterministic step per epoch: there any clear rise of the loss says the step
+    # is too large; mini-batch epochs' mean losses wobble, so only a large rise does.
     n_rows = X.n_rows if isinstance(X, RowBlocks) else X.shape[0]
     full_batch = trainer.batch_size is None or trainer.batch_size >= n_rows
     training_loss = _training_loss(trainer, X, Y, sample_weight)
@@ -57,9 +57,9 @@ def fit_epochs(
             break
         data_loss = loss - _epoch_penalty(trainer, penalty_before, full_batch)
         converged = _record_epoch(trainer, network, loss, data_loss, validation)
-        if converged and full_batch and trainer.warn_at_max_iter:
+        if converged and trainer.warn_at_max_iter:
             losses = trainer.history.loss
-            if stopping.oscillated(losses):
+            if stopping.oscillated(losses, full_batch):
                 stopping.warn_oscillation(losses, trainer.epoch, trainer.current_lr,
                                           type(trainer.optimizer).__name__.lower())
         # Callbacks hear every finished epoch, the one that meets the stopping

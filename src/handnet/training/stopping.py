@@ -35,6 +35,11 @@ class StoppingRule:
     #: A full-batch training loss that rose this far above its lowest value so far
     #: (relative to it, plus ``tol``) within the stopping rule's window did not settle.
     OSCILLATION = 0.1
+    #: The same for mini-batch epochs, whose mean losses wobble by nature: a rise by
+    #: half the lowest loss, and by a twentieth of the first epoch's (so that the
+    #: wobble of a loss near 0 is no rise).
+    MINI_BATCH_OSCILLATION = 0.5
+    MINI_BATCH_FLOOR = 0.05
 
     def __init__(self, tol: float | None, n_iter_no_change: int) -> None:
         self.tol = tol
@@ -62,7 +67,7 @@ class StoppingRule:
         self.best_score = max(self.best_score, score)
         return validation_loss
 
-    def oscillated(self, losses: list[float]) -> bool:
+    def oscillated(self, losses: list[float], full_batch: bool = True) -> bool:
         """Whether the rule fired on a loss that went up, not on a plateau.
 
         The rule counts epochs without improvement; a step size too large for the
@@ -70,13 +75,19 @@ class StoppingRule:
         jumping around: 0.69, 1.25, 0.73, 0.63, 1.54, ... Such a stop is no
         convergence. Full-batch gradient descent lowers the loss at every step
         when the step is small enough, so a clear rise is the sign; a loss still
-        falling, however slowly, is not.
+        falling, however slowly, is not. Mini-batch epochs' means wobble, so only
+        a large rise counts there (:data:`MINI_BATCH_OSCILLATION`).
         """
         start = max(len(losses) - self.n_iter_no_change - 1, 1)
         tol = self.tol or 0.0
         for i in range(start, len(losses)):
             lowest = min(losses[:i])
-            if losses[i] > lowest + tol + self.OSCILLATION * abs(lowest):
+            rise = losses[i] - lowest - tol
+            if full_batch:
+                if rise > self.OSCILLATION * abs(lowest):
+                    return True
+            elif (rise > self.MINI_BATCH_OSCILLATION * abs(lowest)
+                  and rise > self.MINI_BATCH_FLOOR * abs(losses[0])):
                 return True
         return False
 
