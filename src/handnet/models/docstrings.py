@@ -55,8 +55,9 @@ FITTED_ATTRIBUTES = """\
     loss_curve_ : list of float
         The training objective per epoch: the mean data loss plus the L2 term
         (continued across warm-start fits and ``partial_fit`` calls).
-    best_loss_ : float
-        The lowest value of ``loss_curve_``.
+    best_loss_ : float or None
+        The lowest value of ``loss_curve_``; ``None`` while it is empty (L-BFGS
+        started where the gradient is already 0, and took no iteration).
     validation_scores_ : list of float or None
         The score on the validation data after each epoch (accuracy for a
         classifier, R² for a regressor); ``None`` without validation data
