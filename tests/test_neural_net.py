@@ -239,6 +239,9 @@ def test_images_without_a_channel_axis_nested_lists_and_too_many_axes() -> None:
     nested = NeuralNetClassifier(conv_layers(), **settings).fit(IMAGES.tolist(), LABELS)
     np.testing.assert_array_equal(nested.predict_proba(IMAGES[:5].tolist()),
                                   channels.predict_proba(IMAGES[:5]))
+    with pytest.raises(ValueError, match="put a Flatten") as dense_first:  # no image layer
+        NeuralNetClassifier(_image_layers()[1:], max_iter=1).fit(gray, LABELS)
+    assert "channel axis" not in str(dense_first.value)
     with pytest.raises(ValueError, match=r"samples of shape \(1, 1, 4, 5\): pass images as"):
         NeuralNetClassifier(conv_layers(), max_iter=1).fit(IMAGES[:, None], LABELS)
     with pytest.raises(ValueError, match="but input_shape=\\(2, 4, 5\\)"):

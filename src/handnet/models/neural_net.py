@@ -225,8 +225,11 @@ class _NeuralNetMixin(_NetworkEstimator):
                 self._layer_specs(), shape, self._rng, dtype, n_outputs=n_outputs
             )
         except ValueError as error:
-            if len(shape) == 2 and str(error).startswith("layers[0] "):
-                # One-channel images given as (n, height, width): say how to add the axis.
+            message = str(error)
+            if (len(shape) == 2 and message.startswith("layers[0] ")
+                    and "(channels, height, width)" in message):
+                # One-channel images given as (n, height, width) to a layer that takes
+                # images: say how to add the channel axis.
                 raise ValueError(
                     f"{error}. X holds images of shape {shape} with no channel axis: pass "
                     f"X[:, None] (shape (n_samples, 1, {shape[0]}, {shape[1]})) or "
