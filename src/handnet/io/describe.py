@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 
 from ..nn.network import Sequential
 from ..training import Trainer
+from ..training.state import PLAIN_LEAVES
 from .format import MODEL_TYPES
 from .params import _encode_params, _NetworkEstimator
 
@@ -54,12 +55,9 @@ def _not_savable(model: Any) -> TypeError:
     )
 
 
-_PLAIN = frozenset({float, int, str, bool, type(None)})
-
-
 def _tree_with_array_refs(value: Any, name: str, arrays: dict[str, NDArray[Any]]) -> Any:
     """``value`` with every array moved into ``arrays`` and replaced by a reference."""
-    if type(value) in _PLAIN:  # most leaves (a history's floats): before the ABC checks
+    if type(value) in PLAIN_LEAVES:  # most leaves (a history's floats): before the ABCs
         return value
     if isinstance(value, np.ndarray):
         arrays[name] = value

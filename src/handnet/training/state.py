@@ -478,14 +478,15 @@ def check_epoch_order(
         )
 
 
-#: Immutable leaves, copied as they are. Tested first: a training history is thousands
-#: of floats, and each would otherwise go through the abstract ``Mapping`` check.
-_PLAIN = frozenset({float, int, str, bool, type(None)})
+#: Immutable leaves of a state tree, taken as they are. Tested first: a training history
+#: is thousands of floats, each of which would otherwise go through the abstract
+#: ``Mapping`` check.
+PLAIN_LEAVES = frozenset({float, int, str, bool, type(None)})
 
 
 def copy_tree(value: Any) -> Any:
     """A deep copy in which NumPy scalars become Python numbers (arrays stay arrays)."""
-    if type(value) in _PLAIN:
+    if type(value) in PLAIN_LEAVES:
         return value
     if isinstance(value, np.ndarray):
         return value.copy()
