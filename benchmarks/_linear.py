@@ -463,14 +463,6 @@ def _to_loss_runner(
     """Times a handnet fit (``"gd"`` or ``"lbfgs"``) that stops once its loss is <= ``goal``."""
 
     def run() -> dict[str, float]:
-        reached: list[int] = []
-
-        def stop(trainer: Any) -> bool:
-            if trainer.history.loss[-1] <= goal:
-                reached.append(len(trainer.history.loss))
-                return True
-            return False
-
         if optimizer == "gd":
             model = handnet.LogisticRegression(
                 learning_rate=GD_LEARNING_RATE, max_iter=max_iter, tol=None
@@ -479,15 +471,29 @@ def _to_loss_runner(
             model = handnet.LogisticRegression(
                 optimizer="lbfgs", alpha=0.0, max_iter=max_iter, tol=None
             )
-        with quiet_warnings():
-            start = time.perf_counter()
-            model.fit(X, y, callbacks=[stop])
-            elapsed = time.perf_counter() - start
-        if not reached:
-            return {"time": math.nan, "iterations": math.nan}
-        return {"time": elapsed, "iterations": reached[0]}
+        return _fit_to_goal(model, X, y, goal)
 
     return run
+
+
+def _fit_to_goal(model: Any, X: Any, y: Any, goal: float) -> dict[str, float]:
+    """``model.fit`` stopped by a callback once its loss is <= ``goal``: its seconds and the
+    epochs it took (both NaN if it never got there)."""
+    reached: list[int] = []
+
+    def stop(trainer: Any) -> bool:
+        if trainer.history.loss[-1] <= goal:
+            reached.append(len(trainer.history.loss))
+            return True
+        return False
+
+    with quiet_warnings():
+        start = time.perf_counter()
+        model.fit(X, y, callbacks=[stop])
+        elapsed = time.perf_counter() - start
+    if not reached:
+        return {"time": math.nan, "iterations": math.nan}
+    return {"time": elapsed, "iterations": float(reached[0])}
 
 
 def _sklearn_runner(
@@ -752,27 +758,14 @@ def digits_case(repeats: int, warmup: bool = True, max_iter: int = 300) -> CaseR
         return {"time": elapsed, "iterations": float(model.n_iter_[0])}
 
     def handnet_run() -> dict[str, float]:
-        reached: list[int] = []
-
-        def stop(trainer: Any) -> bool:
-            if trainer.history.loss[-1] <= goal:
-                reached.append(len(trainer.history.loss))
-                return True
-            return False
-
         model = handnet.SoftmaxRegression(
             optimizer="lbfgs", alpha=alpha, max_iter=max_iter, tol=None
         )
-        with quiet_warnings():
-            start = time.perf_counter()
-            model.fit(X, y, callbacks=[stop])
-            elapsed = time.perf_counter() - start
+        timed = _fit_to_goal(model, X, y, goal)
         runs["objective"].append(
             softmax_objective(X, y, model.coef_, model.intercept_, alpha)
         )
-        if not reached:
-            return {"time": math.nan, "iterations": math.nan}
-        return {"time": elapsed, "iterations": float(reached[0])}
+        return timed
 
     times = alternate({"handnet": handnet_run, "sklearn": sklearn_run}, repeats, warmup)
     handnet_time, sklearn_time = median(times["handnet"]["time"]), median(times["sklearn"]["time"])
