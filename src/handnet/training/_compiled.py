@@ -25,13 +25,39 @@ import numpy as np
 from .._numba import jit
 
 #: How far ahead of the rows being computed the block-sums kernel asks for memory.
-#: A row's arithmetic (scalar exp and log1p) leaves the memory bus idle; without
-#: the hint the hardware prefetcher stops running ahead and every row waits for
-#: DRAM. 12 KiB measured best here (rounded down to whole groups of four rows: 12
-#: rows ahead for 100 float64 features); 24 KiB ahead was already worse (lines
-#: start to leave L1 before their use), and without the hint the kernel took 1.3 x
-#: (float64) to 1.6 x (float32) as long.
+#: A row's arithmetic (scalar exp and log1p) leaves the memory bus idle; on the
+#: Intel Xeon (Ice Lake) where this was tuned, without the hint the hardware
+#: prefetcher stopped running ahead and every row waited for DRAM. 12 KiB measured
+#: best there (rounded down to whole groups of four rows: 12 rows ahead for 100
+#: float64 features); 24 KiB ahead was already worse (lines start to leave L1
+#: before their use), and without the hint the kernel took 1.3 x (float64) to
+#: 1.6 x (float32) as long. See :data:`PREFETCH_PAYS` for where it is not used.
 PREFETCH_BYTES = 12 << 10
+
+
+def _prefetch_pays(cpu_name: str) -> bool:
+    """Whether the block-sums kernel should hint its rows ahead on this CPU (LLVM's name).
+
+    Not on AMD Zen (``znver*``): there the hardware prefetcher keeps up by itself
+    and the hint only costs. 1,000,000 x 100 rows, one thread, on a Zen 4 EPYC
+    (``/tmp`` script, best of 5): float64 41.9 ms without the hint, 41.0 ms with
+    it 1 KiB ahead, 57.0 ms 12 KiB ahead; float32 26.2, 26.6 and 32.2 ms.
+    """
+    return not cpu_name.startswith("znver")
+
+
+def _host_cpu_name() -> str:
+    try:
+        from llvmlite import binding
+
+        return str(binding.get_host_cpu_name())
+    except Exception:  # an llvmlite without it: assume the hint pays, as where it was tuned
+        return ""
+
+
+#: Whether :func:`handnet.training.kernels.logistic_block_sums_compiled` takes the
+#: kernel with the prefetch hint (:data:`PREFETCH_BYTES` ahead) on this machine.
+PREFETCH_PAYS = _prefetch_pays(_host_cpu_name())
 
 #: Rows whose gradient terms the block-sums kernel adds in the data's dtype before
 #: adding that partial sum to a float64 total: float32 rounding then grows with
@@ -153,6 +179,15 @@ def prefetch_rows(flat: Any, start: Any, stop: Any, line: Any) -> None:  # pragm
 
 
 @numba.njit(inline="always", fastmath=_FAST, error_model="numpy")
+def row_dot(X: Any, i: Any, w: Any, b: Any) -> Any:  # pragma: no cover - compiled
+    """``X[i] @ w + b``: one row's logit."""
+    z = b
+    for j in range(X.shape[1]):
+        z += X[i, j] * w[j]
+    return z
+
+
+@numba.njit(inline="always", fastmath=_FAST, error_model="numpy")
 def tail_rows(
     X: Any, y: Any, w: Any, b: Any, start: Any, partial: Any
 ) -> Any:  # pragma: no cover - compiled
@@ -161,10 +196,7 @@ def tail_rows(
     loss_sum = 0.0
     bias_sum = 0.0
     for i in range(start, X.shape[0]):
-        z = b
-        for j in range(X.shape[1]):
-            z += X[i, j] * w[j]
-        e, linear, r = row_terms(z, y[i], zero, one)
+        e, linear, r = row_terms(row_dot(X, i, w, b), y[i], zero, one)
         loss_sum += float(math.log1p(e)) + float(linear)
         bias_sum += float(r)
         for j in range(X.shape[1]):
@@ -175,9 +207,11 @@ def tail_rows(
 def block_sums_body(X: Any, y: Any, w: Any, b: Any, gradient: Any) -> Any:  # pragma: no cover
     r"""Add one block's gradient sum to ``gradient``; return its loss and residual sums.
 
-    One pass over the rows, four at a time (the four dot products share each
-    load of ``w``, and the four rows' contributions are added to ``gradient`` in
-    one pass over it). Each row is read from memory once: its dot product brings
+    One pass over the rows, four at a time: four dot products (each its own
+    loop: one vectorised reduction per row; on a Zen 4 EPYC the four
+    interleaved in one loop over the features took 2.3 x as long in float64),
+    then the four rows' contributions added to ``gradient`` in one pass over
+    it. Each row is read from memory once: its dot product brings
     it into L1, where the gradient update finds it. The scalar transcendentals
     are the kernel's own cost (they cannot vectorise here), so the four rows'
     :math:`\log(1 + e^{-|z|})` terms share one ``log1p`` through
@@ -204,17 +238,10 @@ def block_sums_body(X: Any, y: Any, w: Any, b: Any, gradient: Any) -> Any:  # pr
         if ahead and i + ahead < n_samples:
             stop = min(n_samples, i + ahead + 4) * n_features
             prefetch_rows(flat, (i + ahead) * n_features, stop, line)
-        z0, z1, z2, z3 = b, b, b, b
-        for j in range(n_features):
-            wj = w[j]
-            z0 += X[i, j] * wj
-            z1 += X[i + 1, j] * wj
-            z2 += X[i + 2, j] * wj
-            z3 += X[i + 3, j] * wj
-        e0, linear0, r0 = row_terms(z0, y[i], zero, one)
-        e1, linear1, r1 = row_terms(z1, y[i + 1], zero, one)
-        e2, linear2, r2 = row_terms(z2, y[i + 2], zero, one)
-        e3, linear3, r3 = row_terms(z3, y[i + 3], zero, one)
+        e0, linear0, r0 = row_terms(row_dot(X, i, w, b), y[i], zero, one)
+        e1, linear1, r1 = row_terms(row_dot(X, i + 1, w, b), y[i + 1], zero, one)
+        e2, linear2, r2 = row_terms(row_dot(X, i + 2, w, b), y[i + 2], zero, one)
+        e3, linear3, r3 = row_terms(row_dot(X, i + 3, w, b), y[i + 3], zero, one)
         # One log1p for four rows (a quarter of the transcendental work).
         softplus = math.log1p(pair(pair(e0, e1), pair(e2, e3)))
         loss_sum += float(softplus) + (

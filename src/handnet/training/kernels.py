@@ -632,8 +632,9 @@ def logistic_block_sums_compiled() -> Callable[..., tuple[float, float]] | None:
     """The compiled kernel of :func:`logistic_block_sums`, or ``None`` without numba.
 
     Loaded (and run once on a float64 probe, which compiles it or loads it from
-    numba's cache) on first use. If this numba cannot compile the prefetch hint,
-    the kernel without it is used.
+    numba's cache) on first use. The kernel with the prefetch hint where it pays
+    (``_compiled.PREFETCH_PAYS``) and this numba can compile it; otherwise the one
+    without.
     """
     global _LOGISTIC_SUMS
     if not _numba.enabled():
@@ -644,7 +645,9 @@ def logistic_block_sums_compiled() -> Callable[..., tuple[float, float]] | None:
     with _BUILD_LOCK:
         if _LOGISTIC_SUMS is False:
             kernel = None
-            for prefetch in (True, False):
+            module = compiled_module()
+            choices = (True, False) if module is not None and module.PREFETCH_PAYS else (False,)
+            for prefetch in choices:
                 try:
                     kernel = _build_logistic_sums(prefetch)
                     if kernel is not None:
