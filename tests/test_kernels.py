@@ -567,3 +567,18 @@ def test_kernels_compile_in_memory_where_no_cache_directory_is_writable() -> Non
     # IPythonCacheLocator alone: outside IPython it never applies, so no locator is found.
     out = _python(code, NUMBA_CACHE_LOCATOR_CLASSES="IPythonCacheLocator")
     assert out == "NullCache"
+
+
+@needs_compiled_sums
+@pytest.mark.parametrize(("pays", "expected"), [(True, "block_sums"), (False, "block_sums_plain")])
+def test_the_prefetch_hint_is_used_only_where_it_pays(
+    monkeypatch: pytest.MonkeyPatch, pays: bool, expected: str
+) -> None:
+    """``PREFETCH_PAYS`` (from the host CPU's name) picks the kernel with or without the hint."""
+    module = kernels.compiled_module()
+    assert module is not None
+    assert module._prefetch_pays("znver4") is False  # AMD Zen: the hint only costs
+    assert module._prefetch_pays("icelake-server") is True  # where it was tuned
+    monkeypatch.setattr(module, "PREFETCH_PAYS", pays)
+    monkeypatch.setattr(kernels, "_LOGISTIC_SUMS", False)  # look for it again
+    assert kernels.logistic_block_sums_compiled() is getattr(module, expected)
