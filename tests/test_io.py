@@ -7,6 +7,7 @@ at random (hypothesis), and prove a pickled payload never runs.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import io
 import json
@@ -240,6 +241,75 @@ def test_files_are_npz_and_deterministic(data: Any, tmp_path: Path) -> None:
     assert description["format"] == "handnet-model"
     assert description["format_version"] == 1
     assert description["content"]["type"] == "SoftmaxRegression"
+
+
+def test_a_long_run_is_saved_and_checkpointed_with_a_small_description(tmp_path: Path) -> None:
+    """Every epoch adds floats to the loss curve and the history: in the JSON they filled
+    its 1 MiB after some ten thousand epochs, and the fit's last checkpoint failed
+    after all its training. Long lists of floats are arrays now."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 2))
+    y = (X[:, 0] + 0.3 * rng.standard_normal(40) > 0).astype(int)
+    epochs = 15_000
+    checkpoint = tmp_path / "run.npz"
+    model = LogisticRegression(learning_rate=0.5, max_iter=epochs, tol=None)
+    model.fit(X, y, checkpoint=checkpoint)
+    assert len(model.loss_curve_) == epochs
+    path = tmp_path / "model.npz"
+    handnet.save(model, path)
+    for written in (path, checkpoint):
+        with zipfile.ZipFile(written) as archive:
+            assert archive.getinfo("handnet.json").file_size < 64 << 10
+    loaded = handnet.load(path)
+    assert loaded.loss_curve_ == model.loss_curve_  # every float, bit for bit
+    assert handnet.load(checkpoint).history_.loss == model.history_.loss
+    # Resuming the finished run for more epochs continues its history.
+    more = LogisticRegression(learning_rate=0.5, max_iter=epochs + 10, tol=None)
+    more.fit(X, y, checkpoint=checkpoint, resume=True)
+    assert more.loss_curve_[:epochs] == model.loss_curve_
+    assert len(more.loss_curve_) == epochs + 10
+
+
+def test_a_list_of_floats_member_must_be_a_float64_vector(tmp_path: Path) -> None:
+    """``{"$floats": name}`` reads back a list only from a 1-d float64 array."""
+    from handnet.io.format import MAX_INLINE_FLOATS
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((30, 2))
+    y = (X[:, 0] > 0).astype(int)
+    model = LogisticRegression(learning_rate=0.5, max_iter=MAX_INLINE_FLOATS + 5, tol=None)
+    model.fit(X, y)
+    path = tmp_path / "model.npz"
+    handnet.save(model, path)
+    with zipfile.ZipFile(path) as archive:
+        document = json.loads(archive.read("handnet.json"))
+        members = {name: archive.read(name) for name in archive.namelist()}
+    reference = document["content"]["fitted"]["loss_curve_"]
+    assert set(reference) == {"$floats"}
+    name = reference["$floats"]
+    for bad in (np.zeros(3, np.float32), np.zeros((2, 2))):
+        buffer = io.BytesIO()
+        np.lib.format.write_array(buffer, bad, allow_pickle=False)
+        content = document["content"]
+        content["arrays"][name] = {
+            "dtype": bad.dtype.str,
+            "shape": list(bad.shape),
+            "sha256": hashlib.sha256(bad.tobytes()).hexdigest(),
+        }
+        canonical = json.dumps(
+            content, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True
+        ).encode("ascii")
+        document["content_sha256"] = hashlib.sha256(canonical).hexdigest()
+        forged = tmp_path / "forged.npz"
+        with zipfile.ZipFile(forged, "w") as archive:
+            for member, blob in members.items():
+                if member == "handnet.json":
+                    blob = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+                elif member == f"{name}.npy":
+                    blob = buffer.getvalue()
+                archive.writestr(member, blob)
+        with pytest.raises(ModelFileError, match="1-d float64"):
+            handnet.load(forged)
 
 
 def test_save_refuses_what_it_cannot_describe(data: Any, tmp_path: Path) -> None:
@@ -554,7 +624,6 @@ def test_mutated_files_load_identically_or_raise_model_file_error(
 )
 def test_a_forged_hyperparameter_is_the_files_error(name: str, value: Any, tmp_path: Any) -> None:
     """Checked as fit checks it, on load: a ModelFileError, not an OverflowError later."""
-    import importlib.util
     import sys
     from pathlib import Path
 

@@ -52,7 +52,8 @@ PER_FILE_SECONDS = 30
 
 
 def read_tree(data: bytes) -> dict[str, Any]:
-    """A model file's content, every ``{"$array": name}`` replaced by its array."""
+    """A model file's content, every ``{"$array": name}`` replaced by its array (and
+    every ``{"$floats": name}`` by its list)."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         document = json.loads(archive.read(DESCRIPTION))
         arrays = {
@@ -69,6 +70,8 @@ def read_tree(data: bytes) -> dict[str, Any]:
         if isinstance(value, dict):
             if set(value) == {"$array"}:
                 return arrays[value["$array"]]
+            if set(value) == {"$floats"}:  # a long list of floats: forged back inline
+                return arrays[value["$floats"]].tolist()
             return {k: resolve(v) for k, v in value.items()}
         if isinstance(value, list):
             return [resolve(v) for v in value]

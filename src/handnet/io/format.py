@@ -44,7 +44,10 @@ uncompressed members:
     * ``arrays``: ``{name: {"dtype": "<f8", "shape": [n], "sha256": "<hex>"}}``,
       one entry per array member.
 
-    An array appears in the content as ``{"$array": name}``.
+    An array appears in the content as ``{"$array": name}``. A list of more than
+    :data:`MAX_INLINE_FLOATS` floats (a long run's loss curve and history) is
+    stored as a float64 array and appears as ``{"$floats": name}``: it reads back
+    as the same list, and the description stays small however long the run.
 
 ``<name>.npy``
     One NumPy ``.npy`` (format 1.0 or 2.0, C order, little-endian, numeric dtypes
@@ -81,6 +84,10 @@ DESCRIPTION_MEMBER = "handnet.json"
 
 #: Limits that keep a hostile file from exhausting memory or the stack.
 MAX_DESCRIPTION_BYTES = 1 << 20
+#: Lists of more floats than this go to an array member (``{"$floats": name}``), not
+#: into the JSON: one float per epoch in each of the history's lists would otherwise
+#: fill :data:`MAX_DESCRIPTION_BYTES` after some ten thousand epochs.
+MAX_INLINE_FLOATS = 64
 MAX_JSON_DEPTH = 32
 MAX_MEMBERS = 256
 #: The most bytes one member's central-directory entry may take (46 fixed, then its
@@ -220,6 +227,7 @@ def _write_member(archive: zipfile.ZipFile, name: str, array: NDArray[Any]) -> N
 def _write_archive(
     stream: IO[bytes], content: dict[str, Any], arrays: Mapping[str, NDArray[Any]]
 ) -> None:
+    content, arrays = _floats_to_arrays(content, arrays)
     table = {}
     prepared = {}
     for name, array in arrays.items():
@@ -253,6 +261,36 @@ def _write_archive(
         archive.writestr(info, text)
         for name, data in prepared.items():
             _write_member(archive, name, data)
+
+
+def _floats_to_arrays(
+    content: dict[str, Any], arrays: Mapping[str, NDArray[Any]]
+) -> tuple[dict[str, Any], dict[str, NDArray[Any]]]:
+    """``content`` with each list of more than :data:`MAX_INLINE_FLOATS` floats moved to an array.
+
+    Only lists whose items are all Python floats (a history's values): a list of
+    integers or strings stays in the JSON as it is. The arrays are named
+    ``floats.0``, ``floats.1``, ... in the order of a walk over sorted keys, so the
+    same content always gives the same file.
+    """
+    arrays = dict(arrays)
+    count = 0
+
+    def walk(value: Any) -> Any:
+        nonlocal count
+        if isinstance(value, dict):
+            return {key: walk(value[key]) for key in sorted(value)}
+        if isinstance(value, list):
+            if len(value) > MAX_INLINE_FLOATS and all(type(v) is float for v in value):
+                while f"floats.{count}" in arrays:
+                    count += 1
+                name = f"floats.{count}"
+                arrays[name] = np.array(value, dtype=np.float64)
+                return {"$floats": name}
+            return [walk(v) for v in value]
+        return value
+
+    return walk(content), arrays
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -556,10 +594,7 @@ def _read_member_array(
         f"array {name!r} does not match its checksum (corrupted, or arrays swapped)",
     )
     array = np.frombuffer(data, dtype=dtype).reshape(shape)
-    native = np.array(array, dtype=dtype.newbyteorder("="), copy=True)
-    if native.dtype.kind == "f":
-        _require(bool(np.isfinite(native).all()), f"array {name!r} holds NaN or infinite values")
-    return native
+    return np.array(array, dtype=dtype.newbyteorder("="), copy=True)
 
 
 def _check_array_table(table: Any, budget: int, size: int) -> None:
@@ -597,14 +632,30 @@ def _check_array_table(table: Any, budget: int, size: int) -> None:
 
 
 def _resolve_refs(value: Any, arrays: Mapping[str, NDArray[Any]], used: set[str]) -> Any:
+    """``value`` with every ``{"$array": name}`` replaced by its array (which must be
+    finite) and every ``{"$floats": name}`` by its list of floats (any float: a
+    history may hold ``inf``; what reads the list checks its values)."""
     if isinstance(value, dict):
-        if "$array" in value:
-            name = value["$array"]
-            _require(set(value) == {"$array"} and isinstance(name, str), "bad array reference")
-            _require(name in arrays, f"reference to an unknown array {name!r}")
-            _require(name not in used, f"array {name!r} is referenced twice")
-            used.add(name)
-            return arrays[name]
+        for tag in ("$array", "$floats"):
+            if tag in value:
+                name = value[tag]
+                _require(set(value) == {tag} and isinstance(name, str), "bad array reference")
+                _require(name in arrays, f"reference to an unknown array {name!r}")
+                _require(name not in used, f"array {name!r} is referenced twice")
+                used.add(name)
+                array = arrays[name]
+                if tag == "$floats":
+                    _require(
+                        array.dtype == np.float64 and array.ndim == 1,
+                        f"array {name!r} holds a list of floats: it must be 1-d float64",
+                    )
+                    return array.tolist()
+                if array.dtype.kind == "f":
+                    _require(
+                        bool(np.isfinite(array).all()),
+                        f"array {name!r} holds NaN or infinite values",
+                    )
+                return array
         return {k: _resolve_refs(v, arrays, used) for k, v in value.items()}
     if isinstance(value, list):
         return [_resolve_refs(v, arrays, used) for v in value]
