@@ -206,3 +206,72 @@ def test_callback_can_stop_and_reset_clears_memory() -> None:
 def test_direction_without_memory_is_steepest_descent() -> None:
     g = np.array([1.0, -2.0, 0.5])
     np.testing.assert_array_equal(LBFGS().direction(g), -g)
+
+
+# --- a failed line search: a minimum, or a stall --------------------------------------------
+
+
+def _unscaled_features() -> tuple[np.ndarray, np.ndarray]:
+    """Two features in the tens of thousands and the millions (an income and a population)."""
+    rng = np.random.default_rng(0)
+    income = rng.normal(5e4, 1e4, 500)
+    population = rng.normal(1e6, 3e5, 500)
+    noise = 0.5 * rng.normal(size=500)
+    y = ((income - 5e4) / 1e4 + (population - 1e6) / 3e5 + noise > 0).astype(int)
+    return np.c_[income, population], y
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e4])
+def test_a_stalled_line_search_warns_instead_of_claiming_convergence(scale: float) -> None:
+    """Unscaled features: no step lowers the badly conditioned loss long before its minimum.
+    That stop was reported as convergence, silently, with a model below chance (and at
+    x 1e4, never trained at all)."""
+    import handnet
+
+    X, y = _unscaled_features()
+    with pytest.warns(handnet.ConvergenceWarning, match="scale the features"):
+        stalled = handnet.LogisticRegression().fit(X * scale, y)
+    assert stalled.score(X * scale, y) < 0.6  # far from the 0.86 of standardized features
+    standardized = (X - X.mean(axis=0)) / X.std(axis=0)
+    scaled = handnet.LogisticRegression().fit(standardized, y)  # no warning (errors here)
+    assert scaled.score(standardized, y) > 0.8
+
+
+def test_a_failed_line_search_at_the_minimum_is_convergence() -> None:
+    """At the minimum, to rounding, no step can lower the loss: that stop is convergence."""
+    matrix = np.array([[3.0, 1.0], [1.0, 2.0]])
+    target = np.array([1.0, -1.0])
+
+    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        return 0.5 * float(x @ matrix @ x) - float(target @ x), matrix @ x - target
+
+    solver = LBFGS()
+    # gtol and ftol off (ftol < 0: no decrease is ever small enough): only the search stops it.
+    x, _, _, converged = solver.minimize(fun, np.zeros(2), max_iter=200, gtol=0.0, ftol=-1.0)
+    assert converged and solver.stop_reason == "line_search"
+    np.testing.assert_allclose(x, np.linalg.solve(matrix, target), rtol=1e-12)
+
+
+def test_a_stalled_line_search_is_not_convergence() -> None:
+    """A loss whose steps no search can resolve, far from its minimum: not converged."""
+    scales = np.array([1e9, 1.0])
+
+    def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        # Rounded to a coarse grid: flat steps everywhere but the gradient says "down".
+        value = float(np.round(0.5 * np.sum(scales * x**2), -3))
+        return value, scales * x
+
+    solver = LBFGS()
+    _, _, _, converged = solver.minimize(fun, np.array([1.0, 100.0]), max_iter=50, gtol=0.0)
+    assert not converged and solver.stop_reason == "line_search"
+
+
+def test_a_curvature_pair_of_the_wrong_sign_is_refused() -> None:
+    """A file's L-BFGS memory: the recursion divides by s . y; only s . y > 0 is ever kept."""
+    solver = LBFGS()
+    good = {"iterations": 1, "n_evaluations": 2, "s": np.ones((1, 3)), "y": np.ones((1, 3))}
+    solver.check_state_dict(good, 3, np.dtype(np.float64))
+    for s_row in (np.zeros(3), -np.ones(3)):
+        bad = {**good, "s": s_row[None, :]}
+        with pytest.raises(ValueError, match=r"s \. y"):
+            solver.check_state_dict(bad, 3, np.dtype(np.float64))

@@ -20,9 +20,33 @@ from numpy.typing import NDArray
 from ..data.validation import check_interval, check_positive
 from .base import Optimizer, _check_state_array
 
+#: A curvature pair ``(s, y)`` is kept only if :math:`s \cdot y > ` this times
+#: :math:`y \cdot y`: clearly positive curvature, so that the inverse-Hessian model stays
+#: positive definite (the usual safeguard; Nocedal & Wright, section 7.2).
+CURVATURE_MIN = 1e-10
+
 Array = NDArray[np.floating]
 
 Objective = Callable[[Array], tuple[float, Array]]
+
+
+#: :func:`gradient_negligible`'s bound on the first-order change of the loss, relative
+#: to the loss, over a step the size of the largest parameter.
+NEGLIGIBLE_CHANGE = 1e-3
+
+
+def gradient_negligible(x: Array, f: float, g: Array) -> bool:
+    r"""Whether the gradient ``g`` at ``x`` is too small to matter: a minimum, to rounding.
+
+    :math:`\lVert g\rVert_\infty \max(1, \lVert x\rVert_\infty) \le
+    10^{-3} \max(1, |f|)`: a step as long as the largest parameter (or 1) would change
+    the loss by at most a thousandth by the first-order term. A failed line search
+    there is the loss's rounding; a failed line search with a larger gradient is a
+    stall (a badly conditioned loss), not a minimum.
+    """
+    largest_gradient = float(np.max(np.abs(g), initial=0.0))
+    largest_parameter = float(np.max(np.abs(x), initial=0.0))
+    return largest_gradient * max(1.0, largest_parameter) <= NEGLIGIBLE_CHANGE * max(1.0, abs(f))
 
 
 class FullBatchOptimizer(Optimizer):
@@ -127,9 +151,11 @@ class LBFGS(FullBatchOptimizer):
         self.y: list[Array] = []
         self.iterations = 0
         self.n_evaluations = 0
-        #: Why the last :meth:`minimize` stopped: ``"gtol"``, ``"ftol"``,
-        #: ``"line_search"`` (converged), or ``"max_iter"``, ``"max_evaluations"``,
-        #: ``"callback"`` (not converged); ``""`` before any.
+        #: Why the last :meth:`minimize` stopped: ``"gtol"``, ``"ftol"`` (converged),
+        #: ``"max_iter"``, ``"max_evaluations"``, ``"callback"`` (not converged), or
+        #: ``"line_search"``: no step lowered the loss, even along the steepest descent
+        #: (converged where the gradient is negligible, :func:`gradient_negligible`;
+        #: else stalled); ``""`` before any.
         self.stop_reason = ""
 
     def state_dict(self) -> dict[str, Any]:
@@ -165,6 +191,14 @@ class LBFGS(FullBatchOptimizer):
                 raise ValueError(f"{name} holds {pairs.shape[0]} pairs, more than memory")
         if state["s"].shape != state["y"].shape:
             raise ValueError(f"s and y differ in shape: {state['s'].shape} vs {state['y'].shape}")
+        for k, (s, y) in enumerate(zip(state["s"], state["y"], strict=True)):
+            # minimize keeps only pairs of positive curvature; the two-loop recursion
+            # divides by s . y, and a pair of another sign would turn its direction.
+            if not float(np.dot(s, y)) > CURVATURE_MIN * float(np.dot(y, y)):
+                raise ValueError(
+                    f"curvature pair {k} has s . y = {float(np.dot(s, y)):.3g}: L-BFGS keeps "
+                    "only pairs with s . y > 0"
+                )
 
     def __repr__(self) -> str:
         return (
@@ -235,7 +269,8 @@ class LBFGS(FullBatchOptimizer):
         self.n_evaluations += 1
         converged = False
         self.stop_reason = "max_iter"
-        for _ in range(max_iter):
+        done = 0
+        while done < max_iter:
             if float(np.max(np.abs(g), initial=0.0)) <= gtol:
                 converged, self.stop_reason = True, "gtol"
                 break
@@ -247,13 +282,23 @@ class LBFGS(FullBatchOptimizer):
                 slope = -float(np.dot(g, g))
             first_step = 1.0 if self.s else self._first_trial_step(g)
             step, f_new, g_new = self._line_search(fun, x, f, g, d, slope, first_step)
-            if step == 0.0:  # no step satisfied the conditions: we are as low as we can get
-                converged, self.stop_reason = True, "line_search"
+            if step == 0.0:
+                # No step lowered the loss enough. The curvature pairs may be what
+                # misleads (a badly conditioned loss): forget them and search along
+                # the steepest descent, as SciPy's L-BFGS-B does. Failing that too,
+                # stop; that is not convergence (unscaled features, most often).
+                if self.s:
+                    self.s, self.y = [], []
+                    continue
+                # Where the gradient is negligible, the loss cannot resolve a step
+                # because it is at its minimum (to rounding): that is convergence.
+                self.stop_reason = "line_search"
+                converged = gradient_negligible(x, f, g)
                 break
             s = (step * d).astype(dtype, copy=False)
             x = x + s
             y = g_new - g
-            if float(np.dot(s, y)) > 1e-10 * float(np.dot(y, y)):
+            if float(np.dot(s, y)) > CURVATURE_MIN * float(np.dot(y, y)):
                 self.s.append(s.astype(np.float64))
                 self.y.append(y.astype(np.float64))
                 if len(self.s) > self.memory:
@@ -262,6 +307,7 @@ class LBFGS(FullBatchOptimizer):
             decrease = f - f_new
             f, g = f_new, g_new
             self.iterations += 1
+            done += 1
             if callback is not None and callback(self.iterations, f, x):
                 self.stop_reason = "callback"
                 break

@@ -125,6 +125,7 @@ class _Solvers(_Hyperparameters):
             reason = {
                 "max_iter": "STOP: TOTAL NO. OF ITERATIONS REACHED LIMIT",
                 "max_evaluations": "STOP: TOTAL NO. OF F,G EVALUATIONS EXCEEDS LIMIT",
+                "line_search": "ABNORMAL_TERMINATION_IN_LNSRCH",
             }.get(solver.stop_reason, solver.stop_reason)
             message = (
                 f"lbfgs failed to converge after {self.n_iter_} iteration(s) (status=1):\n"

@@ -4,16 +4,17 @@ full training loss, each of its iterations recorded (and checked) as an epoch.""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from numpy.typing import NDArray
 
 from ..data.streaming import RowBlocks
-from ..exceptions import DivergenceError
+from ..exceptions import ConvergenceWarning, DivergenceError, sklearn_compatible
 from ..optim.optimizers import FullBatchOptimizer
 from .protocol import TrainerView
 from .safety import divergence_message
-from .stopping import Validation
+from .stopping import _CALLER_OF_FIT, Validation
 
 Array = NDArray[np.floating]
 
@@ -75,8 +76,11 @@ def fit_lbfgs(
         and trainer.epoch - start_epoch >= max_iter
     ):
         trainer._stopping.warn_not_converged(trainer.epoch, trainer.warn_at_max_iter)
-    elif optimizer.stop_reason == "line_search" and trainer.epoch == start_epoch:
-        check_first_step(gradient)
+    elif optimizer.stop_reason == "line_search" and not converged:
+        if trainer.epoch == start_epoch:
+            check_first_step(gradient)
+        if trainer.warn_at_max_iter:
+            warn_stalled(trainer.epoch - start_epoch, loss, gradient)
     trainer._finish(validation)
 
 
@@ -150,6 +154,27 @@ class _Iterations:
         ):
             trainer._save_checkpoint()
         return self.stopped_by_callback or interrupted
+
+
+def warn_stalled(iterations: int, loss: float, gradient: Array) -> None:
+    """L-BFGS stopped because no step lowered the loss, not because it converged.
+
+    The line search failed along the quasi-Newton direction and then along the
+    steepest descent. Most often the features differ in scale by orders of
+    magnitude: the loss is then so badly conditioned that the search cannot
+    resolve a step, and the model can be far from the minimum (below chance, on
+    features in the tens of thousands). scikit-learn warns here too (SciPy's
+    ``ABNORMAL_TERMINATION_IN_LNSRCH``).
+    """
+    warnings.warn(
+        f"L-BFGS stopped after {iterations} iteration(s) without converging: no step "
+        f"lowered the loss (now {loss:.6g}; largest gradient entry "
+        f"{float(np.max(np.abs(gradient), initial=0.0)):.3g}). The loss is likely badly "
+        "conditioned: scale the features (zero mean, unit variance, e.g. "
+        "sklearn.preprocessing.StandardScaler), then fit again.",
+        sklearn_compatible(ConvergenceWarning),
+        stacklevel=_CALLER_OF_FIT,
+    )
 
 
 def check_first_step(gradient: Array) -> None:
