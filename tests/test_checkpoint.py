@@ -215,6 +215,21 @@ CONFIGS: dict[str, tuple[Callable[[], Any], np.ndarray, dict[str, Any]]] = {
         Y3,
         {},
     ),
+    # Early stopping over batch normalisation: the best epoch's running statistics are
+    # restored with its parameters, and a checkpoint keeps them for the resumed run.
+    "batchnorm-validation-data": (
+        lambda: handnet.NeuralNetRegressor(
+            [handnet.Dense(None, 8), handnet.BatchNorm(), handnet.Activation("relu"),
+             handnet.Dense(None, None)],
+            batch_size=16,
+            max_iter=12,
+            tol=None,
+            learning_rate=0.05,
+            random_state=6,
+        ),
+        X[:, 0] * X[:, 1],
+        {"validation_data": (X[:25], X[:25, 0] * X[:25, 1])},
+    ),
 }
 
 

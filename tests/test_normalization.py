@@ -679,3 +679,25 @@ def test_a_forged_batchnorm_size_is_refused_before_anything_is_allocated(tmp_pat
     table.forge(tree, path)
     with pytest.raises(handnet.ModelFileError, match="keeps the buffers"):
         handnet.load(path)
+
+
+@pytest.mark.parametrize("kind", ["regressor", "classifier"])
+def test_early_stopping_restores_the_best_epochs_running_statistics(kind: str) -> None:
+    """The model kept is the one that was scored: the best validation epoch's parameters
+    *and* its BatchNorm running statistics (it kept the last epoch's statistics, and
+    scored below its best_validation_score_)."""
+    rng = np.random.default_rng(0)
+    X, X_val = rng.normal(size=(300, 5)), rng.normal(size=(200, 5))
+    y, y_val = X[:, 0] * X[:, 1], X_val[:, 0] * X_val[:, 1]
+    if kind == "classifier":
+        y, y_val = (y > 0).astype(int), (y_val > 0).astype(int)
+    estimator = handnet.NeuralNetRegressor if kind == "regressor" else handnet.NeuralNetClassifier
+    model = estimator(
+        [Dense(None, 32), BatchNorm(), Activation("relu"), Dense(None, None)],
+        learning_rate=0.05, batch_size=32, max_iter=40, n_iter_no_change=5, random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", handnet.ConvergenceWarning)
+        model.fit(X, y, validation_data=(X_val, y_val))
+    assert model.best_epoch_ < model.n_iter_  # the best epoch is not the last
+    assert model.score(X_val, y_val) == pytest.approx(model.best_validation_score_, abs=1e-12)

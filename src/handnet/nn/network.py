@@ -225,6 +225,40 @@ class Sequential:
         """Each layer's non-trained saved state (:meth:`Layer.buffers`), layer by layer."""
         return [layer.buffers() for layer in self.layers]
 
+    def buffer_vector(self) -> Array | None:
+        """A copy of every layer's :meth:`buffers` as one flat vector; ``None`` if there are none.
+
+        Layer by layer, each layer's buffers in the order of their names: what
+        :meth:`load_buffer_vector` reads back. Early stopping keeps the best epoch's
+        running statistics this way, next to its parameters.
+        """
+        pieces = [layer[name].ravel() for layer in self.buffers() for name in sorted(layer)]
+        if not pieces:
+            return None
+        return np.concatenate(pieces).astype(self.dtype, copy=False)
+
+    @property
+    def n_buffer_values(self) -> int:
+        """The length of :meth:`buffer_vector` (0 for a network without buffers)."""
+        return sum(buffer.size for layer in self.buffers() for buffer in layer.values())
+
+    def load_buffer_vector(self, vector: Array) -> None:
+        """Copy a :meth:`buffer_vector` back into the layers (each checks its own, as on load)."""
+        if vector.shape != (self.n_buffer_values,):
+            raise ValueError(
+                f"the buffers hold {self.n_buffer_values} values, got a vector of shape "
+                f"{vector.shape}"
+            )
+        start = 0
+        for layer in self.layers:
+            values = {}
+            for name, buffer in sorted(layer.buffers().items()):
+                piece = vector[start : start + buffer.size].reshape(buffer.shape)
+                values[name] = piece.astype(buffer.dtype, copy=False)
+                start += buffer.size
+            if values:
+                layer.load_buffers(values)
+
     def gradients(self) -> list[Array]:
         """The gradient of each of :meth:`parameters`, same order."""
         return [g for layer in self.layers for g in layer.gradients()]

@@ -85,6 +85,7 @@ def load_state_dict(trainer: TrainerView, state: Mapping[str, Any]) -> None:
         type(optimizer).__name__,
         type(trainer.schedule).__name__,
         optimizer,
+        network.n_buffer_values,
     )
     state = copy_tree(state)
     _load_rng(trainer, state["rng"])

@@ -293,12 +293,15 @@ def check_trainer_state(
     optimizer_type: str | None = None,
     schedule_type: str | None = None,
     optimizer: Optimizer | None = None,
+    n_buffer_values: int = 0,
 ) -> None:
     """Raise ``ValueError`` unless ``state`` is a valid :meth:`Trainer.state_dict`.
 
     Checks every key, type, shape and dtype against a network of
-    ``n_parameters`` parameters of ``dtype`` (and, if given, the optimizer and
-    schedule class names), without changing anything.
+    ``n_parameters`` parameters of ``dtype`` and ``n_buffer_values`` buffer values
+    (``Sequential.n_buffer_values``: the early-stopping best epoch's running
+    statistics), and, if given, the optimizer and schedule class names, without
+    changing anything.
     """
     state = _check_keys(state, "", _STATE_KEYS)
     epoch = _check_int(state["epoch"], "epoch")
@@ -325,16 +328,24 @@ def check_trainer_state(
     for name in ("data_loss", "time"):
         if len(_check_float_list(history[name], f"history.{name}")) > epoch:
             _fail(f"history.{name}", f"has more entries than epochs ({epoch})")
+    stopping = state["stopping"]
+    if isinstance(stopping, Mapping) and "best_buffers" not in stopping:
+        # Written before the best epoch's buffers were kept: none, as it was then.
+        stopping = {**stopping, "best_buffers": None}
     stopping = _check_keys(
-        state["stopping"],
+        stopping,
         "stopping",
-        {"no_improvement", "best_loss", "best_score", "best_parameters"},
+        {"no_improvement", "best_loss", "best_score", "best_parameters", "best_buffers"},
     )
     _check_int(stopping["no_improvement"], "stopping.no_improvement")
     _check_float(stopping["best_loss"], "stopping.best_loss", finite=False)
     _check_float(stopping["best_score"], "stopping.best_score", finite=False)
     if stopping["best_parameters"] is not None:
         _check_vector(stopping["best_parameters"], "stopping.best_parameters", n_parameters, dtype)
+    if stopping["best_buffers"] is not None:
+        if stopping["best_parameters"] is None or not n_buffer_values:
+            _fail("stopping.best_buffers", "are given without best parameters or buffers to fit")
+        _check_vector(stopping["best_buffers"], "stopping.best_buffers", n_buffer_values, dtype)
     check_rng_state(state["rng"])
     _check_optimizer_state(state["optimizer"], n_parameters, dtype, optimizer_type, optimizer)
     schedule = _check_keys(state["schedule"], "schedule", {"type", "state"})

@@ -48,12 +48,16 @@ class StoppingRule:
         self.best_loss = math.inf
         self.best_score = -math.inf
         self.best_parameters: Array | None = None
+        #: The best epoch's buffers (running statistics; ``Sequential.buffer_vector``):
+        #: the model it restores is the one that was scored.
+        self.best_buffers: Array | None = None
 
     def update(self, loss: float, validation_loss: float | None, network: Sequential) -> bool:
         """Count an epoch; whether the rule says stop (the epoch's parameters are the network's)."""
         monitored = loss if validation_loss is None else validation_loss
         if validation_loss is not None and validation_loss < self.best_loss:
             self.best_parameters = network.flat_parameters.copy()
+            self.best_buffers = network.buffer_vector()
         improved = self.tol is None or monitored <= self.best_loss - self.tol
         self.best_loss = min(self.best_loss, monitored)
         self.no_improvement = 0 if improved else self.no_improvement + 1
@@ -142,12 +146,13 @@ class StoppingRule:
         )
 
     def state_dict(self) -> dict[str, Any]:
-        """The counters, the best loss and score and the best parameters (not copied)."""
+        """The counters, the best loss and score, the best parameters and buffers (not copied)."""
         return {
             "no_improvement": self.no_improvement,
             "best_loss": float(self.best_loss),
             "best_score": float(self.best_score),
             "best_parameters": self.best_parameters,
+            "best_buffers": self.best_buffers,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -155,3 +160,12 @@ class StoppingRule:
         self.best_loss = state["best_loss"]
         self.best_score = state["best_score"]
         self.best_parameters = state["best_parameters"]
+        self.best_buffers = state.get("best_buffers")
+
+    def restore_best(self, network: Sequential) -> None:
+        """Give ``network`` the best validation epoch's parameters and buffers (if any)."""
+        if self.best_parameters is None:
+            return
+        network.flat_parameters[...] = self.best_parameters
+        if self.best_buffers is not None:
+            network.load_buffer_vector(self.best_buffers)

@@ -416,9 +416,8 @@ class Trainer:
     def _finish(self, validation: Validation | None) -> None:
         """The run ended (not interrupted): keep the best validation epoch's parameters, save."""
         self.finished = True
-        best = self._stopping.best_parameters
-        if validation is not None and best is not None:
-            self.network.flat_parameters[...] = best
+        if validation is not None:
+            self._stopping.restore_best(self.network)
         self._save_checkpoint()
 
     def _save_checkpoint(self) -> None:
