@@ -571,3 +571,35 @@ def test_a_network_too_large_for_memory_is_refused_before_allocating() -> None:
 def test_an_integer_beyond_float64_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="too large for a float64"):
         LogisticRegression().fit([[10**400, 1], [1, 2]], [0, 1])
+
+
+@pytest.mark.parametrize(
+    ("n_classes", "per_class", "fraction", "held_out"),
+    [(4, 15, 0.1, 6), (10, 3, 0.5, 15), (10, 3, 0.9, 27), (4, 1, 0.7, 3)],
+)
+def test_the_stratified_early_stopping_split_holds_out_the_fraction(
+    n_classes: int, per_class: int, fraction: float, held_out: int
+) -> None:
+    """Exactly round(fraction * n) rows held out, spread over the classes (each class's
+    share rounded on its own held out 8 of 60 rows for a tenth, 20 of 30 for a half,
+    and for 0.9 every row: a ZeroDivisionError)."""
+    from handnet.models.splits import validation_split
+
+    y = np.repeat(np.arange(n_classes), per_class)
+    train, validation = validation_split(
+        y, len(y), fraction, np.random.default_rng(0), stratified=True
+    )
+    assert len(validation) == held_out
+    assert len(train) == len(y) - held_out
+    assert sorted(np.concatenate([train, validation]).tolist()) == list(range(len(y)))
+    counts = np.bincount(y[validation], minlength=n_classes)
+    assert counts.max() - counts.min() <= 1  # in proportion to the (equal) class sizes
+    model = MLPClassifier(
+        (3,), max_iter=2, tol=None, early_stopping=True, validation_fraction=fraction,
+        random_state=0,
+    )
+    X = np.random.default_rng(1).normal(size=(len(y), 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", handnet.ConvergenceWarning)
+        model.fit(X, y)
+    assert model.t_ == 2 * (len(y) - held_out)  # trained on the rest

@@ -90,6 +90,23 @@ def _n_test(test_size: Any, n: int) -> int:
     return count
 
 
+def stratified_counts(class_sizes: NDArray[np.integer], n_take: int) -> NDArray[np.int64]:
+    """Rows to take from each class: ``n_take`` in all, in proportion to the class sizes.
+
+    Each class gets the whole part of :math:`n_\text{take} n_c / n`; the rows left
+    over go to the classes with the largest remainders (the first class on a tie).
+    So the total is exactly ``n_take`` and every class's share is within one row
+    of the overall share (rounding each class on its own can take up to half a
+    row more per class: 20 of 30 rows over 10 classes for a half).
+    """
+    sizes = np.asarray(class_sizes, dtype=np.int64)
+    # Integer arithmetic keeps the allotment exact (no float ties).
+    share, remainder = np.divmod(n_take * sizes, int(sizes.sum()))
+    leftover = n_take - int(share.sum())
+    share[np.argsort(-remainder, kind="stable")[:leftover]] += 1
+    return share
+
+
 def train_test_split(
     X: ArrayLike,
     y: ArrayLike,
@@ -150,10 +167,7 @@ def train_test_split(
         if y_arr.ndim != 1:
             raise ValueError(f"stratify needs 1-D class labels y, got shape {y_arr.shape}")
         _, codes, counts = np.unique(y_arr, return_inverse=True, return_counts=True)
-        # Integer arithmetic keeps the largest-remainder allotment exact (no float ties).
-        share, remainder = np.divmod(n_test * counts, n)
-        leftover = n_test - int(share.sum())
-        share[np.argsort(-remainder, kind="stable")[:leftover]] += 1
+        share = stratified_counts(counts, n_test)
         test_parts, train_parts = [], []
         for c, take in enumerate(share):
             members = rng.permutation(np.flatnonzero(codes == c))

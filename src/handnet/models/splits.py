@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 from ..data.streaming import RowBlocks
 from ..data.validation import unique_labels
+from ..datasets._splits import stratified_counts
 
 Split = tuple[NDArray[np.intp], NDArray[np.intp]]
 
@@ -29,14 +30,11 @@ def validation_split(
         )
     if stratified:
         labels = np.asarray(y)
-        val_parts = []
-        for label in unique_labels(labels):
-            members = np.flatnonzero(labels == label)
-            take = round(len(members) * n_validation / n_samples)
-            val_parts.append(rng.permutation(members)[:take])
-        val_index = np.sort(np.concatenate(val_parts)) if val_parts else np.array([], int)
-        if len(val_index) == 0:
-            val_index = np.sort(rng.permutation(n_samples)[:n_validation])
+        classes = unique_labels(labels)
+        members = [np.flatnonzero(labels == label) for label in classes]
+        takes = stratified_counts(np.array([len(m) for m in members]), n_validation)
+        val_parts = [rng.permutation(m)[:take] for m, take in zip(members, takes, strict=True)]
+        val_index = np.sort(np.concatenate(val_parts))
     else:
         val_index = np.sort(rng.permutation(n_samples)[:n_validation])
     mask = np.ones(n_samples, dtype=bool)
