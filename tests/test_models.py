@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -603,3 +604,27 @@ def test_the_stratified_early_stopping_split_holds_out_the_fraction(
         warnings.simplefilter("ignore", handnet.ConvergenceWarning)
         model.fit(X, y)
     assert model.t_ == 2 * (len(y) - held_out)  # trained on the rest
+
+
+def test_a_fresh_fit_forgets_the_last_fits_best_epoch_and_loss(tmp_path: Any) -> None:
+    """A refit without validation keeps no best epoch or score from the fit before it, and
+    one that takes no iteration reports best_loss_ None (it kept the last fit's)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] > 0).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", handnet.ConvergenceWarning)
+        model = MLPClassifier(max_iter=20, early_stopping=True, random_state=0).fit(X, y)
+        assert model.best_epoch_ >= 1
+        model.set_params(early_stopping=False).fit(X, y)
+    assert model.validation_scores_ is None
+    assert not hasattr(model, "best_epoch_")
+    assert not hasattr(model, "best_validation_score_")
+    linear = LogisticRegression().fit(X, y)
+    assert linear.best_loss_ is not None
+    with pytest.warns(handnet.ConvergenceWarning):  # huge features: L-BFGS cannot step
+        linear.fit(X * 1e12, y)
+    assert linear.loss_curve_ == [] and linear.best_loss_ is None
+    path = tmp_path / "model.npz"
+    handnet.save(linear, path)
+    assert handnet.load(path).best_loss_ is None

@@ -70,6 +70,7 @@ def _build_estimator(plan: _EstimatorPlan) -> _NetworkEstimator:
     plan.network.restore_into(network)
     model.network_ = network
     model._dtype = plan.network.dtype
+    model.best_loss_ = None  # a file written without one: its loss curve is empty
     for name, value in fitted.items():
         setattr(model, name, value)
     model._fitted = True

@@ -41,11 +41,18 @@ def restored_on_failure(model: Any) -> Iterator[None]:
 
 
 def start_records(model: Any) -> None:
-    """Empty curves and counters for a fresh fit."""
+    """Empty curves and counters for a fresh fit, and no best epoch or loss yet.
+
+    The last fit's best epoch, score and loss go too: a refit without validation
+    data (or one that takes no iteration) must not report them.
+    """
     model.loss_curve_ = []
     model.validation_scores_ = None
     model.validation_loss_curve_ = None
     model.t_ = 0
+    model.best_loss_ = None
+    for name in ("best_epoch_", "best_validation_score_"):
+        model.__dict__.pop(name, None)
 
 
 def print_progress(trainer: Trainer) -> None:
