@@ -628,3 +628,19 @@ def test_a_fresh_fit_forgets_the_last_fits_best_epoch_and_loss(tmp_path: Any) ->
     path = tmp_path / "model.npz"
     handnet.save(linear, path)
     assert handnet.load(path).best_loss_ is None
+
+
+def test_zero_hidden_weights_under_relu_warn_that_they_can_never_move() -> None:
+    """A classic pitfall: relu's slope at 0 is 0, so zero hidden weights stay 0 forever
+    (the fit "converged" to a constant, silently). tanh's units still train."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 3))
+    y = (X[:, 0] > 0).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", handnet.ConvergenceWarning)
+        with pytest.warns(UserWarning, match="slope at 0 is 0"):
+            model = MLPClassifier((4,), init="zeros", max_iter=20, random_state=0).fit(X, y)
+        assert not model.network_.layers[0].weights.any()  # it says why: they never moved
+        smooth = MLPClassifier((4,), init="zeros", activation="tanh", max_iter=20, random_state=0)
+        smooth.fit(X, y)  # no warning (errors here)
+    assert smooth.network_.layers[0].weights.any()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import itertools
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -68,10 +69,34 @@ def dense_network(model: Any, n_features: int, n_outputs: int, dtype: np.dtype[A
         if model._dropout_rate() > 0:
             layers.append(Dropout(model._dropout_rate(), random_state=rng))
         n_inputs = width
+    if model._hidden_layers() and init == "zeros":
+        _warn_dead_zeros(model._hidden_activation())
     # The output layer is linear: the loss applies the sigmoid/softmax to its logits.
     output_init = "xavier" if model._hidden_layers() and init == "zeros" else init
     layers.append(Dense(n_inputs, n_outputs, init=output_init, random_state=rng, dtype=dtype))
     return Sequential(layers)
+
+
+def _warn_dead_zeros(activation: str) -> None:
+    """Warn when zero hidden weights can never move: the activation's slope at 0 is 0.
+
+    With all hidden weights 0 every hidden pre-activation is 0 (plus its bias), and
+    the gradient of a hidden weight carries the activation's derivative there:
+    for ReLU that is 0, so no hidden weight ever changes and the network stays a
+    linear model of nothing (a constant). Smooth activations (tanh) still train,
+    their units told apart by the output layer's random weights.
+    """
+    pair = get_activation(activation)
+    slope = pair.backward(np.ones(1), np.zeros(1), pair.forward(np.zeros(1)))
+    if float(slope[0]) == 0.0:
+        warnings.warn(
+            f"init='zeros' with hidden layers and activation={activation!r}: {activation}'s "
+            "slope at 0 is 0, so no hidden weight will ever move from 0 and the network "
+            "learns only a constant. Use init='auto' (the activation's own scheme) or "
+            "'he'.",
+            UserWarning,
+            stacklevel=6,  # the user's fit: here, dense_network, the build, fit's steps
+        )
 
 
 def make_trainer(model: Any, network: Sequential, loss: Loss, callbacks: Sequence[Any]) -> Trainer:
