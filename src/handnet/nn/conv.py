@@ -73,6 +73,7 @@ from .parallel import (
     MAX_THREADS,
     MIN_ROWS_PER_THREAD,
     _add_partials,
+    _check_sample_size,
     _check_threads,
     _flat_buffer,
     _in_parallel,
@@ -88,6 +89,7 @@ from .parallel import _parts as _parts
 # importable from here still (as are those in __all__, and the pooling layers below).
 __all__ = [
     "MAX_THREADS",
+    "MAX_WINDOW",
     "MEMORY_BUDGET",
     "MIN_ROWS_PER_THREAD",
     "AvgPool2D",
@@ -105,6 +107,45 @@ __all__ = [
 #: would be larger is convolved in chunks of samples. A layer's ``memory_budget``
 #: overrides it; read at each call, so changing it affects existing layers.
 MEMORY_BUDGET = 64 * 2**20
+
+#: The largest kernel size, stride, dilation or padding of a Conv2D along an axis, and the
+#: largest extent ``dilation * (kernel - 1) + 1`` of its dilated kernel: beyond any real
+#: network's (DeepLab's widest atrous 3 x 3 kernel spans 49 pixels), so that the few bytes
+#: of a model file cannot ask for windows, or zeros around each image, by the billion.
+#: What one sample's work arrays then take is bounded too, once the input's shape is
+#: known (:data:`~handnet.nn.parallel.MAX_SAMPLE_VALUES`).
+MAX_WINDOW = 4096
+
+
+def _check_window(kernel: Pair, stride: Pair, dilation: Pair, padding: Padding) -> None:
+    """Refuse settings beyond :data:`MAX_WINDOW` along an axis, or a dilated kernel whose
+    extent is."""
+    settings = {"kernel_size": kernel, "stride": stride, "dilation": dilation}
+    if not isinstance(padding, str):  # "same" pads less than the kernel's extent
+        settings["padding"] = padding
+    for name, pair in settings.items():
+        if max(pair) > MAX_WINDOW:
+            raise ValueError(
+                f"Conv2D {name} must be at most MAX_WINDOW = {MAX_WINDOW} along each axis, "
+                f"got {pair}"
+            )
+    extent = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True))
+    if max(extent) > MAX_WINDOW:
+        raise ValueError(
+            f"Conv2D dilation {dilation} spreads the kernel {kernel} over {extent} pixels, "
+            f"more than MAX_WINDOW = {MAX_WINDOW} along an axis"
+        )
+
+
+def _unrolled_values(geometry: _Geometry, filters: int, by_kernel_rows: bool) -> int:
+    """Values of one sample's unrolled matrix (its wide-row gradient's, if longer), or, by
+    kernel rows, of its row-unrolled matrix and products."""
+    if by_kernel_rows:
+        return rows_values(geometry, filters)
+    positions = geometry.out_height * geometry.out_width
+    if geometry.stride[1] == 1:
+        positions = max(positions, _wide_layout(geometry)[1])
+    return geometry.channels * geometry.kernel[0] * geometry.kernel[1] * positions
 
 
 def _check_arguments(
@@ -145,6 +186,7 @@ def _chain(config: Mapping[str, Any], input_shape: Shape | None) -> tuple[Shape 
     stride = _pair(config["stride"], name, "stride")
     dilation = _pair(config["dilation"], name, "dilation")
     padding = _padding(config["padding"], name)
+    _check_window(kernel, stride, dilation, padding)
     if in_channels % groups or out_channels % groups:
         raise ValueError(
             f"groups={groups} must divide in_channels ({in_channels}) and out_channels "
@@ -162,6 +204,8 @@ def _chain(config: Mapping[str, Any], input_shape: Shape | None) -> tuple[Shape 
             f"per-sample shape {tuple(input_shape)}"
         )
     geometry = _Geometry.of(tuple(input_shape), kernel, stride, dilation, padding, name)
+    rows = by_rows(geometry, out_channels, groups)
+    _check_sample_size(geometry, name, _unrolled_values(geometry, out_channels, rows))
     return (out_channels, *geometry.output_shape), n_parameters
 
 
@@ -175,7 +219,8 @@ class Conv2D(Layer):
     out_channels : int
         ``F``, the number of filters.
     kernel_size : int or (int, int)
-        ``(k_h, k_w)``.
+        ``(k_h, k_w)``. Kernel size, stride, dilation and padding counts are at most
+        :data:`MAX_WINDOW` along each axis, and so is the dilated kernel's extent.
     stride : int or (int, int), default 1
         ``(s_h, s_w)``: steps between windows.
     padding : int, (int, int), "valid" or "same", default 0
@@ -205,8 +250,8 @@ class Conv2D(Layer):
         ``None``: the module's :data:`MEMORY_BUDGET` at the time of the call.
     n_threads : int or None
         Threads a pass splits the batch over (at least :data:`MIN_ROWS_PER_THREAD`
-        samples each). ``None``: :func:`default_threads` at the time of the call (1,
-        or the count :func:`threads_over_samples` sets).
+        samples each), at most :data:`MAX_THREADS`. ``None``: :func:`default_threads`
+        at the time of the call (1, or the count :func:`threads_over_samples` sets).
 
     Attributes
     ----------
@@ -250,7 +295,10 @@ class Conv2D(Layer):
     In a training pass whose batch fits in one chunk, the unrolled matrices are
     kept for :meth:`backward` (not unrolled twice); otherwise :meth:`backward`
     unrolls each chunk again. Memory: the kept matrices (``k_h k_w`` times the
-    input's size with im2col), and as much again for the input gradient's.
+    input's size with im2col), and as much again for the input gradient's. One
+    sample's padded input and unrolled matrix may hold at most
+    :data:`~handnet.nn.parallel.MAX_SAMPLE_VALUES` values each: an input for which
+    they would hold more is refused (``ValueError``) before anything is allocated.
     """
 
     penalized: tuple[bool, ...] = (True, False)
@@ -281,6 +329,7 @@ class Conv2D(Layer):
         self.stride = _pair(stride, name, "stride")
         self.padding = _padding(padding, name)
         self.dilation = _pair(dilation, name, "dilation")
+        _check_window(self.kernel_size, self.stride, self.dilation, self.padding)
         self.groups = int(groups)
         self.use_bias = bool(use_bias)
         self.init = init
@@ -362,10 +411,14 @@ class Conv2D(Layer):
     # --- shapes -------------------------------------------------------------------------
 
     def _geometry(self, input_shape: Shape) -> _Geometry:
-        return _Geometry.of(
+        """Where the windows lie for this input: ``ValueError`` if one sample's work arrays
+        would exceed :data:`~handnet.nn.parallel.MAX_SAMPLE_VALUES`."""
+        geometry = _Geometry.of(
             tuple(input_shape), self.kernel_size, self.stride, self.dilation, self.padding,
             "Conv2D",
         )
+        _check_sample_size(geometry, "Conv2D", self._unrolled_bytes(geometry, 1))
+        return geometry
 
     def output_shape(self, input_shape: Shape) -> Shape:
         channels = _image_shape(input_shape, "Conv2D")[0]
@@ -384,12 +437,7 @@ class Conv2D(Layer):
     def _unrolled_bytes(self, geometry: _Geometry, itemsize: int) -> int:
         """Bytes of one sample's unrolled matrix (its wide-row gradient's, if longer), or
         of its row-unrolled matrix and products."""
-        if self._by_rows(geometry):
-            return rows_values(geometry, self.out_channels) * itemsize
-        positions = geometry.out_height * geometry.out_width
-        if self.stride[1] == 1:
-            positions = max(positions, _wide_layout(geometry)[1])
-        return geometry.channels * self.kernel_size[0] * self.kernel_size[1] * positions * itemsize
+        return _unrolled_values(geometry, self.out_channels, self._by_rows(geometry)) * itemsize
 
     def _chunk_rows(self, geometry: _Geometry, itemsize: int) -> int:
         """Samples per chunk: as many as keep the unrolled matrices within the budget."""

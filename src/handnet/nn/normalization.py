@@ -333,6 +333,29 @@ class BatchNorm(Layer):
             return {}
         return {"running_mean": self.running_mean, "running_var": self.running_var}
 
+    def load_buffers(self, values: Mapping[str, Array]) -> None:
+        """Copy saved running statistics in, checked first (names, shapes, dtypes, finite).
+
+        ``running_var`` must hold no negative value: it averages variances, and below
+        ``-eps`` the inference-mode square root would turn every output of its
+        channel into NaN (which the next layer then blames on the input).
+
+        Raises
+        ------
+        ValueError
+            The layer is left as it was.
+        """
+        running_var = values.get("running_var")
+        if isinstance(running_var, np.ndarray) and running_var.dtype.kind == "f":
+            negative = running_var < 0  # NaN is refused by the checks below
+            if negative.any():
+                raise ValueError(
+                    f"BatchNorm buffer 'running_var' must hold no negative value (a variance), "
+                    f"got {float(running_var[negative].min())!r} at index "
+                    f"{int(np.flatnonzero(negative)[0])}"
+                )
+        super().load_buffers(values)
+
     def config(self) -> dict[str, object]:
         return {
             "type": "BatchNorm",

@@ -5,6 +5,10 @@ the GIL: split over the samples (:func:`_in_parallel`), the parts run on several
 at once, on worker threads kept from pass to pass. :func:`threads_over_samples` turns
 that on for a block of code (with BLAS on one thread); :func:`_samples_buffer` and
 :func:`_flat_buffer` keep the passes' work arrays between the batches of a fit.
+
+A layer's thread count (at most :data:`MAX_THREADS`) and the size of one sample's work
+arrays (at most :data:`MAX_SAMPLE_VALUES`) are bounded: both may come from a model file,
+whose few bytes must not start hundreds of threads or ask for gigabytes per sample.
 """
 
 from __future__ import annotations
@@ -16,12 +20,15 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .layers import Layer
+
+if TYPE_CHECKING:  # im2col imports this module
+    from .im2col import _Geometry
 
 Array = NDArray[np.floating]
 T = TypeVar("T")
@@ -30,20 +37,57 @@ T = TypeVar("T")
 #: costs more (waking them, Python) than it saves.
 MIN_ROWS_PER_THREAD = 8
 
-#: The most threads a pass uses (memory bandwidth, not cores, bounds these passes).
+#: The most threads a pass uses (memory bandwidth, not cores, bounds these passes): a
+#: layer's ``n_threads`` may not be larger, :func:`threads_over_samples` caps its count.
 MAX_THREADS = 8
+
+#: The most values one sample's work array may hold: a padded image, an unrolled (im2col)
+#: matrix. 2**27 values, 1 GiB of float64: far beyond the networks this library trains
+#: (a 64-channel 3 x 3 convolution of a 224 x 224 image unrolls a fifth of it), while a
+#: padding or dilation forged into a small model file (zeros by the gigabyte around each
+#: image) is refused before anything is allocated. Read at each call.
+MAX_SAMPLE_VALUES = 1 << 27
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
-def _check_threads(n_threads: Any, layer: str) -> int | None:
-    if n_threads is not None and not (_is_int(n_threads) and n_threads >= 1):
+def _check_threads(n_threads: Any, layer: str, most: int | None = MAX_THREADS) -> int | None:
+    """``n_threads`` as an ``int`` (or ``None``), or ``ValueError`` unless it is an integer
+    from 1 to ``most`` (``None``: no upper bound).
+
+    Refused rather than capped above :data:`MAX_THREADS`: a model file that asks for
+    100,000 threads is forged or corrupt, and a user who asks for more than a pass uses
+    learns the limit instead of getting fewer threads silently.
+    """
+    if n_threads is not None and not (
+        _is_int(n_threads) and n_threads >= 1 and (most is None or n_threads <= most)
+    ):
+        most_text = "" if most is None else f", at most MAX_THREADS = {most}"
         raise ValueError(
-            f"{layer} n_threads must be an integer >= 1 or None (BLAS's thread count), got "
-            f"{n_threads!r}"
+            f"{layer} n_threads must be an integer >= 1 or None (BLAS's thread count)"
+            f"{most_text}, got {n_threads!r}"
         )
     return None if n_threads is None else int(n_threads)
+
+
+def _check_sample_size(geometry: _Geometry, layer: str, unrolled: int = 0) -> None:
+    """``ValueError`` unless one sample's padded image, and its unrolled matrix of
+    ``unrolled`` values, fit in :data:`MAX_SAMPLE_VALUES`: checked before a pass
+    allocates either, the message naming the settings that make them."""
+    padded = (
+        geometry.channels * geometry.padded_height * geometry.padded_width
+        if geometry.padded else 0
+    )
+    for what, values in (("padded input", padded), ("unrolled matrix", unrolled)):
+        if values > MAX_SAMPLE_VALUES:
+            shape = (geometry.channels, geometry.height, geometry.width)
+            raise ValueError(
+                f"{layer}: one sample's {what} would hold {values:,} values, more than "
+                f"MAX_SAMPLE_VALUES = {MAX_SAMPLE_VALUES:,} (handnet.nn.parallel): kernel "
+                f"{geometry.kernel}, dilation {geometry.dilation} and padding {geometry.pads} "
+                f"(top, bottom, left, right) on per-sample shape {shape}"
+            )
 
 # --- threads --------------------------------------------------------------------------------
 #
@@ -90,7 +134,8 @@ def threads_over_samples(n_threads: int | None = None) -> Iterator[None]:
     global _OVER_SAMPLES
     if n_threads is None:
         n_threads = _blas_threads()
-    n_threads = _check_threads(n_threads, "threads_over_samples")
+    # Not a layer's setting but a hint for a block of code (BLAS's count, say): capped.
+    n_threads = _check_threads(n_threads, "threads_over_samples", most=None)
     assert n_threads is not None
     from ..data.blocks import single_threaded_blas
 

@@ -21,9 +21,21 @@ from numpy.typing import NDArray
 from .. import _numba
 from .im2col import Array, _Geometry, _image_shape, _pad, _padding, _pair
 from .layers import LAYERS, Layer, Shape
-from .parallel import _check_threads, _in_parallel, _samples_buffer, default_threads
+from .parallel import (
+    _check_sample_size,
+    _check_threads,
+    _in_parallel,
+    _samples_buffer,
+    default_threads,
+)
 
-__all__ = ["AvgPool2D", "GlobalAvgPool2D", "MaxPool2D"]
+__all__ = ["MAX_WINDOW_VALUES", "AvgPool2D", "GlobalAvgPool2D", "MaxPool2D"]
+
+#: The most values a pooling window may hold, ``k_h k_w``: each is one pass over the
+#: output, and with ``"same"`` padding a window need not fit in the image, so a kernel
+#: of 4096 x 4096 forged into a model file (16 million passes) would hang a predict.
+#: 2**16, a 256 x 256 window: beyond any real network's.
+MAX_WINDOW_VALUES = 1 << 16
 
 
 def _as_images(X: Array, layer: str) -> Array:
@@ -54,6 +66,12 @@ class _Pool2D(Layer):
         name = type(self).__name__
         self.n_threads = _check_threads(n_threads, name)
         self.kernel_size = _pair(kernel_size, name, "kernel_size")
+        kh, kw = self.kernel_size
+        if kh * kw > MAX_WINDOW_VALUES:
+            raise ValueError(
+                f"{name} kernel_size {self.kernel_size} holds {kh * kw:,} values, more than "
+                f"MAX_WINDOW_VALUES = {MAX_WINDOW_VALUES:,} (each is one pass over the output)"
+            )
         self.stride = self.kernel_size if stride is None else _pair(stride, name, "stride")
         self.padding = _padding(padding, name)
         if not isinstance(self.padding, str) and any(
@@ -79,6 +97,7 @@ class _Pool2D(Layer):
                 f"{name} padding {geometry.pads} (top, bottom, left, right) must be smaller "
                 f"than the kernel {self.kernel_size}"
             )
+        _check_sample_size(geometry, name)
         return geometry
 
     def _tiled(self, geometry: _Geometry) -> bool:
@@ -232,6 +251,7 @@ class MaxPool2D(_Pool2D):
     Parameters
     ----------
     kernel_size : int or (int, int)
+        ``(k_h, k_w)``, a window of at most :data:`MAX_WINDOW_VALUES` values.
     stride : int or (int, int), optional
         Default: the kernel size (windows side by side).
     padding : int, (int, int), "valid" or "same", default 0
@@ -239,7 +259,8 @@ class MaxPool2D(_Pool2D):
         of a window that holds an input value); each side's padding must be
         smaller than the kernel.
     n_threads : int or None
-        Threads a pass splits the batch over; ``None``: :func:`default_threads`.
+        Threads a pass splits the batch over, at most
+        :data:`~handnet.nn.parallel.MAX_THREADS`; ``None``: :func:`default_threads`.
 
     Notes
     -----
@@ -426,6 +447,7 @@ class AvgPool2D(_Pool2D):
     Parameters
     ----------
     kernel_size : int or (int, int)
+        ``(k_h, k_w)``, a window of at most :data:`MAX_WINDOW_VALUES` values.
     stride : int or (int, int), optional
         Default: the kernel size.
     padding : int, (int, int), "valid" or "same", default 0
@@ -434,7 +456,8 @@ class AvgPool2D(_Pool2D):
         ``count_include_pad=True``); each side's padding must be smaller than the
         kernel.
     n_threads : int or None
-        Threads a pass splits the batch over; ``None``: :func:`default_threads`.
+        Threads a pass splits the batch over, at most
+        :data:`~handnet.nn.parallel.MAX_THREADS`; ``None``: :func:`default_threads`.
 
     Notes
     -----

@@ -10,6 +10,8 @@ epoch and tells it the epoch's loss with ``schedule.observe(loss)`` at the end
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Mapping
 from typing import Any
 
 from ..data.validation import check_interval, check_positive
@@ -27,6 +29,25 @@ class Schedule:
 
     def state_dict(self) -> dict[str, Any]:
         return {}
+
+    def check_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` unless ``state`` is one :meth:`state_dict` could return.
+
+        A checkpoint's schedule state is checked with this before
+        :meth:`load_state_dict` restores it. The base class checks the keys (those of
+        :meth:`state_dict`); a schedule with state also checks each value's range.
+
+        Raises
+        ------
+        ValueError
+            Naming the schedule and the key.
+        """
+        expected = sorted(self.state_dict())
+        if not isinstance(state, Mapping) or sorted(map(str, state)) != expected:
+            got = sorted(map(str, state)) if isinstance(state, Mapping) else type(state).__name__
+            raise ValueError(
+                f"{type(self).__name__} state must hold the keys {expected}, got {got}"
+            )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned."""
@@ -142,10 +163,61 @@ class ReduceOnPlateau(Schedule):
     def state_dict(self) -> dict[str, Any]:
         return {"scale": self._scale, "best": self._best, "bad_epochs": self._bad_epochs}
 
+    def check_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` unless :meth:`observe` could have left this ``state``.
+
+        * ``scale`` is ``factor`` to the power of the reductions so far: in
+          ``[0, 1]`` (0 once the product underflows, as a tiny factor's soon does).
+          A negative, NaN or infinite scale would turn the learning rate into
+          gradient ascent or NaN parameters.
+        * ``best`` is the lowest epoch loss that counted as an improvement: finite
+          (a run whose epoch loss is not stops with a ``DivergenceError`` first), or
+          ``inf`` before the first epoch. A NaN would count no epoch as an
+          improvement again.
+        * ``bad_epochs`` counts epochs: an integer >= 0 (``int(inf)`` would raise an
+          ``OverflowError``, ``int(2.5)`` silently truncate). It may exceed
+          ``patience`` in a run resumed with a smaller one: the next epoch reduces.
+        """
+        super().check_state_dict(state)
+        name = type(self).__name__
+        scale, best = _as_float(state["scale"]), _as_float(state["best"])
+        if scale is None or not 0.0 <= scale <= 1.0:  # NaN fails the comparisons
+            raise ValueError(
+                f"{name} state 'scale' must be a number in [0, 1], got {state['scale']!r}"
+            )
+        if best is None or not (math.isfinite(best) or best == math.inf):
+            raise ValueError(
+                f"{name} state 'best' must be a finite loss, or inf before the first epoch, "
+                f"got {state['best']!r}"
+            )
+        bad_epochs = state["bad_epochs"]
+        if not (_is_integer(bad_epochs) and bad_epochs >= 0):
+            raise ValueError(
+                f"{name} state 'bad_epochs' must be an integer >= 0 (a count of epochs), "
+                f"got {bad_epochs!r}"
+            )
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.check_state_dict(state)
         self._scale = float(state["scale"])
         self._best = float(state["best"])
         self._bad_epochs = int(state["bad_epochs"])
+
+
+def _as_float(value: Any) -> float | None:
+    """``value`` as a ``float``; ``None`` unless it is a number a float holds (a ``bool``
+    is none: ``true`` in a file is no scale; nor is an integer of 400 digits)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
+
+
+def _is_integer(value: Any) -> bool:
+    """An integer, not a ``bool`` (nor a float that happens to be whole)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 SCHEDULES: Registry[type[Schedule]] = Registry(

@@ -86,11 +86,28 @@ def _check_int(value: Any, where: str, low: int = 0) -> int:
 def _check_float(value: Any, where: str, finite: bool = True, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         _fail(where, f"must be a number, got {value!r}")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits (not printed: it may be huge)
+        _fail(where, "must be a number a float can hold, got a larger integer")
     if finite and not math.isfinite(number):
         _fail(where, f"must be finite, got {number!r}")
     if positive and not number > 0:
         _fail(where, f"must be positive, got {number!r}")
+    return number
+
+
+def _check_record(value: Any, where: str, start: float) -> float:
+    """A best-so-far record: a finite number, or ``start``, the infinity it starts from.
+
+    The stopping rule keeps the lowest loss with ``min`` and the highest score with
+    ``max``, which never keep a NaN, and an epoch whose loss is not finite diverges
+    first: NaN or the other infinity is no state a run reaches. A NaN best loss would
+    make every later epoch no better, and a resumed run keep an old epoch's parameters.
+    """
+    number = _check_float(value, where, finite=False)
+    if not (math.isfinite(number) or number == start):
+        _fail(where, f"must be finite, or {start} before the first epoch, got {number!r}")
     return number
 
 
@@ -338,8 +355,8 @@ def check_trainer_state(
         {"no_improvement", "best_loss", "best_score", "best_parameters", "best_buffers"},
     )
     _check_int(stopping["no_improvement"], "stopping.no_improvement")
-    _check_float(stopping["best_loss"], "stopping.best_loss", finite=False)
-    _check_float(stopping["best_score"], "stopping.best_score", finite=False)
+    _check_record(stopping["best_loss"], "stopping.best_loss", math.inf)
+    _check_record(stopping["best_score"], "stopping.best_score", -math.inf)
     if stopping["best_parameters"] is not None:
         _check_vector(stopping["best_parameters"], "stopping.best_parameters", n_parameters, dtype)
     if stopping["best_buffers"] is not None:
@@ -356,11 +373,16 @@ def check_trainer_state(
         or (schedule_type is not None and kind != schedule_type)
     ):
         _fail("schedule.type", f"is {kind!r}, expected {schedule_type or sorted(schedule_types())}")
-    # A schedule's state holds the keys a fresh one's does (only ReduceOnPlateau has any).
-    expected_keys = set(schedule_types()[kind]().state_dict())
-    values = _check_keys(schedule["state"], "schedule.state", expected_keys)
+    # A schedule's state holds the keys a fresh one's does (only ReduceOnPlateau has any),
+    # numbers in the ranges the schedule itself can reach (its own check_state_dict).
+    fresh = schedule_types()[kind]()
+    values = _check_keys(schedule["state"], "schedule.state", set(fresh.state_dict()))
     for key, value in values.items():
         _check_float(value, f"schedule.state.{key}", finite=False)
+    try:
+        fresh.check_state_dict(values)
+    except (ValueError, TypeError) as error:
+        _fail("schedule.state", f"is invalid: {error}")
     progress = state["progress"]
     if progress is not None:
         # The penalty's running mean (PenaltyMean) came later: optional.
