@@ -63,6 +63,8 @@ from typing import Any
 
 from numpy.typing import NDArray
 
+from ..exceptions import ModelFileError
+
 # ``name as name``: re-exported, so that what was imported from handnet.io still is.
 from .atomic import _write_atomic
 from .atomic import check_writable as check_writable
@@ -72,7 +74,7 @@ from .checkpoint import data_fingerprint as data_fingerprint
 from .describe import _describe
 from .format import ARRAY_DTYPES as ARRAY_DTYPES
 from .format import DESCRIPTION_MEMBER as DESCRIPTION_MEMBER
-from .format import FORMAT, FORMAT_VERSION, PathLike, _bad, _Invalid
+from .format import FORMAT, FORMAT_VERSION, PathLike, _bad, _Invalid, _read_archive
 from .format import MAX_DESCRIPTION_BYTES as MAX_DESCRIPTION_BYTES
 from .format import MAX_DIRECTORY_ENTRY as MAX_DIRECTORY_ENTRY
 from .format import MAX_EXPANSION as MAX_EXPANSION
@@ -83,7 +85,7 @@ from .format import MAX_MEMBERS as MAX_MEMBERS
 from .format import MAX_SETTING_LENGTH as MAX_SETTING_LENGTH
 from .format import MODEL_TYPES as MODEL_TYPES
 from .format import _canonical_json as _canonical_json
-from .schema import _NetworkPlan, _read_plan
+from .schema import _EstimatorPlan, _NetworkPlan, _plan, _read_plan
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "load", "save"]
 
@@ -117,7 +119,10 @@ def save(model: Any, path: PathLike, *, training_state: bool = True) -> None:
         full); the message names ``path``.
     ValueError
         The model holds something a model file cannot describe (a custom
-        optimizer class, class labels that are neither numbers nor strings).
+        optimizer class, class labels that are neither numbers nor strings), or
+        anything else :func:`load` would refuse in the file: the file written is
+        read back and checked before it replaces ``path``, so save never leaves a
+        file that load refuses.
 
     See Also
     --------
@@ -125,7 +130,52 @@ def save(model: Any, path: PathLike, *, training_state: bool = True) -> None:
     """
     arrays: dict[str, NDArray[Any]] = {}
     content = _describe(model, arrays, training_state)
-    _write_atomic(path, content, arrays)
+    target = os.fspath(path)
+    dropped = content.get("dropped_params", [])
+    _write_atomic(
+        target, content, arrays, check=lambda written: _check_loads(written, target, dropped)
+    )
+
+
+def _check_loads(written: str, target: str, dropped: list[str]) -> None:
+    """Refuse the file :func:`save` has just written to ``written`` unless :func:`load` takes it.
+
+    Runs load's every check, and builds the model, on the complete temporary file
+    before it replaces ``target``. Whatever the writer and the reader come to
+    disagree on then fails here, at save, and names the cause, not at a later load
+    when the model is gone: save never leaves a file that load refuses.
+
+    Parameters
+    ----------
+    written : str
+        The temporary file.
+    target : str
+        The path the user asked for, which the message names.
+    dropped : list of str
+        The hyperparameters the file could not hold (loaded as their defaults): the
+        likely cause, which the message names.
+
+    Raises
+    ------
+    ValueError
+        What load would refuse, and why.
+    """
+    try:
+        content, budget = _read_archive(written)
+        _build(_plan(content, budget))
+    except (_Invalid, ModelFileError) as error:
+        # The problem alone: the temporary file's name is save's own, not the user's.
+        problem = str(error).removeprefix(str(_bad(written, ""))).replace(repr(written), "it")
+        cause = (
+            f"; a model file cannot hold the hyperparameters {dropped}, which load would "
+            "read as their defaults"
+            if dropped
+            else ""
+        )
+        raise ValueError(
+            f"cannot save the model to {target!r}: handnet.load would refuse the file "
+            f"({problem}){cause}"
+        ) from None
 
 
 def load(path: PathLike) -> Any:
@@ -153,13 +203,19 @@ def load(path: PathLike) -> Any:
     target = os.fspath(path)
     plan = _read_plan(target)
     try:
+        return _build(plan)
+    except _Invalid as error:
+        raise _bad(target, str(error)) from None
+
+
+def _build(plan: _NetworkPlan | _EstimatorPlan) -> Any:
+    """The network or model of a checked ``plan``; ``_Invalid`` if it cannot be built."""
+    try:
         if isinstance(plan, _NetworkPlan):
             return _build_sequential(plan)
         return _build_estimator(plan)
-    except _Invalid as error:
-        raise _bad(target, str(error)) from None
     except (ValueError, TypeError) as error:
         # A hyperparameter the model's own checks refuse (e.g. an unknown
         # activation name); nothing half-built escapes.
-        raise _bad(target, f"the hyperparameters do not describe a valid model ({error})") from None
+        raise _Invalid(f"the hyperparameters do not describe a valid model ({error})") from None
 

@@ -19,8 +19,9 @@ from numpy.typing import NDArray
 from ..nn.network import Sequential
 from ..training import Trainer
 from ..training.state import PLAIN_LEAVES
-from .format import MODEL_TYPES
+from .format import MODEL_TYPES, _Invalid
 from .params import _encode_params, _NetworkEstimator
+from .schema import _check_label_values
 
 
 class _Run(Protocol):
@@ -92,16 +93,26 @@ def _describe_network(network: Sequential, arrays: dict[str, NDArray[Any]]) -> d
 
 
 def _describe_classes(classes: NDArray[Any], arrays: dict[str, NDArray[Any]]) -> Any:
+    """``classes_``: numbers of one dtype as an array, other labels as JSON values.
+
+    Raises
+    ------
+    ValueError
+        Labels that load would refuse (checked by the rule load applies,
+        :func:`~handnet.io.schema._check_label_values`), e.g. bytes or tuples.
+    """
     if classes.dtype.kind in "biuf":
         arrays["classes"] = classes
         return {"$array": "classes"}
-    values = classes.tolist()
-    if not all(isinstance(v, (str, int, float, bool)) for v in values):
-        raise ValueError(
-            "cannot save these classes: a model file stores class labels that are numbers "
-            f"or strings, got {sorted({type(v).__name__ for v in values})}"
-        )
-    kind = classes.dtype.str if classes.dtype.kind == "U" else "object"
+    # An object array keeps NumPy scalars (np.int64 labels) as they are: written as the
+    # Python numbers and strings they stand for.
+    values = [v.item() if isinstance(v, np.generic) else v for v in classes.tolist()]
+    try:
+        _check_label_values(values)
+    except _Invalid as error:
+        raise ValueError(f"cannot save these classes: {error}") from None
+    # The width in characters, as load reads it (a byte-swapped ">U5" is "<U5" there).
+    kind = f"<U{classes.dtype.itemsize // 4}" if classes.dtype.kind == "U" else "object"
     return {"dtype": kind, "values": values}
 
 

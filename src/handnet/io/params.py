@@ -62,11 +62,26 @@ def _encode_scalar(value: Any) -> Any:
 
 
 def _encode_param(value: Any, initial_learning_rate: float | None = None) -> Any:
-    """A hyperparameter as JSON (tuples, dicts, optimizers and schedules tagged)."""
+    """A hyperparameter as JSON (tuples, dicts, optimizers and schedules tagged).
+
+    NumPy values are written as the Python values they stand for: an array as a list,
+    a NumPy scalar as a number or a bool.
+
+    Raises
+    ------
+    _Unencodable
+        ``value`` holds something JSON cannot (a ``Generator`` as ``random_state``).
+    ValueError
+        An optimizer, schedule or layer of a class the registries do not know.
+    """
     if isinstance(value, tuple):
         return {"$tuple": [_encode_param(v) for v in value]}
     if isinstance(value, list):
         return [_encode_param(v) for v in value]
+    if isinstance(value, np.ndarray):
+        # fit reads an array (hidden_layer_sizes=np.array([6, 3])) as the sequence of
+        # values it holds: written as that list, it loads as a model of the same network.
+        return _encode_param(value.tolist())
     if isinstance(value, dict):
         return {"$dict": [[_encode_scalar(k), _encode_param(v)] for k, v in value.items()]}
     if isinstance(value, Optimizer):

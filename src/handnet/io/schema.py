@@ -60,13 +60,26 @@ def _read_plan(path: str) -> _NetworkPlan | _EstimatorPlan:
     """The checked plan of the model file at ``path``; ``ModelFileError`` if anything is wrong."""
     content, budget = _read_archive(path)
     try:
-        return _check_content(content, budget)
+        return _plan(content, budget)
     except _Invalid as error:
         raise _bad(path, str(error)) from None
+
+
+def _plan(content: Mapping[str, Any], budget: int) -> _NetworkPlan | _EstimatorPlan:
+    """The checked plan of a file's ``content``, as :func:`~handnet.io.format._read_archive`
+    returns it with its ``budget``.
+
+    Raises
+    ------
+    _Invalid
+        Anything in ``content`` is wrong; the message says what.
+    """
+    try:
+        return _check_content(content, budget)
     except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError) as error:
         # Every field is checked before use; this net only turns a check that
         # was missed into the documented error instead of a traceback.
-        raise _bad(path, f"malformed content ({type(error).__name__}: {error})") from None
+        raise _Invalid(f"malformed content ({type(error).__name__}: {error})") from None
 
 
 # --- the network ----------------------------------------------------------------------------
@@ -173,6 +186,28 @@ def _check_float_list(value: Any, where: str) -> list[float]:
     return [float(v) for v in value]
 
 
+def _check_label_values(values: Any) -> None:
+    """The class labels a file holds as JSON values (not as an array): what save writes
+    and load reads.
+
+    Strings, or numbers of any mix of kinds (``bool``, ``int``, ``float``: ``fit``
+    sorts them together, and JSON keeps each one's kind), all finite.
+
+    Raises
+    ------
+    _Invalid
+        A label of another type (named), a non-finite number, or strings mixed with
+        numbers.
+    """
+    _require(isinstance(values, list), "classes_ values must be a list")
+    others = sorted({type(v).__name__ for v in values if not isinstance(v, (str, int, float))})
+    _require(not others, f"class labels must be numbers or strings, not {others}")
+    infinite = [v for v in values if isinstance(v, float) and not math.isfinite(v)]
+    _require(not infinite, f"class labels must be finite, got {infinite}")
+    n_strings = sum(isinstance(v, str) for v in values)
+    _require(n_strings in (0, len(values)), "classes_ mixes strings and numbers")
+
+
 def _check_classes(value: Any, budget: int) -> NDArray[Any]:
     if isinstance(value, np.ndarray):
         classes = value
@@ -180,13 +215,8 @@ def _check_classes(value: Any, budget: int) -> NDArray[Any]:
     else:
         _check_keys(value, "fitted.classes_", {"dtype", "values"})
         values, kind = value["values"], value["dtype"]
-        _require(
-            isinstance(values, list)
-            and all(isinstance(v, (str, int, float)) and not isinstance(v, bool) for v in values),
-            "classes_ values must be numbers or strings",
-        )
+        _check_label_values(values)
         if kind == "object":
-            _require(len({type(v) for v in values}) <= 1, "classes_ mixes strings and numbers")
             classes = np.empty(len(values), dtype=object)
             classes[:] = values
         else:
@@ -415,7 +445,8 @@ def _check_content(content: Mapping[str, Any], budget: int) -> _NetworkPlan | _E
 def _check_params(
     raw_params: Any, dropped: Any, cls: type[_NetworkEstimator], kind: str
 ) -> dict[str, Any]:
-    """The hyperparameters, decoded, after checking that ``cls`` takes every one named."""
+    """The hyperparameters, decoded, after checking that they are exactly those ``cls`` takes
+    (each in ``raw_params`` or named in ``dropped``)."""
     names = set(cls._get_param_names())
     _require(isinstance(raw_params, dict), "params must be an object")
     unknown = sorted(set(raw_params) - names)
@@ -424,6 +455,14 @@ def _check_params(
         isinstance(dropped, list)
         and all(isinstance(n, str) and n in names and n not in raw_params for n in dropped),
         "dropped_params must list hyperparameter names not in params",
+    )
+    # save writes every hyperparameter or names it dropped: one missing was deleted, and
+    # loading its default instead would make another model than the one saved.
+    missing = sorted(names - set(raw_params) - set(dropped))
+    _require(
+        not missing,
+        f"params lacks {missing}: a {kind} file holds every hyperparameter (or lists it in "
+        "dropped_params)",
     )
     penalty = raw_params.get("penalty")
     _require(
@@ -450,9 +489,12 @@ def _check_training(
     try:
         # The configured optimizer says what state it keeps (its settings may decide).
         configured = chosen.build() if isinstance(chosen, _ObjectSpec) else None
+        n_buffer_values = sum(
+            value.size for layer in network.buffers or [] for value in layer.values()
+        )
         check_trainer_state(
             training, network.parameters.size, network.dtype, optimizer_type, schedule_type,
-            configured,
+            configured, n_buffer_values,
         )
     except (ValueError, TypeError) as error:
         raise _Invalid(str(error)) from None

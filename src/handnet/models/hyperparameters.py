@@ -6,7 +6,10 @@ typed loosely: that module imports this one).
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
+
+import numpy as np
 
 from ..data.validation import check_class_weight, check_interval, check_positive, check_random_state
 from ..nn.activations import hidden_activations
@@ -15,6 +18,9 @@ from ..optim.optimizers import Optimizer, is_full_batch
 
 #: The step size of ``optimizer="auto"`` when it picks gradient descent.
 AUTO_LEARNING_RATE = 0.1
+
+#: The hyperparameters that are on/off switches (``verbose`` is apart: it may be a level).
+FLAGS = ("shuffle", "early_stopping", "warm_start")
 
 
 def check_hyperparameters(model: Any) -> None:
@@ -37,6 +43,9 @@ def check_hyperparameters(model: Any) -> None:
         check_positive(model.learning_rate, "learning_rate")
     if model.batch_size is not None and model.batch_size != "auto":
         check_positive(model.batch_size, "batch_size", integer=True)
+    for flag in FLAGS:
+        check_flag(getattr(model, flag), flag)
+    check_verbose(model.verbose)
 
     # Checked with or without early_stopping: a bad value is a mistake either way.
     check_interval(model.validation_fraction, "validation_fraction", 0.0, 1.0)
@@ -51,6 +60,51 @@ def check_hyperparameters(model: Any) -> None:
             f"got {model._hidden_activation()!r}"
         )
     check_interval(model._dropout_rate(), "dropout", 0.0, 1.0, left_closed=True)
+
+
+def check_flag(value: Any, name: str) -> None:
+    """Refuse an on/off hyperparameter that is not a ``bool`` or ``numpy.bool_``.
+
+    As scikit-learn's ``"boolean"`` constraint: ``0``, ``1`` or ``"yes"`` is refused,
+    not read as true or false (the string ``"False"`` would be true).
+
+    Parameters
+    ----------
+    value : object
+        The hyperparameter's value.
+    name : str
+        Its name, for the message.
+
+    Raises
+    ------
+    TypeError
+        ``value`` is not a bool; the message names ``name`` and shows ``value``.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r} ({type(value).__name__})")
+
+
+def check_verbose(value: Any) -> None:
+    """Refuse a ``verbose`` that is neither a flag nor a level.
+
+    As scikit-learn's ``"verbose"`` constraint: a ``bool``, ``numpy.bool_`` or an
+    integer ``>= 0`` (of any integral type, NumPy's included).
+
+    Raises
+    ------
+    TypeError
+        ``value`` is neither a bool nor an integer.
+    ValueError
+        ``value`` is a negative integer.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        return
+    if not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"verbose must be a bool or an integer >= 0, got {value!r} ({type(value).__name__})"
+        )
+    if value < 0:
+        raise ValueError(f"verbose must be a bool or an integer >= 0, got {value!r}")
 
 
 def check_batch_size(batch_size: int | str | None, n_samples: int, incremental: bool) -> None:
