@@ -295,3 +295,27 @@ def test_a_batchnorm_refuses_a_negative_running_variance_and_keeps_its_own() -> 
     np.testing.assert_array_equal(layer.running_mean, [0.0, 0.0])
     layer.load_buffers({**saved, "running_var": np.array([0.0, 2.0])})  # 0: a constant feature
     np.testing.assert_array_equal(layer.running_var, [0.0, 2.0])
+
+
+def test_a_forged_best_epoch_running_variance_is_refused_on_load(tmp_path: Path) -> None:
+    """Early stopping keeps the best epoch's BatchNorm statistics in the checkpoint
+    (stopping.best_buffers): checked when the file is loaded, not when training ends."""
+    rng = np.random.default_rng(0)
+    X, X_val = rng.normal(size=(80, 3)), rng.normal(size=(30, 3))
+    y, y_val = X[:, 0] * X[:, 1], X_val[:, 0] * X_val[:, 1]
+    model = handnet.NeuralNetRegressor(
+        [handnet.Dense(None, 4), BatchNorm(), handnet.Activation("relu"),
+         handnet.Dense(None, None)],
+        batch_size=16, max_iter=4, tol=None, learning_rate=0.05, random_state=0,
+    ).fit(X, y, validation_data=(X_val, y_val))
+    tree = _saved_tree(model, tmp_path / "model.npz")
+    best = tree["training"]["stopping"]["best_buffers"]
+    assert best.shape == (8,)  # running_mean, then running_var, of 4 features
+    _load(tree, tmp_path)  # as saved: loads
+    forged = copy.deepcopy(tree)
+    forged["training"]["stopping"]["best_buffers"][5] = -2.0  # a running variance
+    with pytest.raises(handnet.ModelFileError, match=r"best_buffers.*running_var.*negative"):
+        _load(forged, tmp_path)
+    forged["training"]["stopping"]["best_buffers"] = best[:5]
+    with pytest.raises(handnet.ModelFileError, match="best_buffers"):
+        _load(forged, tmp_path)

@@ -244,20 +244,42 @@ class Sequential:
 
     def load_buffer_vector(self, vector: Array) -> None:
         """Copy a :meth:`buffer_vector` back into the layers (each checks its own, as on load)."""
+        for layer, values in zip(self.layers, self._split_buffer_vector(vector), strict=True):
+            if values:
+                layer.load_buffers(values)
+
+    def check_buffer_vector(self, vector: Array) -> None:
+        """Raise ``ValueError`` unless :meth:`load_buffer_vector` would take ``vector``.
+
+        Each layer's checks run on a copy of it (a file's best-epoch statistics are
+        checked when it is loaded, not when training ends and restores them).
+        """
+        for i, (layer, values) in enumerate(
+            zip(self.layers, self._split_buffer_vector(vector), strict=True)
+        ):
+            if values:
+                try:
+                    copy.deepcopy(layer).load_buffers(values)
+                except ValueError as error:
+                    raise ValueError(f"layer {i}: {error}") from None
+
+    def _split_buffer_vector(self, vector: Array) -> list[dict[str, Array]]:
+        """``vector`` cut into each layer's buffers by name (the order of :meth:`buffer_vector`)."""
         if vector.shape != (self.n_buffer_values,):
             raise ValueError(
                 f"the buffers hold {self.n_buffer_values} values, got a vector of shape "
                 f"{vector.shape}"
             )
         start = 0
+        split = []
         for layer in self.layers:
             values = {}
             for name, buffer in sorted(layer.buffers().items()):
                 piece = vector[start : start + buffer.size].reshape(buffer.shape)
                 values[name] = piece.astype(buffer.dtype, copy=False)
                 start += buffer.size
-            if values:
-                layer.load_buffers(values)
+            split.append(values)
+        return split
 
     def gradients(self) -> list[Array]:
         """The gradient of each of :meth:`parameters`, same order."""

@@ -87,6 +87,12 @@ def load_state_dict(trainer: TrainerView, state: Mapping[str, Any]) -> None:
         optimizer,
         network.n_buffer_values,
     )
+    best_buffers = state["stopping"].get("best_buffers")
+    if best_buffers is not None:
+        try:
+            network.check_buffer_vector(best_buffers)
+        except ValueError as error:
+            raise ValueError(f"trainer state field 'stopping.best_buffers': {error}") from None
     state = copy_tree(state)
     _load_rng(trainer, state["rng"])
     _load_optimizer(trainer, state["optimizer"])
