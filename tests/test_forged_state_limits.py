@@ -189,6 +189,8 @@ def test_a_stopping_record_at_its_starting_infinity_loads(
         ("Conv2D", {"stride": (2**20, 2**20)}, "stride"),
         # 16 million offset views of a window of 4096 x 4096, over zeros mostly.
         ("MaxPool2D", {"kernel_size": (4096, 4096), "padding": "same"}, "kernel_size"),
+        # One chunk for a whole batch of any size: the budget is a chunk size.
+        ("Conv2D", {"memory_budget": 2**62}, "memory_budget"),
     ],
 )
 def test_forged_window_settings_are_refused(
@@ -211,10 +213,11 @@ def test_forged_window_settings_are_refused(
         lambda: Conv2D(1, 1, (3, 3), dilation=(1, conv.MAX_WINDOW // 2 + 1)),  # the extent
         lambda: MaxPool2D((1, pooling.MAX_WINDOW_VALUES + 1)),
         lambda: AvgPool2D(300),
+        lambda: Conv2D(1, 1, 3, memory_budget=conv.MAX_MEMORY_BUDGET + 1),
     ],
 )
 def test_window_settings_beyond_the_limits_are_refused_when_the_layer_is_made(make: Any) -> None:
-    with pytest.raises(ValueError, match=r"dilation|padding|stride|kernel"):
+    with pytest.raises(ValueError, match=r"dilation|padding|stride|kernel|memory_budget"):
         make()
 
 

@@ -108,6 +108,10 @@ __all__ = [
 #: overrides it; read at each call, so changing it affects existing layers.
 MEMORY_BUDGET = 64 * 2**20
 
+#: The largest ``memory_budget`` a layer may set (4 GiB): a budget is a chunk size, and a
+#: model file's could otherwise make one chunk of a whole large batch.
+MAX_MEMORY_BUDGET = 4 * 2**30
+
 #: The largest kernel size, stride, dilation or padding of a Conv2D along an axis, and the
 #: largest extent ``dilation * (kernel - 1) + 1`` of its dilated kernel: beyond any real
 #: network's (DeepLab's widest atrous 3 x 3 kernel spans 49 pixels), so that the few bytes
@@ -155,9 +159,12 @@ def _check_arguments(
     a ``use_bias`` that is not a bool, a ``memory_budget`` that is not a byte count."""
     if not isinstance(use_bias, (bool, np.bool_)):
         raise ValueError(f"Conv2D use_bias must be True or False, got {use_bias!r}")
-    if memory_budget is not None and not (_is_int(memory_budget) and memory_budget >= 1):
+    if memory_budget is not None and not (
+        _is_int(memory_budget) and 1 <= memory_budget <= MAX_MEMORY_BUDGET
+    ):
         raise ValueError(
-            f"Conv2D memory_budget must be a number of bytes >= 1 or None, got {memory_budget!r}"
+            "Conv2D memory_budget must be a number of bytes from 1 to MAX_MEMORY_BUDGET = "
+            f"{MAX_MEMORY_BUDGET} (4 GiB), or None; got {memory_budget!r}"
         )
     for label, value in (("in_channels", in_channels), ("out_channels", out_channels)):
         if (value is not None or label == "out_channels") and not (
