@@ -14,6 +14,7 @@ to. The table shows each case on its first model.
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import functools
 import hashlib
@@ -21,7 +22,6 @@ import io
 import json
 import os
 import shutil
-import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -455,6 +455,11 @@ HYPERPARAMETERS: list[tuple[str, tuple[str, ...], list[tuple[Any, type[BaseExcep
     ("hidden_layer_sizes", MLPS, [((0,), ValueError, "> 0"), ((-4,), ValueError, "> 0"),
                                   ((4.5,), TypeError, "integer"), ("4", TypeError, "integer"),
                                   (None, TypeError, "int"), (-3, ValueError, "> 0")]),
+    ("shuffle", MODELS, [("yes", TypeError, "bool"), (1, TypeError, "bool"),
+                         (None, TypeError, "bool")]),
+    ("early_stopping", MODELS, [("zzz", TypeError, "bool")]),
+    ("warm_start", MODELS, [([1], TypeError, "bool")]),
+    ("verbose", MODELS, [(-1, ValueError, ">= 0"), ("loud", TypeError, "verbose")]),
     ("random_state", MODELS, [(-1, ValueError, "random_state"), ("seed", TypeError,
                                                                   "random_state"),
                               (1.5, TypeError, "random_state")]),
@@ -861,6 +866,9 @@ def update_doc(path: Path = DOC) -> None:
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else DOC
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output", nargs="?", type=Path, default=DOC,
+                        help=f"the markdown file to update (default {DOC})")
+    target = parser.parse_args().output
     update_doc(target)
     print(f"wrote {target}")

@@ -12,12 +12,12 @@ are shared with the property-based test, which mutates files at random.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 import json
 import os
 import struct
-import sys
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -439,5 +439,9 @@ def update_doc(path: Path = DOC) -> None:
 
 
 if __name__ == "__main__":
-    update_doc(Path(sys.argv[1]) if len(sys.argv) > 1 else DOC)
-    print(f"wrote {sys.argv[1] if len(sys.argv) > 1 else DOC}")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("output", nargs="?", type=Path, default=DOC,
+                        help=f"the markdown file to update (default {DOC})")
+    target = parser.parse_args().output
+    update_doc(target)
+    print(f"wrote {target}")
