@@ -231,6 +231,10 @@ def _partial_fit_lbfgs(name: str, X: np.ndarray, y: np.ndarray) -> object:
     return model(name, optimizer="lbfgs").partial_fit(X, y)
 
 
+def _partial_fit_early_stopping(name: str, X: np.ndarray, y: np.ndarray) -> object:
+    return model(name, early_stopping=True).partial_fit(X, y)
+
+
 def _validation_data(change: Callable[[np.ndarray, np.ndarray], tuple[Any, Any]]) -> Call:
     def run(name: str) -> object:
         X, y = data(name)
@@ -415,6 +419,8 @@ USE_CASES: list[Case] = [
     Case("NaN in X", "partial_fit", _partial(_partial_fit_nan), ValueError, "NaN"),
     Case("with optimizer='lbfgs'", "partial_fit", _partial(_partial_fit_lbfgs), AttributeError,
          "stochastic"),
+    Case("with early_stopping=True", "partial_fit", _partial(_partial_fit_early_stopping),
+         AttributeError, "early_stopping"),
 ]
 
 
@@ -824,10 +830,10 @@ def render() -> str:
         "",
         "Each bad call and what it answers: always a `ValueError` or `TypeError` (or "
         "their subclasses `NotFittedError`, and `AttributeError` for `partial_fit` "
-        "with L-BFGS) raised by handnet's own checks, never an error from deep inside "
-        "NumPy. Each row shows one model; `tests/test_bad_input.py` runs every case on "
-        "each of the four models it applies to, and checks that a refused call leaves "
-        "a fitted model as it was.",
+        "with L-BFGS or early stopping) raised by handnet's own checks, never an error "
+        "from deep inside NumPy. Each row shows one model; `tests/test_bad_input.py` runs "
+        "every case on each of the four models it applies to, and checks that a refused "
+        "call leaves a fitted model as it was.",
     ]
     for heading, introduction, cases in groups():
         lines += ["", f"### {heading}", ""]

@@ -387,6 +387,7 @@ def test_the_callers_arrays_are_never_modified(make_model, moons) -> None:
     if not isinstance(model.optimizer, str) or model.optimizer != "lbfgs":
         if getattr(model, "class_weight", None) == "balanced":  # refused in partial_fit
             model.set_params(class_weight={0.0: 1.0, 1.0: 2.0})
+        model.set_params(early_stopping=False)  # refused in partial_fit too
         model.partial_fit(X_ro, y_ro, sample_weight=w_ro)
     np.testing.assert_array_equal(X_ro, X)
     np.testing.assert_array_equal(y_ro, y)
@@ -644,3 +645,19 @@ def test_zero_hidden_weights_under_relu_warn_that_they_can_never_move() -> None:
         smooth = MLPClassifier((4,), init="zeros", activation="tanh", max_iter=20, random_state=0)
         smooth.fit(X, y)  # no warning (errors here)
     assert smooth.network_.layers[0].weights.any()
+
+
+@pytest.mark.parametrize("make", [MLPClassifier, MLPRegressor])
+def test_partial_fit_refuses_early_stopping_as_scikit_learn_does(make: type) -> None:
+    """One call is one epoch on one chunk: nothing to stop or to restore (it was ignored
+    silently; scikit-learn raises)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 2))
+    y = (X[:, 0] > 0).astype(int)
+    model = make((3,), early_stopping=True, random_state=0)
+    kwargs = {"classes": [0, 1]} if make is MLPClassifier else {}
+    assert not hasattr(model, "partial_fit")  # as with L-BFGS: scikit-learn's checks skip it
+    with pytest.raises(AttributeError, match="not available with early_stopping=True"):
+        model.partial_fit(X, y, **kwargs)
+    assert not hasattr(model, "network_")  # nothing trained
+    model.set_params(early_stopping=False).partial_fit(X, y, **kwargs)

@@ -12,7 +12,7 @@ from ..data.streaming import TargetEncoder, scan_labels, warn_column_y
 from ..data.validation import check_score_inputs, check_target, unique_labels
 from ..nn.activations import log_softmax
 from ..nn.losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
-from .hyperparameters import has_stochastic_optimizer
+from .hyperparameters import partial_fit_available
 from .network_estimator import _NetworkEstimator
 
 Array = NDArray[np.floating]
@@ -230,7 +230,7 @@ class _ClassifierMixin(_NetworkEstimator):
     def _score_outputs(self, outputs: Array, y: Any, sample_weight: Array | None) -> float:
         return accuracy(np.asarray(y), self._labels(outputs), sample_weight)
 
-    @available_if(has_stochastic_optimizer)
+    @available_if(partial_fit_available)
     def partial_fit(
         self, X: Any, y: Any, classes: Any = None, sample_weight: Any = None
     ) -> _ClassifierMixin:
@@ -238,7 +238,8 @@ class _ClassifierMixin(_NetworkEstimator):
 
         ``classes`` (every label that will ever appear) is required on the first
         call, as in scikit-learn's ``SGDClassifier``. Only with a stochastic
-        optimizer: with L-BFGS the model has no ``partial_fit`` attribute.
+        optimizer and ``early_stopping=False``: otherwise the model has no
+        ``partial_fit`` attribute.
 
         Returns
         -------

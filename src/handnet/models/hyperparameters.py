@@ -134,12 +134,23 @@ def resolve_batch_size(
     return None if batch_size is None else min(int(batch_size), n_samples)
 
 
-def has_stochastic_optimizer(model: Any) -> bool:
-    """``partial_fit`` exists only for optimizers that take steps on batches.
+def partial_fit_available(model: Any) -> bool:
+    """``partial_fit`` exists only for optimizers that take steps on batches, without
+    early stopping.
 
     (Like scikit-learn's ``LogisticRegression``, a linear model with its default
-    ``optimizer="auto"``, which then means L-BFGS, has none.)
+    ``optimizer="auto"``, which then means L-BFGS, has none. scikit-learn's MLPs
+    refuse ``partial_fit`` with ``early_stopping=True``: one call is one epoch on
+    one chunk, with no run to stop or best epoch to restore, and ignoring the
+    setting silently would mislead.)
     """
+    if model.early_stopping is True:
+        raise AttributeError(
+            "partial_fit is not available with early_stopping=True (as in scikit-learn): "
+            "each call trains one epoch on the chunk it is given. Set early_stopping=False "
+            "and score held-out data between the calls, or use fit(X, y, "
+            "validation_data=(X_val, y_val))"
+        )
     optimizer = model._optimizer()
     if is_full_batch(optimizer):
         raise AttributeError(

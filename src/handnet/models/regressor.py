@@ -11,7 +11,7 @@ from ..base import available_if, r2_score
 from ..data.streaming import TargetEncoder
 from ..data.validation import check_score_inputs, check_target
 from ..nn.losses import Loss, MeanSquaredError
-from .hyperparameters import has_stochastic_optimizer
+from .hyperparameters import partial_fit_available
 from .network_estimator import _NetworkEstimator
 
 Array = NDArray[np.floating]
@@ -68,12 +68,12 @@ class _RegressorMixin(_NetworkEstimator):
     def _score_outputs(self, outputs: Array, y: Any, sample_weight: Array | None) -> float:
         return r2_score(np.asarray(y), outputs, sample_weight)
 
-    @available_if(has_stochastic_optimizer)
+    @available_if(partial_fit_available)
     def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> _RegressorMixin:
         """One epoch over ``X``, ``y``, continuing from the current state.
 
-        Only with a stochastic optimizer: with L-BFGS the model has no
-        ``partial_fit`` attribute.
+        Only with a stochastic optimizer and ``early_stopping=False``: otherwise the
+        model has no ``partial_fit`` attribute.
 
         Returns
         -------
