@@ -457,3 +457,18 @@ def test_docs_name_what_exists_and_list_the_expected_failures() -> None:
     suite = importlib.import_module("test_sklearn_mlp_suite")
     table = re.findall(r"^\| `(test_\w+)` \|", text, re.M)
     assert sorted(table) == sorted(suite.EXPECTED_FAILURES)
+
+
+def test_handnet_save_names_the_drop_in_and_how_it_is_saved(tmp_path: Any) -> None:
+    """The drop-ins share their class names with handnet's own models: the refusal says
+    which class it is (handnet.sklearn's) and how such a model is saved."""
+    import handnet
+    from handnet.sklearn import MLPClassifier as DropInClassifier
+
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    y = (X[:, 0] > 0).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = DropInClassifier(max_iter=5, random_state=0).fit(X, y)
+    with pytest.raises(TypeError, match=r"not handnet\.sklearn\.MLPClassifier .*pickle"):
+        handnet.save(model, tmp_path / "model.npz")

@@ -50,9 +50,19 @@ def _describe(
 
 
 def _not_savable(model: Any) -> TypeError:
+    cls = type(model)
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    hint = ""
+    if cls.__module__.startswith("handnet.sklearn"):
+        # Same class names as handnet's own models: say which one this is, and what works.
+        name = f"handnet.sklearn.{cls.__qualname__}"
+        hint = (
+            " (the scikit-learn drop-ins are saved as scikit-learn models are: with "
+            "pickle or joblib, from a trusted source only)"
+        )
     return TypeError(
-        f"handnet.save writes {sorted(MODEL_TYPES)} models and Sequential networks, "
-        f"not {type(model).__qualname__}"
+        f"handnet.save writes handnet's {sorted(MODEL_TYPES)} models and Sequential "
+        f"networks, not {name}{hint}"
     )
 
 
