@@ -226,7 +226,12 @@ CHILD = textwrap.dedent(
             return "loaded"
         model.predict(X)
         try:
-            model.partial_fit(X, y)  # draws from the restored generator
+            # Both draw from the restored generator (partial_fit is not there with
+            # early stopping: a warm-started epoch of fit instead).
+            if hasattr(model, "partial_fit"):
+                model.partial_fit(X, y)
+            else:
+                model.set_params(warm_start=True, max_iter=1).fit(X, y)
         except (ValueError, TypeError, FloatingPointError):
             pass  # refused with a clear error (e.g. a forged hyperparameter)
         params = handnet.load(path).get_params()
