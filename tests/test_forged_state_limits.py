@@ -29,7 +29,7 @@ from handnet import (
     MLPClassifier,
     NeuralNetClassifier,
 )
-from handnet.nn import conv, parallel, pooling
+from handnet.nn import conv, im2col, parallel, pooling
 from handnet.optim.schedules import ReduceOnPlateau
 from test_io_forged import forge, read_tree  # the forged-files suite's forger
 
@@ -242,7 +242,7 @@ def test_a_sample_too_large_to_pad_or_unroll_is_refused_before_allocating(
     # The per-sample bound is on what is allocated, read at each call.
     small = Conv2D(2, 2, 3, padding=1, random_state=0)
     small.forward(np.zeros((3, 2, 8, 8)))
-    monkeypatch.setattr(parallel, "MAX_SAMPLE_VALUES", 2 * 10 * 10 - 1)  # padded: 2 x 10 x 10
+    monkeypatch.setattr(im2col, "MAX_SAMPLE_VALUES", 2 * 10 * 10 - 1)  # padded: 2 x 10 x 10
     with pytest.raises(ValueError, match="padded input"):
         small.forward(np.zeros((3, 2, 8, 8)))
 

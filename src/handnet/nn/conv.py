@@ -50,6 +50,7 @@ from numpy.typing import DTypeLike
 from .im2col import (
     Array,
     _check_dtype,
+    _check_sample_size,
     _Geometry,
     _image_shape,
     _pad,
@@ -73,7 +74,6 @@ from .parallel import (
     MAX_THREADS,
     MIN_ROWS_PER_THREAD,
     _add_partials,
-    _check_sample_size,
     _check_threads,
     _flat_buffer,
     _in_parallel,
@@ -117,7 +117,7 @@ MAX_MEMORY_BUDGET = 4 * 2**30
 #: network's (DeepLab's widest atrous 3 x 3 kernel spans 49 pixels), so that the few bytes
 #: of a model file cannot ask for windows, or zeros around each image, by the billion.
 #: What one sample's work arrays then take is bounded too, once the input's shape is
-#: known (:data:`~handnet.nn.parallel.MAX_SAMPLE_VALUES`).
+#: known (:data:`~handnet.nn.im2col.MAX_SAMPLE_VALUES`).
 MAX_WINDOW = 4096
 
 
@@ -304,7 +304,7 @@ class Conv2D(Layer):
     unrolls each chunk again. Memory: the kept matrices (``k_h k_w`` times the
     input's size with im2col), and as much again for the input gradient's. One
     sample's padded input and unrolled matrix may hold at most
-    :data:`~handnet.nn.parallel.MAX_SAMPLE_VALUES` values each: an input for which
+    :data:`~handnet.nn.im2col.MAX_SAMPLE_VALUES` values each: an input for which
     they would hold more is refused (``ValueError``) before anything is allocated.
     """
 
@@ -419,7 +419,7 @@ class Conv2D(Layer):
 
     def _geometry(self, input_shape: Shape) -> _Geometry:
         """Where the windows lie for this input: ``ValueError`` if one sample's work arrays
-        would exceed :data:`~handnet.nn.parallel.MAX_SAMPLE_VALUES`."""
+        would exceed :data:`~handnet.nn.im2col.MAX_SAMPLE_VALUES`."""
         geometry = _Geometry.of(
             tuple(input_shape), self.kernel_size, self.stride, self.dilation, self.padding,
             "Conv2D",

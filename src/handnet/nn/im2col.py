@@ -37,6 +37,14 @@ Padding = tuple[int, int] | str
 #: ``buffer(name, shape)``: a work array of the data's dtype (a layer's, kept between passes).
 Buffer = Callable[[str, tuple[int, ...]], Array]
 
+#: The most values one sample's work array may hold: a padded image, an unrolled (im2col)
+#: matrix. 2**27 values, 1 GiB of float64: far beyond the networks this library trains
+#: (a 64-channel 3 x 3 convolution of a 224 x 224 image unrolls a fifth of it), while a
+#: padding or dilation forged into a small model file (zeros by the gigabyte around each
+#: image) is refused before anything is allocated. Read at each call.
+MAX_SAMPLE_VALUES = 1 << 27
+
+
 # --- argument checks ------------------------------------------------------------------------
 
 def _pair(value: Any, layer: str, name: str, low: int = 1) -> Pair:
@@ -196,6 +204,25 @@ class _Geometry:
             slice(top, top + self.height),
             slice(left, left + self.width),
         )
+
+
+def _check_sample_size(geometry: _Geometry, layer: str, unrolled: int = 0) -> None:
+    """``ValueError`` unless one sample's padded image, and its unrolled matrix of
+    ``unrolled`` values, fit in :data:`MAX_SAMPLE_VALUES`: checked before a pass
+    allocates either, the message naming the settings that make them."""
+    padded = (
+        geometry.channels * geometry.padded_height * geometry.padded_width
+        if geometry.padded else 0
+    )
+    for what, values in (("padded input", padded), ("unrolled matrix", unrolled)):
+        if values > MAX_SAMPLE_VALUES:
+            shape = (geometry.channels, geometry.height, geometry.width)
+            raise ValueError(
+                f"{layer}: one sample's {what} would hold {values:,} values, more than "
+                f"MAX_SAMPLE_VALUES = {MAX_SAMPLE_VALUES:,} (handnet.nn.im2col): kernel "
+                f"{geometry.kernel}, dilation {geometry.dilation} and padding {geometry.pads} "
+                f"(top, bottom, left, right) on per-sample shape {shape}"
+            )
 
 
 def _pad(X: Array, geometry: _Geometry, value: float, out: Array | None = None) -> Array:

@@ -6,9 +6,9 @@ at once, on worker threads kept from pass to pass. :func:`threads_over_samples` 
 that on for a block of code (with BLAS on one thread); :func:`_samples_buffer` and
 :func:`_flat_buffer` keep the passes' work arrays between the batches of a fit.
 
-A layer's thread count (at most :data:`MAX_THREADS`) and the size of one sample's work
-arrays (at most :data:`MAX_SAMPLE_VALUES`) are bounded: both may come from a model file,
-whose few bytes must not start hundreds of threads or ask for gigabytes per sample.
+A layer's thread count is at most :data:`MAX_THREADS`: it may come from a model file,
+whose few bytes must not start hundreds of threads (the size of one sample's work arrays
+is bounded in :mod:`handnet.nn.im2col`, :data:`~handnet.nn.im2col.MAX_SAMPLE_VALUES`).
 """
 
 from __future__ import annotations
@@ -20,15 +20,12 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from .layers import Layer
-
-if TYPE_CHECKING:  # im2col imports this module
-    from .im2col import _Geometry
 
 Array = NDArray[np.floating]
 T = TypeVar("T")
@@ -40,13 +37,6 @@ MIN_ROWS_PER_THREAD = 8
 #: The most threads a pass uses (memory bandwidth, not cores, bounds these passes): a
 #: layer's ``n_threads`` may not be larger, :func:`threads_over_samples` caps its count.
 MAX_THREADS = 8
-
-#: The most values one sample's work array may hold: a padded image, an unrolled (im2col)
-#: matrix. 2**27 values, 1 GiB of float64: far beyond the networks this library trains
-#: (a 64-channel 3 x 3 convolution of a 224 x 224 image unrolls a fifth of it), while a
-#: padding or dilation forged into a small model file (zeros by the gigabyte around each
-#: image) is refused before anything is allocated. Read at each call.
-MAX_SAMPLE_VALUES = 1 << 27
 
 
 def _is_int(value: Any) -> bool:
@@ -70,24 +60,6 @@ def _check_threads(n_threads: Any, layer: str, most: int | None = MAX_THREADS) -
         )
     return None if n_threads is None else int(n_threads)
 
-
-def _check_sample_size(geometry: _Geometry, layer: str, unrolled: int = 0) -> None:
-    """``ValueError`` unless one sample's padded image, and its unrolled matrix of
-    ``unrolled`` values, fit in :data:`MAX_SAMPLE_VALUES`: checked before a pass
-    allocates either, the message naming the settings that make them."""
-    padded = (
-        geometry.channels * geometry.padded_height * geometry.padded_width
-        if geometry.padded else 0
-    )
-    for what, values in (("padded input", padded), ("unrolled matrix", unrolled)):
-        if values > MAX_SAMPLE_VALUES:
-            shape = (geometry.channels, geometry.height, geometry.width)
-            raise ValueError(
-                f"{layer}: one sample's {what} would hold {values:,} values, more than "
-                f"MAX_SAMPLE_VALUES = {MAX_SAMPLE_VALUES:,} (handnet.nn.parallel): kernel "
-                f"{geometry.kernel}, dilation {geometry.dilation} and padding {geometry.pads} "
-                f"(top, bottom, left, right) on per-sample shape {shape}"
-            )
 
 # --- threads --------------------------------------------------------------------------------
 #
@@ -255,7 +227,6 @@ def _samples_buffer(
     if buffer is None or buffer.shape[0] < shape[0] or buffer.dtype != dtype:
         buffer = buffers[key] = np.empty(shape, dtype=dtype)
     return buffer[: shape[0]]
-
 
 
 def _flat_buffer(layer: Layer, name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> Array:

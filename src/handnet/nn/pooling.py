@@ -19,10 +19,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .. import _numba
-from .im2col import Array, _Geometry, _image_shape, _pad, _padding, _pair
+from .im2col import Array, _check_sample_size, _Geometry, _image_shape, _pad, _padding, _pair
 from .layers import LAYERS, Layer, Shape
 from .parallel import (
-    _check_sample_size,
     _check_threads,
     _in_parallel,
     _samples_buffer,
