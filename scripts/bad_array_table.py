@@ -14,7 +14,6 @@ to. The table shows each case on its first model.
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import functools
 import hashlib
@@ -872,9 +871,7 @@ def update_doc(path: Path = DOC) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("output", nargs="?", type=Path, default=DOC,
-                        help=f"the markdown file to update (default {DOC})")
-    target = parser.parse_args().output
-    update_doc(target)
-    print(f"wrote {target}")
+    # Run as a script, this file's directory is on sys.path: the other table's script is too.
+    from bad_input_table import run_as_script
+
+    run_as_script(update_doc, DOC, __doc__)

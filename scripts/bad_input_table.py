@@ -438,10 +438,15 @@ def update_doc(path: Path = DOC) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("output", nargs="?", type=Path, default=DOC,
-                        help=f"the markdown file to update (default {DOC})")
+def run_as_script(update: Callable[[Path], None], default: Path, doc: str | None) -> None:
+    """The command line of a table script: ``[output]`` (default ``default``), ``--help``."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("output", nargs="?", type=Path, default=default,
+                        help=f"the markdown file to update (default {default})")
     target = parser.parse_args().output
-    update_doc(target)
+    update(target)
     print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    run_as_script(update_doc, DOC, __doc__)
