@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
+
+# The tests' own cache directory, empty at the start: the kernels built ahead of time
+# (handnet compile) in the user's cache would change which paths the tests take.
+# Child processes inherit it; tests/test_native.py builds into a directory of its own.
+os.environ["HANDNET_CACHE_DIR"] = tempfile.mkdtemp(prefix="handnet-test-cache-")
+atexit.register(shutil.rmtree, os.environ["HANDNET_CACHE_DIR"], True)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -8,6 +8,7 @@
 ``handnet info``        a saved model's architecture, parameters, hyperparameters, history
 ``handnet gradcheck``   backpropagation against finite differences, per layer
 ``handnet playground``  a page in the browser: train a network and watch each step's math
+``handnet compile``     build the compiled kernels once for this machine (:mod:`handnet._native`)
 ======================  ==================================================================
 
 Argument parsing is argparse's. Errors a user can cause (a missing file, an
@@ -21,7 +22,8 @@ a plain log line now and then otherwise, nothing with ``--quiet``.
 
 The package holds a module per command (:mod:`~handnet.cli.demo`,
 :mod:`~handnet.cli.train`, :mod:`~handnet.cli.predict`, :mod:`~handnet.cli.evaluate`,
-:mod:`~handnet.cli.info`, :mod:`~handnet.cli.gradcheck`, :mod:`~handnet.cli.playground`) and
+:mod:`~handnet.cli.info`, :mod:`~handnet.cli.gradcheck`, :mod:`~handnet.cli.playground`,
+:mod:`~handnet.cli.compile`) and
 the modules they share:
 :mod:`~handnet.cli.arguments` (argparse types and options), :mod:`~handnet.cli.text`
 (terminal-safe text), :mod:`~handnet.cli.progress`, :mod:`~handnet.cli.checks` (refusing
@@ -39,6 +41,7 @@ from typing import IO, cast
 
 from .. import __version__
 from .arguments import _FORMATTER, UsageError
+from .compile import _add_compile, _run_compile
 from .demo import _add_demo, _run_demo
 from .evaluate import _add_evaluate, _run_evaluate
 from .gradcheck import _add_gradcheck, _run_gradcheck
@@ -85,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_info(subparsers)
     _add_gradcheck(subparsers)
     _add_playground(subparsers)
+    _add_compile(subparsers)
     return parser
 
 
@@ -105,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "info": _run_info,
         "gradcheck": _run_gradcheck,
         "playground": _run_playground,
+        "compile": _run_compile,
     }
     # Results go through _TerminalText: labels and names from files reach the terminal
     # with their control characters escaped.

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .. import _numba
+from .. import _native, _numba
 from .im2col import Array, _check_sample_size, _Geometry, _image_shape, _pad, _padding, _pair
 from .layers import LAYERS, Layer, Shape
 from .parallel import (
@@ -234,13 +233,17 @@ def _route(grad: Array, first: NDArray[np.uint8], places: list[Array]) -> None:
 COMPILED_MODULE = "handnet.nn._compiled_pooling"
 
 
-def _compiled_kernels(X: Array, kernel_size: tuple[int, int]) -> ModuleType | None:
-    """:mod:`handnet.nn._compiled_pooling` for 2 x 2 windows of float32 or float64, where
-    numba is already imported in this process (a fused Adam step loads it for networks
-    of 10,000 parameters and more), else ``None``: pooling never pays numba's import
-    itself."""
+def _compiled_kernels(X: Array, kernel_size: tuple[int, int]) -> Any:
+    """:mod:`handnet.nn._compiled_pooling`'s kernels for 2 x 2 windows of float32 or
+    float64: built ahead of time (``handnet compile``, :mod:`handnet._native`), else
+    numba's where numba is already imported in this process (a fused Adam step loads
+    it for networks of 10,000 parameters and more), else ``None``: pooling never pays
+    numba's import itself."""
     if kernel_size != (2, 2) or X.dtype not in (np.float32, np.float64):
         return None
+    native = _native.kernels(COMPILED_MODULE, X.dtype)
+    if native is not None:
+        return native
     return _numba.load(COMPILED_MODULE) if _numba.imported() else None
 
 

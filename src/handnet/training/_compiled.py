@@ -283,6 +283,8 @@ def _variant(name: str, prefetch: Any) -> Any:
 #: where the hint does not compile, and the tests' reference).
 block_sums = jit(nogil=True, fastmath=_FAST, error_model="numpy")(block_sums_body)
 block_sums_plain = _variant("block_sums_plain", no_hint)
+#: The variant for this machine (:data:`PREFETCH_PAYS`): what ``handnet compile`` builds.
+host_block_sums = block_sums if PREFETCH_PAYS else block_sums_plain
 
 
 # --- a fused Adam step -----------------------------------------------------------------------

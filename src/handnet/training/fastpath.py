@@ -141,6 +141,8 @@ class SeedKernels:
         """
         if X.dtype != np.float64 or not kernels.compiled_enabled():
             return False
+        if kernels.native_kernels(np.float64) is not None:
+            return True  # built ahead of time: no load to pay for, from the first epoch
         if not kernels.numba_installed():
             return False
         if kernels.sgd_kernel_ready() and kernels.scalar_sgd_applies(X):

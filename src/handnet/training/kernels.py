@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .. import _numba
+from .. import _native, _numba
 
 Array = NDArray[np.floating]
 
@@ -368,19 +368,43 @@ def compiled_module() -> ModuleType | None:
     return _numba.load(COMPILED_MODULE)
 
 
+def native_kernels(dtype: np.dtype[Any] | type) -> Any:
+    """The kernels of this module built ahead of time (``handnet compile``) for ``dtype``:
+    a namespace named as :mod:`handnet.training._compiled`'s functions, or ``None``.
+
+    Loading them costs under a millisecond and never imports numba
+    (:mod:`handnet._native`), so every path takes them first where they are built.
+    """
+    return _native.kernels(COMPILED_MODULE, dtype)
+
+
+def _sgd_kernel() -> Callable[..., float] | None:
+    """The compiled SGD epoch: built ahead of time, else numba's (imported here), else ``None``."""
+    native = native_kernels(np.float64)
+    if native is not None:
+        kernel: Callable[..., float] = native.sgd_epoch
+        return kernel
+    module = compiled_module()
+    return None if module is None else module.sgd_epoch
+
+
 def sgd_kernel_ready() -> bool:
-    """Whether the compiled SGD kernel is loaded and compiled here (using it costs nothing)."""
+    """Whether a compiled SGD kernel is at hand without numba's import: built ahead of
+    time, or the JIT's already loaded and compiled here (using it costs nothing)."""
+    if native_kernels(np.float64) is not None:
+        return True
     module = _numba.loaded(COMPILED_MODULE)
     return module is not None and bool(module.sgd_epoch.signatures)
 
 
 def numba_available() -> bool:
-    """Whether the compiled SGD kernel can be used (numba installed, not :func:`numpy_only`).
+    """Whether a compiled SGD kernel can be used (built ahead of time, or numba installed),
+    and not turned off by :func:`numpy_only`.
 
-    Imports the compiled kernels (and numba) to find out: :func:`numba_installed`
-    is the question that loads nothing.
+    Imports the compiled kernels (and numba, where none is built ahead of time) to
+    find out: :func:`numba_installed` is the question that loads nothing.
     """
-    return compiled_module() is not None
+    return _sgd_kernel() is not None
 
 
 # --- per-example SGD on a few features, in Python floats -------------------------------------
@@ -516,15 +540,13 @@ def logistic_sgd_epoch(
     if use_numba is None:
         use_numba = X.dtype == np.float64 and numba_available()
     if use_numba:
-        module = compiled_module()
-        if module is None:
+        kernel = _sgd_kernel()
+        if kernel is None:
             raise _no_compiled_kernel()
         scales = _unit_scales(X.shape[0]) if sample_weight is None else sample_weight
-        return float(
-            module.sgd_epoch(
-                X, y, order, weights, bias, float(learning_rate), float(l2), scales, float(total)
-            )
-        )
+        return float(kernel(
+            X, y, order, weights, bias, float(learning_rate), float(l2), scales, float(total)
+        ))
     epoch = scalar_sgd_epoch if scalar_sgd_applies(X) else logistic_sgd_epoch_numpy
     return epoch(X, y, order, weights, bias, learning_rate, l2, sample_weight, total)
 
@@ -584,7 +606,7 @@ def logistic_block_sums(
     added in a different order).
     """
     dtype = gradient.dtype  # the parameters' dtype: the one everything is computed in
-    kernel = None if use_numba is False else logistic_block_sums_compiled()
+    kernel = None if use_numba is False else _block_sums_kernel(dtype)
     if use_numba is None:
         use_numba = kernel is not None and dtype in (np.float32, np.float64)
     if use_numba:
@@ -622,6 +644,15 @@ def _build_logistic_sums(prefetch: bool = True) -> Callable[..., tuple[float, fl
         module.block_sums if prefetch else module.block_sums_plain
     )
     return kernel
+
+
+def _block_sums_kernel(dtype: np.dtype[Any]) -> Callable[..., tuple[float, float]] | None:
+    """The compiled block sums for ``dtype``: built ahead of time, else numba's."""
+    native = native_kernels(dtype) if dtype in (np.float32, np.float64) else None
+    if native is not None:
+        kernel: Callable[..., tuple[float, float]] = native.block_sums
+        return kernel
+    return logistic_block_sums_compiled()
 
 
 _LOGISTIC_SUMS: Callable[..., tuple[float, float]] | bool | None = False  # False: not yet built
@@ -697,12 +728,17 @@ def fused_adam_step(
     global _FUSED_ADAM
     if not _numba.enabled():
         return False
-    if _FUSED_ADAM is False:
-        _FUSED_ADAM = _build_fused_adam()
-    if _FUSED_ADAM is None or _FUSED_ADAM is True:
-        return False
+    native = native_kernels(param.dtype) if param.dtype in (np.float32, np.float64) else None
+    if native is not None:
+        kernel: Callable[..., None] = native.fused_adam
+    else:
+        if _FUSED_ADAM is False:
+            _FUSED_ADAM = _build_fused_adam()
+        if _FUSED_ADAM is None or _FUSED_ADAM is True:
+            return False
+        kernel = _FUSED_ADAM
     cast = param.dtype.type
-    _FUSED_ADAM(
+    kernel(
         param, grad, m, v, cast(beta1), cast(1.0 - beta1), cast(beta2), cast(1.0 - beta2),
         cast(eps), cast(step_size), cast(1.0 / bias_correction2_sqrt), cast(decay),
     )

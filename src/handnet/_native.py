@@ -1,0 +1,439 @@
+"""Kernels compiled ahead of time: built once per machine, loaded without numba.
+
+numba's on-disk cache spares a process the compilation, not numba itself: the
+first compiled kernel in a process still costs about 0.5 s and 100 MiB (numba's
+import and its first load of a cached kernel), more than a whole fit of the
+seed's data. ``handnet compile`` (:func:`build`) therefore compiles the kernels of
+:data:`EXPORTS` once, with ``numba.pycc``, into one Python extension module in the
+user's cache directory. A later process loads that module in under a millisecond,
+without importing numba, and the fits take the compiled paths from their first
+step.
+
+The module holds the very kernels the JIT compiles (each export calls the numba
+function of :mod:`handnet.training._compiled` or :mod:`handnet.nn._compiled_pooling`
+with its own compiler options), one specialisation per dtype, so both give the
+same bits. Their wrappers release the GIL, as the JIT kernels do.
+
+Where it lives: ``$HANDNET_CACHE_DIR``, else ``$XDG_CACHE_HOME/handnet``, else
+``~/.cache/handnet``, then ``native/<key>``. The key hashes what the machine code
+depends on: the kernels' source files and signatures, the Python ABI, the NumPy
+version and the CPU (the module is built for the host CPU's instruction set). A
+changed key is a new directory, so a stale module is never loaded. It is loaded
+only from a directory and a file owned by the user and writable by nobody else
+(native code runs with the user's rights). :func:`handnet._numba.numpy_only` turns
+it off with the JIT kernels.
+
+The extension's argument checks are minimal (numba's ahead-of-time wrappers check
+an array's item size, not its dtype, dimensions or layout), so every kernel is
+returned behind a guard that checks them (:class:`Export`): a mismatch is a
+``TypeError``, never a wrong result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import importlib.machinery
+import importlib.util
+import os
+import platform
+import re
+import shutil
+import stat
+import sys
+import tempfile
+import threading
+import types
+import warnings
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _numba
+
+#: The extension module's name (its ``PyInit_`` symbol): never put in ``sys.modules``.
+MODULE_NAME = "handnet_native"
+#: The file name ending of this interpreter's extension modules (the ABI's first choice).
+_EXTENSION_SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
+#: Bumped when the layout of the cache directory or the build changes.
+FORMAT = 1
+
+
+#: ``T``, the dtype's place in an :class:`Export`'s type names.
+_DTYPE = re.compile(r"\bT\b")
+
+
+@dataclasses.dataclass(frozen=True)
+class Export:
+    """One numba kernel compiled ahead of time, once per dtype.
+
+    ``arguments`` and ``returns`` are numba type names, with ``T`` for the dtype:
+    ``"T[:, ::1]"`` is a C-contiguous 2-D array of it, ``"T[:]"`` a 1-D array of
+    any layout, ``"T"`` a scalar. The guard derives from them.
+    """
+
+    #: The kernel's name in its JIT module and in :func:`kernels`' namespace.
+    name: str
+    #: The module of the numba function (imported only to build).
+    module: str
+    #: ``numba.float32``/``float64`` names of the specialisations built.
+    dtypes: tuple[str, ...]
+    arguments: tuple[str, ...]
+    returns: str = "none"
+    #: Positions of the arrays the kernel writes into (they must be writable).
+    writes: tuple[int, ...] = ()
+    #: The attribute of ``module`` compiled, where it is not ``name``.
+    source: str | None = None
+
+    def symbol(self, dtype: str) -> str:
+        """The function's name in the extension module."""
+        return f"{self.name}_{dtype}"
+
+    def signature(self, dtype: str) -> str:
+        """The numba signature of the ``dtype`` specialisation."""
+        return _DTYPE.sub(dtype, f"{self.returns}({', '.join(self.arguments)})")
+
+    def array_rules(
+        self, dtype: str
+    ) -> tuple[tuple[int, np.dtype[Any], int, bool, bool], ...]:
+        """``(position, dtype, ndim, C-contiguous, written)`` of each array argument."""
+        rules = []
+        for position, argument in enumerate(self.arguments):
+            if "[" not in argument:
+                continue
+            element, _, dims = _DTYPE.sub(dtype, argument).partition("[")
+            parts = dims.rstrip("]").split(",")
+            contiguous = parts[-1].strip() == "::1"
+            rules.append(
+                (position, np.dtype(element), len(parts), contiguous, position in self.writes)
+            )
+        return tuple(rules)
+
+
+_TRAINING = "handnet.training._compiled"
+_POOLING = "handnet.nn._compiled_pooling"
+_4D = "T[:, :, :, :]"
+
+#: The kernels built by :func:`build`: what the JIT modules compile on first use.
+EXPORTS: tuple[Export, ...] = (
+    Export("sgd_epoch", _TRAINING, ("float64",),
+           ("T[:, :]", "T[:]", "intp[:]", "T[:]", "T[:]", "float64", "float64", "T[:]", "float64"),
+           returns="float64", writes=(3, 4)),
+    Export("block_sums", _TRAINING, ("float32", "float64"),
+           ("T[:, ::1]", "T[::1]", "T[::1]", "T", "T[:]"),
+           returns="UniTuple(float64, 2)", writes=(4,), source="host_block_sums"),
+    Export("fused_adam", _TRAINING, ("float32", "float64"),
+           ("T[::1]",) * 4 + ("T",) * 8, writes=(0, 2, 3)),
+    Export("max_pool_2x2_forward", _POOLING, ("float32", "float64"),
+           (_4D, _4D, "uint8[:, :, :, :]"), writes=(1, 2)),
+    Export("max_pool_2x2_backward", _POOLING, ("float32", "float64"),
+           (_4D, "uint8[:, :, :, :]", _4D), writes=(2,)),
+)
+
+
+# --- where the module lives ------------------------------------------------------------------
+
+
+def cache_root() -> Path:
+    """handnet's cache directory (``$HANDNET_CACHE_DIR``, ``$XDG_CACHE_HOME/handnet``
+    or ``~/.cache/handnet``)."""
+    explicit = os.environ.get("HANDNET_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "handnet"
+
+
+#: /proc/cpuinfo fields that say which instructions the CPU has (not its clock or core).
+_CPU_FIELDS = (
+    "vendor_id", "cpu family", "model", "model name", "stepping", "flags",
+    "features", "cpu implementer", "cpu architecture", "cpu variant", "cpu part", "isa",
+)
+
+
+def _cpu_fingerprint() -> str:
+    """The first processor's identity and instruction-set flags (Linux), or what
+    :mod:`platform` says: the module is built for the host CPU, so a cache shared by
+    machines (a network home directory) must not hand one machine's module to another."""
+    lines = [platform.machine()]
+    with (
+        contextlib.suppress(OSError),
+        open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info,
+    ):
+        for line in info:
+            if not line.strip():
+                break  # the first processor's block is enough
+            key, _, value = line.partition(":")
+            if key.strip().lower() in _CPU_FIELDS:
+                lines.append(f"{key.strip().lower()}={value.strip()}")
+    if len(lines) == 1:
+        # Not Linux. (platform.processor() runs a subprocess on Linux: not there.)
+        lines.append(platform.processor())
+    return "\n".join(lines)
+
+
+def _source_path(module: str) -> Path:
+    """The source file of a handnet module, found without importing it."""
+    relative = module.split(".")[1:]
+    return Path(__file__).parent.joinpath(*relative[:-1], relative[-1] + ".py")
+
+
+def key() -> str:
+    """The cache key of the module this process can load (see the module docstring)."""
+    digest = hashlib.sha256()
+    parts = [
+        f"format={FORMAT}", sys.implementation.cache_tag or "", _EXTENSION_SUFFIX,
+        f"numpy={np.__version__}", _cpu_fingerprint(),
+    ]
+    parts += [f"{e.symbol(d)}:{e.signature(d)}:{e.source}" for e in EXPORTS for d in e.dtypes]
+    for part in parts:
+        digest.update(part.encode() + b"\0")
+    for module in [*sorted({e.module for e in EXPORTS}), __name__]:
+        digest.update(_source_path(module).read_bytes())
+    return f"{sys.implementation.cache_tag}-{digest.hexdigest()[:20]}"
+
+
+def module_path() -> Path:
+    """Where this process's extension module is (or would be) built."""
+    return cache_root() / "native" / key() / (MODULE_NAME + _EXTENSION_SUFFIX)
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+
+def _private(path: Path) -> bool:
+    """Whether ``path`` is owned by this user and writable by nobody else (POSIX), so
+    that no other user could have put code there."""
+    if not hasattr(os, "getuid"):
+        return True  # Windows: the user's profile directory is the boundary
+    try:
+        info = path.stat()
+    except OSError:
+        return False
+    return info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+_LOCK = threading.Lock()
+#: The loaded extension module, ``None`` where there is none, or unset.
+_MODULE: types.ModuleType | bool | None = False
+#: :func:`kernels`' namespaces by (module, dtype).
+_NAMESPACES: dict[tuple[str, str], types.SimpleNamespace | None] = {}
+
+
+def _load() -> types.ModuleType | None:
+    """The extension module of :func:`module_path`, or ``None`` (not built, not private,
+    stale or unloadable)."""
+    path = module_path()
+    if not path.is_file():
+        return None
+    if not (_private(path) and _private(path.parent)):
+        warnings.warn(
+            f"handnet: the compiled kernels in {path.parent} are not loaded: the directory "
+            "or the file is writable by other users or owned by another (run 'handnet "
+            "compile --force' to rebuild them privately)",
+            UserWarning, stacklevel=4,
+        )
+        return None
+    loader = importlib.machinery.ExtensionFileLoader(MODULE_NAME, str(path))
+    spec = importlib.util.spec_from_file_location(MODULE_NAME, path, loader=loader)
+    if spec is None:
+        return None
+    try:
+        module = importlib.util.module_from_spec(spec)
+        loader.exec_module(module)
+    except ImportError:
+        return None
+    expected = [e.symbol(d) for e in EXPORTS for d in e.dtypes]
+    return module if all(hasattr(module, name) for name in expected) else None
+
+
+def _module() -> types.ModuleType | None:
+    global _MODULE
+    if _MODULE is False:
+        with _LOCK:
+            if _MODULE is False:
+                _MODULE = _load()
+    return _MODULE if isinstance(_MODULE, types.ModuleType) else None
+
+
+def _guard(function: Callable[..., Any], export: Export, dtype: str) -> Callable[..., Any]:
+    """``function`` behind a check of its array arguments' dtype, dimensions and layout."""
+    rules = export.array_rules(dtype)
+    n_arguments = len(export.arguments)
+    name = export.symbol(dtype)
+
+    def guarded(*arguments: Any) -> Any:
+        if len(arguments) != n_arguments:
+            raise TypeError(f"{name} takes {n_arguments} arguments, got {len(arguments)}")
+        for position, dtype_, ndim, contiguous, written in rules:
+            value = arguments[position]
+            if not (
+                isinstance(value, np.ndarray) and value.dtype == dtype_ and value.ndim == ndim
+                and (not contiguous or value.flags.c_contiguous)
+                and (not written or value.flags.writeable)
+            ):
+                raise TypeError(
+                    f"{name}: argument {position} must be a {ndim}-D "
+                    f"{'C-contiguous ' if contiguous else ''}{'writable ' if written else ''}"
+                    f"{dtype_} array, got "
+                    f"{getattr(value, 'dtype', type(value).__name__)} "
+                    f"{getattr(value, 'shape', '')}"
+                )
+        return function(*arguments)
+
+    guarded.__name__ = name
+    guarded.__doc__ = f"The compiled ``{export.module}.{export.name}`` for {dtype}, checked."
+    return guarded
+
+
+def kernels(module: str, dtype: np.dtype[Any] | type) -> types.SimpleNamespace | None:
+    """The compiled kernels of JIT module ``module`` for ``dtype``, as a namespace.
+
+    Its attributes are named as the JIT module's functions (only those built for
+    ``dtype``). ``None`` where no module is built for this process, under
+    :func:`~handnet._numba.numpy_only`, or for another dtype. Never imports numba.
+    """
+    if not _numba.enabled():
+        return None
+    name = np.dtype(dtype).name
+    cache_key = (module, name)
+    if cache_key not in _NAMESPACES:
+        compiled = _module()
+        members = {
+            e.name: _guard(getattr(compiled, e.symbol(name)), e, name)
+            for e in EXPORTS if e.module == module and name in e.dtypes
+        } if compiled is not None else {}
+        _NAMESPACES[cache_key] = types.SimpleNamespace(**members) if members else None
+    return _NAMESPACES[cache_key]
+
+
+def available() -> bool:
+    """Whether this process loads the compiled module (built, and not turned off)."""
+    return _numba.enabled() and _module() is not None
+
+
+def forget() -> None:
+    """Drop the loaded module's namespaces, so that the next use looks for it again (for
+    tests, and after :func:`build` in the same process)."""
+    global _MODULE
+    with _LOCK:
+        _MODULE = False
+        _NAMESPACES.clear()
+
+
+# --- building ------------------------------------------------------------------------------------
+
+
+class BuildError(RuntimeError):
+    """The module could not be built (no numba, no C compiler, a compiler error)."""
+
+
+def _forwarder(kernel: Any, n_arguments: int) -> Callable[..., Any]:
+    """``def forward(a0, ..., an): return kernel(a0, ..., an)``: the exported function.
+
+    The export calls the JIT function rather than compiling its Python source, so
+    that the kernel keeps its own compiler options (fast-math flags, error model)
+    and the same bits; numba compiles the call into the module.
+    """
+    names = ", ".join(f"a{i}" for i in range(n_arguments))
+    namespace: dict[str, Any] = {"kernel": kernel}
+    exec(f"def forward({names}):\n    return kernel({names})\n", namespace)
+    forward: Callable[..., Any] = namespace["forward"]
+    return forward
+
+
+@contextlib.contextmanager
+def _releasing_gil() -> Iterator[None]:
+    """Build the wrappers so that they release the GIL around the kernel, as ``nogil=True``
+    does for the JIT: numba's ahead-of-time compiler has no option for it, so its
+    compile flags are given ``release_gil`` for the build."""
+    from numba.core.compiler import Flags
+    from numba.pycc import compiler
+
+    flags_class: Any = Flags
+
+    class ReleasingFlags(flags_class):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.release_gil = True
+
+    original = compiler.Flags
+    setattr(compiler, "Flags", ReleasingFlags)  # noqa: B010 - a module attribute, patched
+    try:
+        yield
+    finally:
+        setattr(compiler, "Flags", original)  # noqa: B010
+
+
+def build(force: bool = False) -> Path:
+    """Compile :data:`EXPORTS` into :func:`module_path`; return that path.
+
+    Needs numba and a C compiler (for the extension's glue); takes some 10-30 s.
+    Built in a temporary directory beside the target and moved into place, so that
+    a process never sees half a module and two builds at once do not clash. With
+    ``force``, an existing module is rebuilt.
+
+    Raises
+    ------
+    BuildError
+        Without numba, or where the compiler fails.
+    """
+    target = module_path()
+    if target.is_file() and not force:
+        return target
+    try:
+        import numba
+    except ImportError as error:
+        raise BuildError("handnet compile needs numba: pip install 'handnet[fast]'") from error
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pycc's pending-deprecation warning
+            from numba.pycc import CC
+    except ImportError as error:  # a numba without pycc, or no setuptools
+        raise BuildError(
+            f"numba {numba.__version__} cannot compile ahead of time here ({error}); "
+            "the kernels are still compiled on first use and cached by numba"
+        ) from error
+    import importlib
+
+    parent = target.parent.parent
+    parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    workdir = Path(tempfile.mkdtemp(prefix=".build-", dir=parent))
+    try:
+        compiler = CC(MODULE_NAME)
+        compiler.output_dir = str(workdir)
+        compiler.target_cpu = "host"
+        for export in EXPORTS:
+            module = importlib.import_module(export.module)
+            kernel = getattr(module, export.source or export.name)
+            for dtype in export.dtypes:
+                compiler.export(export.symbol(dtype), export.signature(dtype))(
+                    _forwarder(kernel, len(export.arguments)))
+        with warnings.catch_warnings(), _releasing_gil():
+            warnings.simplefilter("ignore")
+            try:
+                compiler.compile()
+            except Exception as error:  # numba's or the C toolchain's errors
+                raise BuildError(f"the compiled kernels could not be built: {error}") from error
+        built = workdir / Path(compiler.output_file).name
+        if not built.is_file():
+            raise BuildError(f"the compiler wrote no {built.name}")
+        os.chmod(built, 0o700)
+        final = workdir / target.name
+        if built != final:
+            built.rename(final)
+        if force and target.parent.exists():
+            shutil.rmtree(target.parent)
+        try:
+            workdir.rename(target.parent)
+        except OSError:
+            if not target.is_file():  # not another build that finished first
+                raise
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    forget()
+    return target
+

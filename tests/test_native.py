@@ -1,0 +1,321 @@
+"""The kernels compiled ahead of time (handnet._native, ``handnet compile``).
+
+One module build (some 10-30 s) into this file's own cache directory serves every
+test here; the other test files never see it (conftest gives them an empty one).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from handnet import _native
+from handnet.cli import main
+from handnet.training import kernels
+
+pytest.importorskip("numba")
+
+from handnet.nn import _compiled_pooling
+from handnet.training import _compiled
+
+TRAINING = "handnet.training._compiled"
+POOLING = "handnet.nn._compiled_pooling"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The module built into a directory of this file's own; the variable restored after."""
+    previous = os.environ["HANDNET_CACHE_DIR"]
+    os.environ["HANDNET_CACHE_DIR"] = str(tmp_path_factory.mktemp("native-cache"))
+    _native.forget()
+    try:
+        yield _native.build()
+    finally:
+        os.environ["HANDNET_CACHE_DIR"] = previous
+        _native.forget()
+
+
+def test_a_built_module_is_found_and_holds_every_kernel(built: Path) -> None:
+    assert built == _native.module_path() and built.is_file()
+    assert _native.available()
+    for export in _native.EXPORTS:
+        for dtype in export.dtypes:
+            namespace = _native.kernels(export.module, np.dtype(dtype))
+            assert namespace is not None and callable(getattr(namespace, export.name))
+    assert not hasattr(_native.kernels(TRAINING, np.float32), "sgd_epoch")  # float64 only
+    assert _native.kernels(TRAINING, np.int64) is None
+
+
+def test_loading_the_module_does_not_import_numba(built: Path) -> None:
+    code = (
+        "import sys, numpy as np\n"
+        "from handnet import _native\n"
+        "assert _native.kernels('handnet.training._compiled', np.float64) is not None\n"
+        "assert 'numba' not in sys.modules, 'numba was imported'\n"
+    )
+    environment = {**os.environ, "HANDNET_CACHE_DIR": os.environ["HANDNET_CACHE_DIR"]}
+    subprocess.run([sys.executable, "-c", code], check=True, env=environment, timeout=120)
+
+
+def test_no_module_is_loaded_where_none_was_built(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HANDNET_CACHE_DIR", str(tmp_path))
+    _native.forget()
+    try:
+        assert not _native.available()
+        assert _native.kernels(TRAINING, np.float64) is None
+    finally:
+        _native.forget()
+
+
+def test_numpy_only_turns_the_module_off(built: Path) -> None:
+    with kernels.numpy_only():
+        assert _native.kernels(TRAINING, np.float64) is None
+        assert not _native.available()
+    assert _native.kernels(TRAINING, np.float64) is not None
+
+
+# --- the same bits as the JIT kernels ------------------------------------------------------
+
+
+@pytest.mark.parametrize("l2", [0.0, 0.01])
+def test_sgd_epoch_gives_the_jit_and_scalar_bits(built: Path, rng: np.random.Generator,
+                                                 l2: float) -> None:
+    X = rng.normal(size=(300, 4))
+    y = (rng.random(300) < 0.5).astype(float)
+    order = rng.permutation(300)
+    scales = rng.uniform(0.5, 1.5, 300)
+    native = _native.kernels(TRAINING, np.float64)
+    results = []
+    for epoch in (native.sgd_epoch, _compiled.sgd_epoch):
+        weights, bias = np.full(4, 0.1), np.zeros(1)
+        total = epoch(X, y, order, weights, bias, 0.05, l2, scales, 0.0)
+        results.append((total, weights, bias))
+    weights, bias = np.full(4, 0.1), np.zeros(1)
+    total = kernels.scalar_sgd_epoch(X, y, order, weights, bias, 0.05, l2, scales, 0.0)
+    results.append((total, weights, bias))
+    for total, weights, bias in results[1:]:
+        assert total == results[0][0]
+        np.testing.assert_array_equal(weights, results[0][1])
+        np.testing.assert_array_equal(bias, results[0][2])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_block_sums_give_the_jit_kernels_bits(built: Path, rng: np.random.Generator,
+                                              dtype: type) -> None:
+    X = rng.normal(size=(1031, 37)).astype(dtype)  # a tail of 3 rows after the quads
+    y = (rng.random(1031) < 0.5).astype(dtype)
+    w = (0.1 * rng.normal(size=37)).astype(dtype)
+    native = _native.kernels(TRAINING, dtype)
+    gradient_native, gradient_jit = np.zeros(37, dtype), np.zeros(37, dtype)
+    sums_native = native.block_sums(X, y, w, dtype(0.3), gradient_native)
+    sums_jit = _compiled.host_block_sums(X, y, w, dtype(0.3), gradient_jit)
+    assert sums_native == sums_jit
+    np.testing.assert_array_equal(gradient_native, gradient_jit)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_adam_gives_the_jit_kernels_bits(built: Path, rng: np.random.Generator,
+                                               dtype: type) -> None:
+    arrays = [rng.normal(size=1000).astype(dtype) for _ in range(3)]
+    arrays.append(rng.uniform(0, 1, 1000).astype(dtype))
+    scalars = [dtype(s) for s in (0.9, 0.1, 0.999, 0.001, 1e-8, 0.01, 1.2, 0.99)]
+    native_arrays = [a.copy() for a in arrays]
+    _native.kernels(TRAINING, dtype).fused_adam(*native_arrays, *scalars)
+    _compiled.fused_adam(*arrays, *scalars)
+    for native, jit in zip(native_arrays, arrays, strict=True):
+        np.testing.assert_array_equal(native, jit)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pooling_gives_the_jit_kernels_numbers(built: Path, rng: np.random.Generator,
+                                                   dtype: type) -> None:
+    X = rng.normal(size=(3, 2, 6, 8)).astype(dtype)
+    X[0, 0, 0, 0] = np.nan
+    X = X[:, :, :, ::-1]  # a strided view: the kernels take any layout
+    native = _native.kernels(POOLING, dtype)
+    outs = []
+    for forward, backward in (
+        (native.max_pool_2x2_forward, native.max_pool_2x2_backward),
+        (_compiled_pooling.max_pool_2x2_forward, _compiled_pooling.max_pool_2x2_backward),
+    ):
+        out, first = np.empty((3, 2, 3, 4), dtype), np.empty((3, 2, 3, 4), np.uint8)
+        forward(X, out, first)
+        dX = np.full(X.shape, -1.0, dtype)
+        backward(out * 2, first, dX)
+        outs.append((out, first, dX))
+    for a, b in zip(*outs, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+# --- the guard: numba's wrappers check only item sizes ----------------------------------------
+
+
+def test_the_guard_refuses_what_the_extension_would_misread(built: Path) -> None:
+    adam = _native.kernels(TRAINING, np.float64).fused_adam
+    good = [np.zeros(4) for _ in range(4)]
+    scalars = [0.5] * 8
+    adam(*good, *scalars)
+    with pytest.raises(TypeError, match="argument 1 must be a 1-D C-contiguous float64"):
+        adam(good[0], np.zeros(4, np.int64), *good[2:], *scalars)  # same item size
+    with pytest.raises(TypeError, match="argument 0 must be a 1-D C-contiguous"):
+        adam(np.zeros(8)[::2], *good[1:], *scalars)
+    with pytest.raises(TypeError, match="1-D"):
+        adam(np.zeros((2, 2)), *good[1:], *scalars)
+    read_only = np.zeros(4)
+    read_only.setflags(write=False)
+    with pytest.raises(TypeError, match="argument 2 must be a 1-D C-contiguous writable"):
+        adam(good[0], good[1], read_only, good[3], *scalars)
+    with pytest.raises(TypeError, match="takes 12 arguments, got 11"):
+        adam(*good, *scalars[:-1])
+    sums = _native.kernels(TRAINING, np.float32).block_sums
+    with pytest.raises(TypeError, match="float32"):
+        sums(np.zeros((4, 2)), np.zeros(4), np.zeros(2), 0.0, np.zeros(2))
+
+
+def test_the_kernels_release_the_gil(built: Path) -> None:
+    """Another Python thread runs while a kernel does (as with the JIT's ``nogil``)."""
+    epoch = _native.kernels(TRAINING, np.float64).sgd_epoch
+    X, y = np.ones((1, 4)), np.ones(1)
+    order = np.zeros(4_000_000, dtype=np.intp)  # one row, four million steps
+    window: list[float] = []
+
+    def run() -> None:
+        window.append(time.perf_counter())
+        epoch(X, y, order, np.zeros(4), np.zeros(1), 1e-9, 0.0, np.ones(1), 0.0)
+        window.append(time.perf_counter())
+
+    ticks = []
+    thread = threading.Thread(target=run)
+    thread.start()
+    while thread.is_alive():
+        ticks.append(time.perf_counter())
+    thread.join()
+    start, stop = window
+    # Holding the GIL, the kernel would leave one gap as long as itself in the main
+    # thread's ticks (which run only before and after it).
+    inside = [start] + [t for t in ticks if start < t < stop] + [stop]
+    longest_gap = max(b - a for a, b in zip(inside, inside[1:]))
+    assert stop - start > 0.02
+    assert longest_gap < 0.5 * (stop - start), (longest_gap, stop - start)
+
+
+# --- what is loaded, and from where ----------------------------------------------------------
+
+
+def test_a_module_others_can_write_is_not_loaded(built: Path) -> None:
+    directory = built.parent
+    mode = directory.stat().st_mode
+    try:
+        directory.chmod(mode | 0o020)  # group-writable
+        _native.forget()
+        with pytest.warns(UserWarning, match="writable by other users"):
+            assert _native.kernels(TRAINING, np.float64) is None
+    finally:
+        directory.chmod(mode)
+        _native.forget()
+    assert _native.kernels(TRAINING, np.float64) is not None
+
+
+def test_an_unloadable_file_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HANDNET_CACHE_DIR", str(tmp_path))
+    _native.forget()
+    path = _native.module_path()
+    path.parent.mkdir(parents=True, mode=0o700)
+    path.write_bytes(b"not a shared library")
+    try:
+        assert _native.kernels(TRAINING, np.float64) is None
+    finally:
+        _native.forget()
+
+
+def test_the_key_changes_with_the_kernels_source(built: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    before = _native.key()
+    real = _native._source_path
+
+    def edited(module: str) -> Path:
+        path = real(module)
+        if module != TRAINING:
+            return path
+        copy = built.parent.parent / "edited.py"
+        copy.write_bytes(path.read_bytes() + b"\n# edited\n")
+        return copy
+
+    monkeypatch.setattr(_native, "_source_path", edited)
+    assert _native.key() != before
+
+
+# --- in use -----------------------------------------------------------------------------------
+
+
+def test_a_fresh_process_fits_compiled_without_numba(built: Path) -> None:
+    """Per-example SGD, an MLP with Adam (fused step) and a CNN with 2 x 2 max pooling all
+    take the compiled kernels, and numba is never imported."""
+    code = (
+        "import sys, numpy as np\n"
+        "import handnet\n"
+        "from handnet.training import kernels\n"
+        "from handnet import Conv2D, ReLU, MaxPool2D, Flatten, Dense\n"
+        "from handnet.nn import pooling\n"
+        "X, y = handnet.datasets.make_logistic(500, random_state=0)\n"
+        "assert kernels.sgd_kernel_ready()\n"
+        "model = handnet.LogisticRegression(batch_size=1, max_iter=3, tol=None,\n"
+        "                                   random_state=0).fit(X, y)\n"
+        "print(repr(model.coef_.tolist()))\n"
+        "handnet.MLPClassifier(hidden_layer_sizes=(200, 60), max_iter=2, random_state=0)"
+        ".fit(np.hstack([X] * 16), y)\n"
+        "images = np.random.default_rng(0).normal(size=(40, 1, 8, 8))\n"
+        "assert pooling._compiled_kernels(images, (2, 2)) is not None\n"
+        "handnet.NeuralNetClassifier([Conv2D(None, 4, 3, padding='same'), ReLU(),\n"
+        "    MaxPool2D(2), Flatten(), Dense(None, None)], max_iter=2, random_state=0)"
+        ".fit(images, y[:40])\n"
+        "assert 'numba' not in sys.modules, 'numba was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-W", "error::RuntimeWarning", "-c", code],
+                            env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    import handnet
+
+    X, y = handnet.datasets.make_logistic(500, random_state=0)
+    with kernels.numpy_only():  # the scalar path: the compiled kernel's bits
+        model = handnet.LogisticRegression(batch_size=1, max_iter=3, tol=None,
+                                           random_state=0).fit(X, y)
+    assert result.stdout.strip() == repr(model.coef_.tolist())
+
+
+def test_the_compile_command(built: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    assert main(["compile"]) == 0
+    assert f"already built: {built}" in out.getvalue()
+    assert main(["compile", "--status"]) == 0
+    assert "loaded by this process: yes" in out.getvalue()
+
+
+def test_the_compile_command_reports_a_failed_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("HANDNET_CACHE_DIR", str(tmp_path))
+
+    def fail(force: bool = False) -> Path:
+        raise _native.BuildError("handnet compile needs numba: pip install 'handnet[fast]'")
+
+    monkeypatch.setattr(_native, "build", fail)
+    _native.forget()
+    try:
+        assert main(["compile"]) == 1
+        assert "handnet compile: error: handnet compile needs numba" in capsys.readouterr().err
+        assert main(["compile", "--status"]) == 1
+        assert "not built" in capsys.readouterr().out
+    finally:
+        _native.forget()
