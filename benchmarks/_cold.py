@@ -16,6 +16,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 
@@ -61,6 +62,12 @@ print(json.dumps({{"import": t1 - t0, "fit": t2 - t1}}))
 """
 
 
+#: A fit's name with this suffix runs with an empty ``HANDNET_CACHE_DIR``: none of the
+#: kernels ``handnet compile`` built, only numba's own cache (what a machine gets
+#: where nobody ran it).
+JIT_ONLY = " (no handnet compile)"
+
+
 def cold_fit(
     fit: str, rows: int, epochs: int = 20, src: str | None = None
 ) -> dict[str, float]:
@@ -70,8 +77,19 @@ def cold_fit(
     another one, e.g. an older revision's ``git archive``, measures before and after
     in the same run).
     """
-    code = (_PROLOGUE + FITS[fit] + _EPILOGUE).format(rows=rows, epochs=epochs)
     environment = dict(os.environ)
+    if fit.endswith(JIT_ONLY):
+        with tempfile.TemporaryDirectory(prefix="handnet-empty-cache-") as empty:
+            environment["HANDNET_CACHE_DIR"] = empty
+            return _run_child(fit.removesuffix(JIT_ONLY), rows, epochs, src, environment)
+    return _run_child(fit, rows, epochs, src, environment)
+
+
+def _run_child(
+    fit: str, rows: int, epochs: int, src: str | None, environment: dict[str, str]
+) -> dict[str, float]:
+    """:func:`cold_fit`'s child process, in ``environment``."""
+    code = (_PROLOGUE + FITS[fit] + _EPILOGUE).format(rows=rows, epochs=epochs)
     environment["PYTHONPATH"] = os.pathsep.join(
         p for p in (src or str(ROOT / "src"), environment.get("PYTHONPATH", "")) if p
     )
@@ -120,7 +138,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rows", default="1000,100000")
-    parser.add_argument("--fits", default=",".join(FITS))
+    parser.add_argument(
+        "--fits", default=",".join(FITS),
+        help=f"names of FITS, each optionally with the suffix {JIT_ONLY!r}",
+    )
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument(
         "--before",

@@ -38,6 +38,46 @@ THREAD_COUNTS = [THREADS]
 #: Environment variables that force an OpenBLAS kernel (a workaround some machines carry).
 OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
+#: Whether this run's processes load handnet's kernels built ahead of time, and how
+#: long ``handnet compile`` took (:func:`prepare_native`, called by ``run.py``).
+NATIVE = "not prepared (the user's own cache directory)"
+#: Whether :func:`prepare_native` built them.
+NATIVE_BUILT = False
+
+
+def prepare_native(build: bool) -> str:
+    """Point ``HANDNET_CACHE_DIR`` (this process and its children) at a new directory
+    and, with ``build``, run ``handnet compile`` there: every case then measures what a
+    machine where it was run once gets. Without ``build`` (or where it fails) the
+    directory stays empty, so a user's own build never changes a run unannounced.
+    Sets :data:`NATIVE`, a line for the report."""
+    global NATIVE, NATIVE_BUILT
+    import atexit
+    import shutil
+    import tempfile
+
+    directory = tempfile.mkdtemp(prefix="handnet-benchmark-cache-")
+    atexit.register(shutil.rmtree, directory, True)
+    os.environ["HANDNET_CACHE_DIR"] = directory
+    if not build:
+        NATIVE = "not built (`--no-compile`): numba's JIT cache only"
+        return NATIVE
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-m", "handnet", "compile"], capture_output=True, text=True,
+        env=dict(os.environ), timeout=900,
+    )
+    elapsed = time.perf_counter() - start
+    NATIVE_BUILT = out.returncode == 0
+    NATIVE = (
+        f"built by `handnet compile` in {elapsed:.1f} s (once per machine) into a fresh directory"
+        if NATIVE_BUILT
+        else f"`handnet compile` failed ({(out.stderr or out.stdout).strip()[-200:]}): "
+        "numba's JIT cache only"
+    )
+    return NATIVE
+
+
 Runner = Callable[[], Mapping[str, float]]
 """One timed run of one library: returns its metrics (seconds, rates...) by name."""
 
@@ -391,6 +431,7 @@ def machine_rows() -> list[list[str]]:
             + " (BLAS/OpenMP via threadpoolctl, torch.set_num_threads; every case at each)",
         ],
         ["competing load", f"{LOAD} busy process(es)" if LOAD else "none added"],
+        ["handnet's compiled kernels", NATIVE],
     ]
 
 

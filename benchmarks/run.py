@@ -27,6 +27,11 @@ Run::
     python benchmarks/run.py --native-blas        # without OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE
     python benchmarks/run.py --threads 2          # two threads only
     python benchmarks/run.py --load               # with a busy process per core
+    python benchmarks/run.py --no-compile         # without `handnet compile`'s kernels
+
+Before the cases, ``handnet compile`` builds the kernels ahead of time into a fresh
+cache directory that every process of the run uses (``HANDNET_CACHE_DIR``): the
+numbers are a machine's where it ran once. ``--no-compile`` leaves it empty.
 
 ``--native-blas``: some machines set ``OPENBLAS_CORETYPE`` (and ``OPENBLAS_L2_SIZE``)
 to work around older OpenBLAS builds; that forces an older kernel and slows current
@@ -134,6 +139,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="add this many busy processes while measuring (alone: one per core)",
     )
     parser.add_argument(
+        "--no-compile",
+        action="store_true",
+        help="measure without `handnet compile`'s kernels (numba's JIT cache only)",
+    )
+    parser.add_argument(
         "--native-blas",
         action="store_true",
         help="re-run without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (NumPy's own OpenBLAS kernel)",
@@ -203,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
 
     _common.LOAD = args.load
     _common.THREAD_COUNTS = list(args.threads)
+    print(f"handnet's compiled kernels: {_common.prepare_native(not args.no_compile)}")
     sizes = QUICK if args.quick else FULL
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = _common.load_average()

@@ -69,6 +69,8 @@ def test_quick_run_writes_the_markdown_report(
     ):
         assert section in report
     assert "| CPU |" in report and "| numpy |" in report and "OpenBLAS kernel" in report
+    if _installed("numba"):  # the run's own `handnet compile`, used by every case
+        assert "| handnet's compiled kernels | built by `handnet compile` in" in report
     mlp = report.split("## MLP", 1)[1].split("\n## ", 1)[0]
     header = next(line for line in mlp.splitlines() if line.startswith("| architecture"))
     assert header == "| architecture | run | median epoch | best epoch | x floor | x torch |"

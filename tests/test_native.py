@@ -7,6 +7,7 @@ test here; the other test files never see it (conftest gives them an empty one).
 from __future__ import annotations
 
 import io
+import itertools
 import os
 import subprocess
 import sys
@@ -204,7 +205,7 @@ def test_the_kernels_release_the_gil(built: Path) -> None:
     # Holding the GIL, the kernel would leave one gap as long as itself in the main
     # thread's ticks (which run only before and after it).
     inside = [start] + [t for t in ticks if start < t < stop] + [stop]
-    longest_gap = max(b - a for a, b in zip(inside, inside[1:]))
+    longest_gap = max(b - a for a, b in itertools.pairwise(inside))
     assert stop - start > 0.02
     assert longest_gap < 0.5 * (stop - start), (longest_gap, stop - start)
 
