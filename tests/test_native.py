@@ -142,7 +142,6 @@ def test_max_pooling_gives_the_jit_kernels_numbers(built: Path, rng: np.random.G
                                                    dtype: type) -> None:
     X = rng.normal(size=(3, 2, 6, 8)).astype(dtype)
     X[0, 0, 0, 0] = np.nan
-    X = X[:, :, :, ::-1]  # a strided view: the kernels take any layout
     native = _native.kernels(POOLING, dtype)
     outs = []
     for forward, backward in (
@@ -156,6 +155,26 @@ def test_max_pooling_gives_the_jit_kernels_numbers(built: Path, rng: np.random.G
         outs.append((out, first, dX))
     for a, b in zip(*outs, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("layout", ["C", "strided", "F"])
+def test_the_max_pooling_layer_gives_the_numpy_numbers_on_any_layout(
+    built: Path, rng: np.random.Generator, layout: str
+) -> None:
+    """C-contiguous input takes the kernels built ahead of time, other layouts NumPy."""
+    from handnet import MaxPool2D
+
+    X = rng.normal(size=(4, 3, 6, 8))
+    images = {"C": X, "strided": X[:, :, :, ::-1], "F": np.asfortranarray(X)}[layout]
+    gradient = rng.normal(size=(4, 3, 3, 4))[..., ::-1]  # never contiguous
+    results = []
+    for numpy_only in (False, True):
+        with kernels.numpy_only(numpy_only):
+            layer = MaxPool2D(2)
+            out = layer.forward(images, training=True).copy()
+            results.append((out, layer.backward(gradient).copy()))
+    for native, reference in zip(*results, strict=True):
+        np.testing.assert_array_equal(native, reference)
 
 
 # --- the guard: numba's wrappers check only item sizes ----------------------------------------

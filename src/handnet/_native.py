@@ -115,7 +115,7 @@ class Export:
 
 _TRAINING = "handnet.training._compiled"
 _POOLING = "handnet.nn._compiled_pooling"
-_4D = "T[:, :, :, :]"
+_4D = "T[:, :, :, ::1]"
 
 #: The kernels built by :func:`build`: what the JIT modules compile on first use.
 EXPORTS: tuple[Export, ...] = (
@@ -127,10 +127,12 @@ EXPORTS: tuple[Export, ...] = (
            returns="UniTuple(float64, 2)", writes=(4,), source="host_block_sums"),
     Export("fused_adam", _TRAINING, ("float32", "float64"),
            ("T[::1]",) * 4 + ("T",) * 8, writes=(0, 2, 3)),
+    # C-contiguous arrays: compiled for any layout, the forward pass took 4 x as long
+    # (the pooling layer takes the JIT kernels or NumPy for other layouts).
     Export("max_pool_2x2_forward", _POOLING, ("float32", "float64"),
-           (_4D, _4D, "uint8[:, :, :, :]"), writes=(1, 2)),
+           (_4D, _4D, "uint8[:, :, :, ::1]"), writes=(1, 2)),
     Export("max_pool_2x2_backward", _POOLING, ("float32", "float64"),
-           (_4D, "uint8[:, :, :, :]", _4D), writes=(2,)),
+           (_4D, "uint8[:, :, :, ::1]", _4D), writes=(2,)),
 )
 
 

@@ -235,14 +235,15 @@ COMPILED_MODULE = "handnet.nn._compiled_pooling"
 
 def _compiled_kernels(X: Array, kernel_size: tuple[int, int]) -> Any:
     """:mod:`handnet.nn._compiled_pooling`'s kernels for 2 x 2 windows of float32 or
-    float64: built ahead of time (``handnet compile``, :mod:`handnet._native`), else
+    float64: built ahead of time (``handnet compile``, :mod:`handnet._native`) for a
+    C-contiguous ``X`` (their one layout; the layer's own buffers always are), else
     numba's where numba is already imported in this process (a fused Adam step loads
     it for networks of 10,000 parameters and more), else ``None``: pooling never pays
     numba's import itself."""
     if kernel_size != (2, 2) or X.dtype not in (np.float32, np.float64):
         return None
     native = _native.kernels(COMPILED_MODULE, X.dtype)
-    if native is not None:
+    if native is not None and X.flags.c_contiguous:
         return native
     return _numba.load(COMPILED_MODULE) if _numba.imported() else None
 
@@ -422,6 +423,7 @@ class MaxPool2D(_Pool2D):
             assert firsts is not None
         if kernels is not None:
             index = firsts[0]
+            dout = np.ascontiguousarray(dout)  # the kernels built ahead of time need it
 
             def route_compiled(part: int, first: int, last: int) -> None:
                 rows = slice(first, last)
