@@ -657,6 +657,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-profile", action="store_true", help="skip the piece-by-piece profile")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory measurement")
     parser.add_argument("--output", type=Path, default=None, help="markdown report to write")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="without `handnet compile`'s kernels (numba's JIT cache only)")
     parser.add_argument("--memory-worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.n_samples is None:
@@ -674,6 +676,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory_worker is not None:
         print(json.dumps(memory_worker(args.memory_worker, args.n_samples, args.threads)))
         return 0
+    # The memory worker above inherits the directory through HANDNET_CACHE_DIR.
+    print(f"handnet's compiled kernels: {_common.prepare_native(not args.no_compile)}")
     limits = _common.limit_threads()
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = _common.load_average()
