@@ -94,14 +94,18 @@ def test_logistic_blocks_on_either_kernel_give_the_plain_gradient(
     calls: list[bool] = []
     compiled_calls: list[bool] = []
     engine = FullBatchGradient(network, n_threads=2, block_bytes=300 * d * 8)
-    real_kernel = kernels.logistic_block_sums_compiled()
+    # float32 rows take the kernel with vectorised exponentials.
+    real_kernel, built = (
+        (kernels.float32_block_sums_compiled(), "_FLOAT32_SUMS") if dtype == np.float32
+        else (kernels.logistic_block_sums_compiled(), "_LOGISTIC_SUMS")
+    )
     if real_kernel is not None:
 
         def compiled_spy(*args):  # type: ignore[no-untyped-def]
             compiled_calls.append(True)
             return real_kernel(*args)
 
-        monkeypatch.setattr(kernels, "_LOGISTIC_SUMS", compiled_spy)
+        monkeypatch.setattr(kernels, built, compiled_spy)
     with kernels.numpy_only(not compiled):
         original = kernels.logistic_block_sums
 

@@ -244,15 +244,48 @@ def test_block_sums_of_huge_logits_are_exact_and_warning_free(
     np.testing.assert_allclose(gradient, residual @ X.astype(np.float64), rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("use_numba", [False, pytest.param(True, marks=needs_compiled_sums)])
-def test_block_sums_propagate_nan(rng: np.random.Generator, use_numba: bool) -> None:
+def test_block_sums_propagate_nan(rng: np.random.Generator, use_numba: bool, dtype: type) -> None:
     """A diverged model gives a NaN loss (the trainer stops on it), not a number."""
-    X, y, weights = _block(rng, 10, 3, np.float64)
+    X, y, weights = _block(rng, 40, 3, dtype)  # float32: two blocks of 16 and a tail
     weights[1] = np.nan
     with np.errstate(invalid="ignore"):
         loss_sum, _, gradient = _sums(X, y, weights, 0.0, use_numba)
     assert np.isnan(loss_sum)
     assert np.all(np.isnan(gradient))
+
+
+@needs_compiled_sums
+def test_the_vectorised_exponential_is_within_one_ulp() -> None:
+    """``_compiled.exp_nonpositive`` (float32 block sums) against the C library's exp."""
+    import numba
+
+    module = kernels.compiled_module()
+    exp = module.exp_nonpositive
+
+    @numba.njit
+    def each(values):  # type: ignore[no-untyped-def]
+        out = np.empty_like(values)
+        for i in range(values.shape[0]):
+            out[i] = exp(values[i])
+        return out
+
+    rng = np.random.default_rng(0)
+    x = -np.concatenate([
+        rng.uniform(0, 40, 200_000),
+        rng.uniform(0, 760, 50_000),
+        10.0 ** rng.uniform(-320, 1, 50_000),
+        [0.0, 0.5 * math.log(2), math.log(2), 708.39, 709.0, 744.4, 745.13, 745.2, 746.0, 1e4],
+    ])
+    got, expected = each(x), np.exp(x)
+    normal = expected >= np.finfo(np.float64).tiny
+    ulps = np.abs(got[normal] - expected[normal]) / np.spacing(expected[normal])
+    assert ulps.max() <= 1.0
+    # Gradual underflow: within one step of the smallest subnormal, and 0 below -746.
+    assert np.abs(got[~normal] - expected[~normal]).max() <= 5e-324
+    assert each(np.array([0.0]))[0] == 1.0 and each(np.array([-np.inf]))[0] == 0.0
+    assert np.isnan(each(np.array([np.nan]))[0])
 
 
 @needs_compiled_sums
@@ -305,15 +338,20 @@ def test_environment_variable_turns_the_compiled_kernels_off() -> None:
 def test_the_default_dispatch_runs_the_compiled_kernel(
     rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch, dtype: type, order: str
 ) -> None:
-    """``use_numba=None`` with numba: compiled, whatever X's layout; numpy_only(): never."""
-    real = kernels.logistic_block_sums_compiled()
+    """``use_numba=None`` with numba: compiled, whatever X's layout; numpy_only(): never.
+    float32 rows take the kernel with vectorised exponentials."""
+    if dtype == np.float32:
+        real, built = kernels.float32_block_sums_compiled(), "_FLOAT32_SUMS"
+        assert real is kernels.compiled_module().float32_block_sums
+    else:
+        real, built = kernels.logistic_block_sums_compiled(), "_LOGISTIC_SUMS"
     calls: list[int] = []
 
     def spy(*args):  # type: ignore[no-untyped-def]
         calls.append(1)
         return real(*args)
 
-    monkeypatch.setattr(kernels, "_LOGISTIC_SUMS", spy)
+    monkeypatch.setattr(kernels, built, spy)
     X, y, weights = _block(rng, 300, 7, dtype)
     X = np.asarray(X, order=order)
     result = _sums(X, y, weights, 0.1, None)

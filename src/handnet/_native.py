@@ -122,9 +122,12 @@ EXPORTS: tuple[Export, ...] = (
     Export("sgd_epoch", _TRAINING, ("float64",),
            ("T[:, :]", "T[:]", "intp[:]", "T[:]", "T[:]", "float64", "float64", "T[:]", "float64"),
            returns="float64", writes=(3, 4)),
-    Export("block_sums", _TRAINING, ("float32", "float64"),
+    Export("block_sums", _TRAINING, ("float64",),
            ("T[:, ::1]", "T[::1]", "T[::1]", "T", "T[:]"),
            returns="UniTuple(float64, 2)", writes=(4,), source="host_block_sums"),
+    Export("block_sums", _TRAINING, ("float32",),
+           ("T[:, ::1]", "T[::1]", "T[::1]", "T", "T[:]"),
+           returns="UniTuple(float64, 2)", writes=(4,), source="float32_block_sums"),
     Export("fused_adam", _TRAINING, ("float32", "float64"),
            ("T[::1]",) * 4 + ("T",) * 8, writes=(0, 2, 3)),
     # C-contiguous arrays: compiled for any layout, the forward pass took 4 x as long

@@ -647,11 +647,14 @@ def _build_logistic_sums(prefetch: bool = True) -> Callable[..., tuple[float, fl
 
 
 def _block_sums_kernel(dtype: np.dtype[Any]) -> Callable[..., tuple[float, float]] | None:
-    """The compiled block sums for ``dtype``: built ahead of time, else numba's."""
+    """The compiled block sums for ``dtype``: built ahead of time, else numba's (float32
+    rows: the kernel with vectorised exponentials, ``_compiled.float32_block_sums``)."""
     native = native_kernels(dtype) if dtype in (np.float32, np.float64) else None
     if native is not None:
         kernel: Callable[..., tuple[float, float]] = native.block_sums
         return kernel
+    if dtype == np.float32:
+        return float32_block_sums_compiled()
     return logistic_block_sums_compiled()
 
 
@@ -689,6 +692,35 @@ def logistic_block_sums_compiled() -> Callable[..., tuple[float, float]] | None:
                     kernel = None
             _LOGISTIC_SUMS = kernel
     return _LOGISTIC_SUMS if callable(_LOGISTIC_SUMS) else None
+
+
+_FLOAT32_SUMS: Callable[..., tuple[float, float]] | bool | None = False  # False: not yet built
+
+
+def float32_block_sums_compiled() -> Callable[..., tuple[float, float]] | None:
+    """The compiled block sums for float32 rows (``_compiled.float32_block_sums``), or
+    :func:`logistic_block_sums_compiled`'s kernel where it does not compile; ``None``
+    without numba. Compiled (or loaded from numba's cache) on first use, once."""
+    global _FLOAT32_SUMS
+    if not _numba.enabled():
+        return None
+    if callable(_FLOAT32_SUMS):
+        return _FLOAT32_SUMS
+    with _BUILD_LOCK:
+        if _FLOAT32_SUMS is False:
+            module = compiled_module()
+            kernel = None if module is None else module.float32_block_sums
+            try:
+                if kernel is not None:
+                    probe = np.zeros((17, 2), np.float32)  # a block and a tail row
+                    kernel(probe, np.zeros(17, np.float32), np.zeros(2, np.float32),
+                           np.float32(0), np.zeros(2, np.float32))
+            except Exception:  # any compiler error: the quads' kernel
+                kernel = None
+            _FLOAT32_SUMS = kernel
+    if callable(_FLOAT32_SUMS):
+        return _FLOAT32_SUMS
+    return logistic_block_sums_compiled()
 
 
 # --- a fused Adam step ---------------------------------------------------------------------
