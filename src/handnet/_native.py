@@ -224,7 +224,7 @@ def _private(path: Path) -> bool:
 _LOCK = threading.Lock()
 #: The loaded extension module, ``None`` where there is none, or unset.
 _MODULE: types.ModuleType | bool | None = False
-#: :func:`kernels`' namespaces by (module, dtype).
+#: :func:`kernels`' namespaces by (module, dtype's type code).
 _NAMESPACES: dict[tuple[str, str], types.SimpleNamespace | None] = {}
 
 
@@ -303,9 +303,10 @@ def kernels(module: str, dtype: np.dtype[Any] | type) -> types.SimpleNamespace |
     """
     if not _numba.enabled():
         return None
-    name = np.dtype(dtype).name
-    cache_key = (module, name)
+    # Keyed by the type code: a dtype's .name costs some 5 us, and this runs per block.
+    cache_key = (module, np.dtype(dtype).char)
     if cache_key not in _NAMESPACES:
+        name = np.dtype(dtype).name
         compiled = _module()
         members = {
             e.name: _guard(getattr(compiled, e.symbol(name)), e, name)
