@@ -178,6 +178,60 @@ def test_the_max_pooling_layer_gives_the_numpy_numbers_on_any_layout(
         np.testing.assert_array_equal(native, reference)
 
 
+def test_adam_takes_numpy_for_what_the_compiled_step_would_misread(built: Path) -> None:
+    """``Optimizer.step`` is public: a gradient of another dtype, strided, or of another
+    length takes NumPy's path (a result, or NumPy's error), never the kernel's guess."""
+    from handnet.optim.optimizers import Adam
+
+    for gradient in (np.full(20_000, 0.5, np.float32), np.full(40_000, 0.5)[::2]):
+        param = np.zeros(20_000)
+        Adam(learning_rate=0.1).step([(param, gradient)])
+        reference = np.zeros(20_000)
+        with kernels.numpy_only():
+            Adam(learning_rate=0.1).step([(reference, np.full(20_000, 0.5))])
+        np.testing.assert_allclose(param, reference, rtol=1e-6)
+    with pytest.raises(ValueError):
+        Adam().step([(np.zeros(20_000), np.ones(3))])
+
+
+def test_the_sgd_kernel_checks_what_it_indexes(built: Path) -> None:
+    X, y = np.ones((10, 3)), np.ones(10)
+    w, b = np.zeros(3), np.zeros(1)
+    with pytest.raises(IndexError, match="order must index rows 0 to 9"):
+        kernels.logistic_sgd_epoch(X, y, np.array([0, 10**9]), w, b, 0.1, use_numba=True)
+    with pytest.raises(ValueError, match="weights need shape"):
+        kernels.logistic_sgd_epoch(X, y, np.arange(10), np.zeros(2), b, 0.1, use_numba=True)
+    with pytest.raises(ValueError, match="weights need shape"):
+        kernels.logistic_sgd_epoch(X, y, np.arange(10), w, np.zeros(0), 0.1, use_numba=True)
+    # Other index and target dtypes are converted, as the JIT and NumPy paths take them.
+    kernels.logistic_sgd_epoch(X, y.astype(np.float32), np.arange(10, dtype=np.int32), w, b,
+                               0.1, sample_weight=np.ones(10, np.float32), use_numba=True)
+
+
+def test_the_block_sums_check_their_lengths(built: Path) -> None:
+    X = np.ones((10, 3))
+    with pytest.raises(ValueError, match="block sums of X"):
+        kernels.logistic_block_sums(X, np.ones(9), np.zeros(3), 0.0, np.zeros(3),
+                                    use_numba=True)
+    with pytest.raises(ValueError, match="block sums of X"):
+        kernels.logistic_block_sums(X, np.ones(10), np.zeros(2), 0.0, np.zeros(3),
+                                    use_numba=True)
+
+
+def test_a_build_without_a_c_compiler_is_a_build_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HANDNET_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("CC", "false")
+    monkeypatch.setenv("PATH", str(tmp_path))  # no gcc, cc or clang
+    try:
+        with pytest.raises(_native.BuildError, match="could not be built"):
+            _native.build()
+        assert not list((tmp_path / "native").glob(".build-*"))  # cleaned up
+    finally:
+        _native.forget()
+
+
 # --- the guard: numba's wrappers check only item sizes ----------------------------------------
 
 
@@ -247,16 +301,103 @@ def test_a_module_others_can_write_is_not_loaded(built: Path) -> None:
     assert _native.kernels(TRAINING, np.float64) is not None
 
 
-def test_an_unloadable_file_is_ignored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``path`` as a new file: the module loaded from the old one stays mapped
+    (writing into it would pull the code from under this process: SIGBUS)."""
+    spare = path.with_name(path.name + ".new")
+    spare.write_bytes(data)
+    os.replace(spare, path)
+
+
+def test_a_file_unlike_its_record_is_not_loaded_and_compile_rebuilds_it(
+    built: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A truncated module would crash the process in the dynamic loader (SIGBUS): its
+    size and SHA-256 are checked against the record written when it was built."""
+    original = built.read_bytes()
+    try:
+        _replace(built, original[:100_000])
+        _native.forget()
+        with pytest.warns(UserWarning, match="truncated or changed"):
+            assert _native.kernels(TRAINING, np.float64) is None
+        assert _native.status().startswith("damaged")
+        capsys.readouterr()
+        assert main(["compile"]) == 0
+        assert "rebuilding: the module there is damaged" in capsys.readouterr().out
+        assert _native.kernels(TRAINING, np.float64) is not None
+    finally:
+        if not _native.loadable():
+            _replace(built, original)
+        _native.forget()
+
+
+@pytest.mark.parametrize("record", [None, "{", '{"size": -1}', '{"size": 5, "sha256": "x"}',
+                                    "[" * 5000])
+def test_a_missing_or_malformed_record_is_not_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, record: str | None
+) -> None:
     monkeypatch.setenv("HANDNET_CACHE_DIR", str(tmp_path))
     _native.forget()
     path = _native.module_path()
     path.parent.mkdir(parents=True, mode=0o700)
     path.write_bytes(b"not a shared library")
+    if record is not None:
+        _native._record_path(path).write_text(record)
     try:
-        assert _native.kernels(TRAINING, np.float64) is None
+        with pytest.warns(UserWarning, match="not the one built there"):
+            assert _native.kernels(TRAINING, np.float64) is None
     finally:
         _native.forget()
+
+
+def test_a_file_that_is_no_library_is_ignored(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recorded as built, but not an extension module: not loaded, and said why."""
+    monkeypatch.setenv("HANDNET_CACHE_DIR", str(tmp_path))
+    _native.forget()
+    path = _native.module_path()
+    path.parent.mkdir(parents=True, mode=0o700)
+    path.write_bytes(b"not a shared library")
+    size, sha256 = _native._digest(path)
+    _native._record_path(path).write_text(
+        f'{{"size": {size}, "sha256": "{sha256}", "numba": "0"}}')
+    try:
+        assert _native.kernels(TRAINING, np.float64) is None
+        assert _native.status().startswith("unloadable")
+    finally:
+        _native.forget()
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+def test_an_unreadable_cache_directory_leaves_fits_running(built: Path, tmp_path: Path) -> None:
+    """Another user's cache (``sudo handnet compile`` with HOME kept): a fit goes on
+    without the module (``Path.is_file`` raised PermissionError there)."""
+    directory = built.parent
+    # The child imports what the fit needs with an empty cache first; then, where it
+    # runs as root (which reads everything), it becomes nobody before the fit.
+    code = (
+        "import os, numpy as np, handnet\n"
+        "from handnet import _native\n"
+        "X, y = handnet.datasets.make_logistic(200, random_state=0)\n"
+        "fit = lambda: handnet.LogisticRegression(batch_size=1, max_iter=2, tol=None).fit(X, y)\n"
+        f"os.environ['HANDNET_CACHE_DIR'] = {str(tmp_path)!r}\n"
+        "fit()\n"
+        f"os.environ['HANDNET_CACHE_DIR'] = {os.environ['HANDNET_CACHE_DIR']!r}\n"
+        "_native.forget()\n"
+        "if os.getuid() == 0:\n"
+        "    os.setgid(65534); os.setuid(65534)\n"
+        "fit()\n"
+        "print(_native.status())\n"
+    )
+    mode = directory.stat().st_mode
+    directory.chmod(0o700 if os.getuid() == 0 else 0o000)
+    try:
+        result = subprocess.run([sys.executable, "-c", code], env=dict(os.environ),
+                                capture_output=True, text=True, timeout=300)
+    finally:
+        directory.chmod(mode)
+    assert result.returncode == 0, result.stderr
+    assert "not built" in result.stdout
 
 
 def test_the_key_changes_with_the_kernels_source(built: Path,
@@ -320,7 +461,11 @@ def test_the_compile_command(built: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert main(["compile"]) == 0
     assert f"already built: {built}" in out.getvalue()
     assert main(["compile", "--status"]) == 0
-    assert "loaded by this process: yes" in out.getvalue()
+    assert f"loaded: loaded from {built} (built by numba " in out.getvalue()
+    with kernels.numpy_only():
+        assert main(["compile", "--status"]) == 1
+    assert "not loaded: turned off (HANDNET_NUMPY_ONLY=1 or numpy_only()); the module: loaded" \
+        in out.getvalue()
 
 
 def test_the_compile_command_reports_a_failed_build(

@@ -12,21 +12,26 @@ step.
 The module holds the very kernels the JIT compiles (each export calls the numba
 function of :mod:`handnet.training._compiled` or :mod:`handnet.nn._compiled_pooling`
 with its own compiler options), one specialisation per dtype, so both give the
-same bits. Their wrappers release the GIL, as the JIT kernels do.
+same bits (with the numba that built it). Their wrappers release the GIL, as the
+JIT kernels do.
 
 Where it lives: ``$HANDNET_CACHE_DIR``, else ``$XDG_CACHE_HOME/handnet``, else
 ``~/.cache/handnet``, then ``native/<key>``. The key hashes what the machine code
 depends on: the kernels' source files and signatures, the Python ABI, the NumPy
 version and the CPU (the module is built for the host CPU's instruction set). A
 changed key is a new directory, so a stale module is never loaded. It is loaded
-only from a directory and a file owned by the user and writable by nobody else
-(native code runs with the user's rights). :func:`handnet._numba.numpy_only` turns
-it off with the JIT kernels.
+only from directories and a file owned by the user and writable by nobody else
+(native code runs with the user's rights), and only if its size and SHA-256 are
+those recorded beside it when it was built (a truncated file would crash the
+process in the dynamic loader). Anything else, or an unreadable directory, and
+the process goes on with numba's JIT or NumPy; :func:`status` says why.
+:func:`handnet._numba.numpy_only` turns it off with the JIT kernels.
 
 The extension's argument checks are minimal (numba's ahead-of-time wrappers check
 an array's item size, not its dtype, dimensions or layout), so every kernel is
-returned behind a guard that checks them (:class:`Export`): a mismatch is a
-``TypeError``, never a wrong result.
+returned behind a guard that checks those (:class:`Export`): a mismatch is a
+``TypeError``. Like numba's own kernels, they do not check indices or lengths:
+their callers in handnet do (shapes that agree, indices in range).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import dataclasses
 import hashlib
 import importlib.machinery
 import importlib.util
+import json
 import os
 import platform
 import re
@@ -44,6 +50,7 @@ import stat
 import sys
 import tempfile
 import threading
+import time
 import types
 import warnings
 from collections.abc import Callable, Iterator
@@ -147,7 +154,7 @@ def cache_root() -> Path:
     or ``~/.cache/handnet``)."""
     explicit = os.environ.get("HANDNET_CACHE_DIR")
     if explicit:
-        return Path(explicit)
+        return Path(os.path.expanduser(explicit))
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "handnet"
 
@@ -224,44 +231,98 @@ def _private(path: Path) -> bool:
 _LOCK = threading.Lock()
 #: The loaded extension module, ``None`` where there is none, or unset.
 _MODULE: types.ModuleType | bool | None = False
+#: Why :data:`_MODULE` is what it is (:func:`status`).
+_REASON = "not looked for yet"
 #: :func:`kernels`' namespaces by (module, dtype's type code).
 _NAMESPACES: dict[tuple[str, str], types.SimpleNamespace | None] = {}
+#: The largest record :func:`_record` reads (it holds a few short fields).
+_MAX_RECORD_BYTES = 4096
 
 
-def _load() -> types.ModuleType | None:
-    """The extension module of :func:`module_path`, or ``None`` (not built, not private,
-    stale or unloadable)."""
-    path = module_path()
-    if not path.is_file():
+def _record_path(path: Path) -> Path:
+    """The JSON record written beside the module: its size, SHA-256 and numba's version."""
+    return path.with_name(path.name + ".json")
+
+
+def _digest(path: Path) -> tuple[int, str]:
+    data = path.read_bytes()
+    return len(data), hashlib.sha256(data).hexdigest()
+
+
+def _record(path: Path) -> dict[str, Any] | None:
+    """The module's record, validated (sizes, hex digits, short strings), or ``None``."""
+    try:
+        with open(_record_path(path), "rb") as file:
+            raw = file.read(_MAX_RECORD_BYTES + 1)
+        record = json.loads(raw) if len(raw) <= _MAX_RECORD_BYTES else None
+    except (OSError, ValueError):
         return None
-    if not (_private(path) and _private(path.parent)):
+    if not (
+        isinstance(record, dict)
+        and isinstance(record.get("size"), int) and 0 < record["size"] < 1 << 30
+        and isinstance(record.get("sha256"), str)
+        and re.fullmatch(r"[0-9a-f]{64}", record["sha256"]) is not None
+        and isinstance(record.get("numba"), str) and len(record["numba"]) <= 64
+    ):
+        return None
+    return record
+
+
+def _load() -> tuple[types.ModuleType | None, str]:
+    """The extension module of :func:`module_path`, or ``None``; and why."""
+    path = module_path()
+    if not os.path.isfile(path):  # False also where a directory cannot be read
+        return None, f"not built (run 'handnet compile'): {path}"
+    if not all(_private(p) for p in (path, path.parent, path.parent.parent)):
         warnings.warn(
             f"handnet: the compiled kernels in {path.parent} are not loaded: the directory "
             "or the file is writable by other users or owned by another (run 'handnet "
             "compile --force' to rebuild them privately)",
-            UserWarning, stacklevel=4,
+            UserWarning, stacklevel=2,
         )
-        return None
+        return None, "not private (writable by others, or another owner's)"
+    record = _record(path)
+    try:
+        digest = _digest(path) if record is not None else None
+    except OSError as error:
+        return None, f"unreadable: {error}"
+    if record is None or digest != (record["size"], record["sha256"]):
+        warnings.warn(
+            f"handnet: the compiled kernels in {path.parent} are not loaded: the file is not "
+            "the one built there (truncated or changed); run 'handnet compile --force'",
+            UserWarning, stacklevel=2,
+        )
+        return None, "damaged (size or SHA-256 not those recorded when it was built)"
     loader = importlib.machinery.ExtensionFileLoader(MODULE_NAME, str(path))
     spec = importlib.util.spec_from_file_location(MODULE_NAME, path, loader=loader)
     if spec is None:
-        return None
+        return None, "unloadable"
     try:
         module = importlib.util.module_from_spec(spec)
         loader.exec_module(module)
-    except ImportError:
-        return None
+    except ImportError as error:
+        return None, f"unloadable: {error}"
     expected = [e.symbol(d) for e in EXPORTS for d in e.dtypes]
-    return module if all(hasattr(module, name) for name in expected) else None
+    if not all(hasattr(module, name) for name in expected):
+        return None, "stale (lacks kernels this handnet needs)"
+    return module, f"loaded from {path} (built by numba {record['numba']})"
 
 
 def _module() -> types.ModuleType | None:
-    global _MODULE
+    global _MODULE, _REASON
     if _MODULE is False:
         with _LOCK:
             if _MODULE is False:
-                _MODULE = _load()
+                _MODULE, _REASON = _load()
     return _MODULE if isinstance(_MODULE, types.ModuleType) else None
+
+
+def status() -> str:
+    """Whether this process loads the compiled module, and if not, why (one line)."""
+    _module()
+    if not _numba.enabled():
+        return f"turned off (HANDNET_NUMPY_ONLY=1 or numpy_only()); the module: {_REASON}"
+    return _REASON
 
 
 def _guard(function: Callable[..., Any], export: Export, dtype: str) -> Callable[..., Any]:
@@ -316,17 +377,23 @@ def kernels(module: str, dtype: np.dtype[Any] | type) -> types.SimpleNamespace |
     return _NAMESPACES[cache_key]
 
 
+def loadable() -> bool:
+    """Whether the compiled module for this process is built and loads (turned off or not)."""
+    return _module() is not None
+
+
 def available() -> bool:
     """Whether this process loads the compiled module (built, and not turned off)."""
-    return _numba.enabled() and _module() is not None
+    return _numba.enabled() and loadable()
 
 
 def forget() -> None:
     """Drop the loaded module's namespaces, so that the next use looks for it again (for
     tests, and after :func:`build` in the same process)."""
-    global _MODULE
+    global _MODULE, _REASON
     with _LOCK:
         _MODULE = False
+        _REASON = "not looked for yet"
         _NAMESPACES.clear()
 
 
@@ -374,6 +441,15 @@ def _releasing_gil() -> Iterator[None]:
         setattr(compiler, "Flags", original)  # noqa: B010
 
 
+def _remove_abandoned_builds(parent: Path, age: float = 3600.0) -> None:
+    """Remove build directories over an hour old: left by a build that was killed."""
+    now = time.time()
+    for entry in parent.glob(".build-*"):
+        with contextlib.suppress(OSError):
+            if now - entry.stat().st_mtime > age:
+                shutil.rmtree(entry, ignore_errors=True)
+
+
 def build(force: bool = False) -> Path:
     """Compile :data:`EXPORTS` into :func:`module_path`; return that path.
 
@@ -388,7 +464,7 @@ def build(force: bool = False) -> Path:
         Without numba, or where the compiler fails.
     """
     target = module_path()
-    if target.is_file() and not force:
+    if os.path.isfile(target) and not force:
         return target
     try:
         import numba
@@ -406,21 +482,25 @@ def build(force: bool = False) -> Path:
     import importlib
 
     parent = target.parent.parent
-    parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    workdir = Path(tempfile.mkdtemp(prefix=".build-", dir=parent))
     try:
-        compiler = CC(MODULE_NAME)
-        compiler.output_dir = str(workdir)
-        compiler.target_cpu = "host"
-        for export in EXPORTS:
-            module = importlib.import_module(export.module)
-            kernel = getattr(module, export.source or export.name)
-            for dtype in export.dtypes:
-                compiler.export(export.symbol(dtype), export.signature(dtype))(
-                    _forwarder(kernel, len(export.arguments)))
+        parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _remove_abandoned_builds(parent)
+        workdir = Path(tempfile.mkdtemp(prefix=".build-", dir=parent))
+    except OSError as error:
+        raise BuildError(f"cannot write the compiled kernels to {parent}: {error}") from error
+    try:
         with warnings.catch_warnings(), _releasing_gil():
             warnings.simplefilter("ignore")
             try:
+                compiler = CC(MODULE_NAME)  # finds the C compiler: may fail too
+                compiler.output_dir = str(workdir)
+                compiler.target_cpu = "host"
+                for export in EXPORTS:
+                    module = importlib.import_module(export.module)
+                    kernel = getattr(module, export.source or export.name)
+                    for dtype in export.dtypes:
+                        compiler.export(export.symbol(dtype), export.signature(dtype))(
+                            _forwarder(kernel, len(export.arguments)))
                 compiler.compile()
             except Exception as error:  # numba's or the C toolchain's errors
                 raise BuildError(f"the compiled kernels could not be built: {error}") from error
@@ -431,13 +511,19 @@ def build(force: bool = False) -> Path:
         final = workdir / target.name
         if built != final:
             built.rename(final)
+        size, sha256 = _digest(final)
+        _record_path(final).write_text(
+            json.dumps({"size": size, "sha256": sha256, "numba": numba.__version__}),
+            encoding="utf-8",
+        )
         if force and target.parent.exists():
-            shutil.rmtree(target.parent)
+            shutil.rmtree(target.parent, ignore_errors=True)
         try:
             workdir.rename(target.parent)
-        except OSError:
-            if not target.is_file():  # not another build that finished first
-                raise
+        except OSError as error:
+            if not os.path.isfile(target):  # not another build that finished first
+                raise BuildError(f"cannot move the built kernels to {target.parent}: "
+                                 f"{error}") from error
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     forget()

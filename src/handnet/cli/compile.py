@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import IO
 
@@ -21,8 +22,9 @@ def _add_compile(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
             "Later processes load them in under a millisecond without importing numba,\n"
             "so even a first, small fit runs compiled. Without them, a process pays\n"
             "about 0.5 s for numba's load wherever a compiled kernel pays for it.\n"
-            "Needs numba and a C compiler; rebuilt when handnet, NumPy, Python or the\n"
-            "CPU change (each has its own directory). HANDNET_CACHE_DIR sets the place."
+            "Needs numba and a C compiler. Run it again after upgrading handnet, NumPy\n"
+            "or Python, or on another CPU: each has its own directory, and a process\n"
+            "loads only the one built for it. HANDNET_CACHE_DIR sets the place."
         ),
         epilog="examples:\n  handnet compile\n  handnet compile --status",
     )
@@ -36,20 +38,26 @@ def _add_compile(subparsers: _Subparsers[argparse.ArgumentParser]) -> None:
 
 
 def _run_compile(args: argparse.Namespace, out: IO[str]) -> int:
+    import warnings
+
     from .. import _native
 
     path = _native.module_path()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the status line says it
+        built = _native.loadable()
     if args.status:
         loaded = _native.available()
-        out.write(f"{'built' if path.is_file() else 'not built'}: {path}\n")
-        out.write(f"loaded by this process: {'yes' if loaded else 'no'}\n")
+        out.write(f"{'loaded' if loaded else 'not loaded'}: {_native.status()}\n")
         return 0 if loaded else 1
-    if path.is_file() and not args.force:
+    if built and not args.force:
         out.write(f"already built: {path} (--force rebuilds)\n")
         return 0
+    if os.path.isfile(path) and not args.force:
+        out.write(f"rebuilding: the module there is {_native.status()}\n")
     start = time.perf_counter()
     try:
-        path = _native.build(force=args.force)
+        path = _native.build(force=args.force or os.path.isfile(path))
     except _native.BuildError as error:
         raise OSError(str(error)) from error
     out.write(f"built in {time.perf_counter() - start:.1f} s: {path}\n")

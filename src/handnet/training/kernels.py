@@ -518,6 +518,38 @@ def _unit_scales(n: int) -> Array:
     return _ONES[:n]
 
 
+def _sgd_kernel_arguments(
+    X: Array, y: Array, order: NDArray[np.intp], weights: Array, bias: Array,
+    sample_weight: Array | None,
+) -> tuple[Array, NDArray[np.intp], Array]:
+    """``y``, ``order`` and the row scales as the compiled kernel takes them (float64,
+    ``intp``), after checking what it trusts: it indexes without bounds checks.
+
+    Raises
+    ------
+    ValueError, IndexError
+        Lengths that disagree, or a row index outside ``X``.
+    """
+    n_samples, n_features = X.shape
+    y = np.asarray(y, dtype=np.float64)
+    order = np.asarray(order, dtype=np.intp)
+    scales = (_unit_scales(n_samples) if sample_weight is None
+              else np.asarray(sample_weight, dtype=np.float64))
+    if y.shape != (n_samples,) or scales.shape != (n_samples,):
+        raise ValueError(f"y and sample_weight need one value per row of X ({n_samples}), "
+                         f"got {y.shape} and {scales.shape}")
+    if weights.shape != (n_features,) or bias.shape != (1,):
+        raise ValueError(f"weights need shape ({n_features},) and bias (1,), got "
+                         f"{weights.shape} and {bias.shape}")
+    if weights.dtype != np.float64 or bias.dtype != np.float64:
+        raise TypeError("the compiled SGD kernel updates float64 weights and bias, got "
+                        f"{weights.dtype} and {bias.dtype}")
+    if order.ndim != 1 or (order.size and not 0 <= int(order.min()) <= int(order.max())
+                           < n_samples):
+        raise IndexError(f"order must index rows 0 to {n_samples - 1}")
+    return y, order, scales
+
+
 def logistic_sgd_epoch(
     X: Array,
     y: Array,
@@ -538,12 +570,13 @@ def logistic_sgd_epoch(
     compiled kernel's bits), others :func:`logistic_sgd_epoch_numpy`.
     """
     if use_numba is None:
-        use_numba = X.dtype == np.float64 and numba_available()
+        use_numba = (X.dtype == weights.dtype == bias.dtype == np.float64
+                     and numba_available())
     if use_numba:
         kernel = _sgd_kernel()
         if kernel is None:
             raise _no_compiled_kernel()
-        scales = _unit_scales(X.shape[0]) if sample_weight is None else sample_weight
+        y, order, scales = _sgd_kernel_arguments(X, y, order, weights, bias, sample_weight)
         return float(kernel(
             X, y, order, weights, bias, float(learning_rate), float(l2), scales, float(total)
         ))
@@ -612,6 +645,12 @@ def logistic_block_sums(
     if use_numba:
         if kernel is None:
             raise _no_compiled_kernel()
+        # The kernel trusts the lengths (no bounds checks).
+        if (y.shape != (X.shape[0],) or weights.shape != (X.shape[1],)
+                or gradient.shape != (X.shape[1],)):
+            raise ValueError(f"block sums of X {X.shape} need y ({X.shape[0]},), weights and "
+                             f"gradient ({X.shape[1]},); got {y.shape}, {weights.shape}, "
+                             f"{gradient.shape}")
         # One compiled specialisation per dtype: every array C-contiguous in it. A
         # block of a Fortran-ordered X (a DataFrame's values) is copied, which still
         # costs less than the NumPy path's second read.
@@ -760,6 +799,13 @@ def fused_adam_step(
     global _FUSED_ADAM
     if not _numba.enabled():
         return False
+    # The compiled loop trusts its arrays (no bounds checks): anything but four flat,
+    # contiguous vectors of param's dtype and length takes NumPy's path, which
+    # broadcasts or raises as NumPy does.
+    for array in (grad, m, v):
+        if not (array.dtype == param.dtype and array.shape == param.shape
+                and array.flags.c_contiguous):
+            return False
     native = native_kernels(param.dtype) if param.dtype in (np.float32, np.float64) else None
     if native is not None:
         kernel: Callable[..., None] = native.fused_adam
