@@ -5,7 +5,8 @@ compilation (or its on-disk cache) and first-touch page faults all count, as the
 do for a script. The child prints one JSON line: the import time and the first
 ``fit``'s time; the parent adds the process's wall time.
 
-Run: ``python -m benchmarks._cold [--repeats 5] [--rows 1000,100000] [--before OLD/src]``
+Run: ``python -m benchmarks._cold [--repeats 5] [--rows 1000,100000] [--compile]
+[--fits "handnet mlp,handnet mlp (no handnet compile)"] [--before OLD/src]``
 """
 
 from __future__ import annotations
@@ -22,43 +23,66 @@ from collections.abc import Mapping, Sequence
 
 from benchmarks._common import ROOT
 
-#: The child's prologue: data made before the clock starts, as a user's script would.
+#: The child's prologue: data made before the clock starts, as a user's script would
+#: (the seed's teacher; the ``mlp`` fits make their own images instead).
 _PROLOGUE = """
-import json, time, warnings
+import json, resource, time, warnings
 warnings.simplefilter("ignore")
 import numpy as np
 from handnet.datasets import make_logistic
 X, y = make_logistic({rows}, random_state=0)
 t0 = time.perf_counter()
+
+
+def start():
+    global t1, rss1
+    t1 = time.perf_counter()
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 """
 
-#: What each child imports and fits (after :data:`_PROLOGUE`). ``sgd`` is the seed's
-#: per-example SGD (20 epochs for the compiled peer's sake: equal work for all),
-#: ``gd`` the seed's 5001 full-batch iterations.
+#: What each child imports and fits (after :data:`_PROLOGUE`; ``start()`` starts the
+#: fit's clock and memory count). ``sgd`` is the seed's per-example SGD (20 epochs for
+#: the compiled peer's sake: equal work for all), ``gd`` the seed's 5001 full-batch
+#: iterations, ``fullbatch`` 5 of them on large data (the block engine), ``mlp`` one
+#: Adam epoch of 784-128-10 on ``rows`` random float32 images.
 FITS: dict[str, str] = {
     "handnet sgd": """
 import handnet
-t1 = time.perf_counter()
+start()
 handnet.LogisticRegression(batch_size=1, learning_rate=0.01, tol=None, max_iter={epochs},
                            random_state=0).fit(X, y)
 """,
     "sklearn sgd": """
 from sklearn.linear_model import SGDClassifier
-t1 = time.perf_counter()
+start()
 SGDClassifier(loss="log_loss", learning_rate="constant", eta0=0.01, penalty=None, tol=None,
               max_iter={epochs}, shuffle=True, random_state=0).fit(X, y)
 """,
     "handnet gd": """
 import handnet
-t1 = time.perf_counter()
+start()
 handnet.LogisticRegression(learning_rate=0.01, max_iter=5001, tol=None, init="normal",
                            random_state=0).fit(X, y)
+""",
+    "handnet fullbatch": """
+import handnet
+start()
+handnet.LogisticRegression(max_iter=5, tol=None, random_state=0).fit(X, y)
+""",
+    "handnet mlp": """
+import handnet
+images = np.random.default_rng(0).random(({rows}, 784), dtype=np.float32)
+digits = np.random.default_rng(1).integers(0, 10, {rows})
+start()
+handnet.MLPClassifier(hidden_layer_sizes=(128,), max_iter=1, batch_size=128,
+                      random_state=0).fit(images, digits)
 """,
 }
 
 _EPILOGUE = """
 t2 = time.perf_counter()
-print(json.dumps({{"import": t1 - t0, "fit": t2 - t1}}))
+rss2 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"import": t1 - t0, "fit": t2 - t1, "peak_rss_added_mib": (rss2 - rss1) / 1024}}))
 """
 
 
@@ -144,6 +168,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument(
+        "--compile", action="store_true",
+        help="first build handnet compile's kernels into a fresh cache directory, which the "
+        "children use (the fits with the suffix above run without)",
+    )
+    parser.add_argument(
         "--before",
         default=None,
         help="another source tree (e.g. `git archive HEAD src | tar -x -C DIR`, then DIR/src) "
@@ -153,6 +182,10 @@ def main(argv: list[str] | None = None) -> None:
     rows = [int(r) for r in args.rows.split(",")]
     fits = [f.strip() for f in args.fits.split(",")]
     sources = None if args.before is None else {"before": args.before, "after": None}
+    if args.compile:
+        from benchmarks import _common
+
+        print(f"handnet's compiled kernels: {_common.prepare_native(True)}")
     print(f"load before: {os.getloadavg()}")
     found = cold_rows(fits, rows, args.repeats, args.epochs, sources)
     for (fit, n), values in found.items():
@@ -160,7 +193,8 @@ def main(argv: list[str] | None = None) -> None:
         rate = n * args.epochs / medians["fit"] if "sgd" in fit else float("nan")
         print(
             f"{fit:21s} n={n:>7,}: import {medians['import'] * 1e3:7.1f} ms, first fit "
-            f"{medians['fit'] * 1e3:8.1f} ms, process {medians['process'] * 1e3:8.1f} ms"
+            f"{medians['fit'] * 1e3:8.1f} ms, process {medians['process'] * 1e3:8.1f} ms, "
+            f"peak RSS added by the fit {medians['peak_rss_added_mib']:.0f} MiB"
             + (f", {rate:,.0f} samples/s" if rate == rate else "")
         )
     print(f"load after: {os.getloadavg()}")
