@@ -270,7 +270,10 @@ def _record(path: Path) -> dict[str, Any] | None:
 
 def _load() -> tuple[types.ModuleType | None, str]:
     """The extension module of :func:`module_path`, or ``None``; and why."""
-    path = module_path()
+    try:
+        path = module_path()  # reads the kernels' sources for the key
+    except OSError as error:
+        return None, f"unreadable: {error}"
     if not os.path.isfile(path):  # False also where a directory cannot be read
         return None, f"not built (run 'handnet compile'): {path}"
     if not all(_private(p) for p in (path, path.parent, path.parent.parent)):
