@@ -75,6 +75,34 @@ def test_blocked_gradient_equals_the_plain_gradient(
     assert relative(network.flat_gradients, gradient) <= 1e-12
 
 
+@pytest.mark.skipif(kernels.logistic_block_sums_compiled() is None,
+                    reason="numba is not installed")
+def test_the_compiled_logistic_kernel_takes_larger_blocks(rng: np.random.Generator) -> None:
+    """It reads each row once, so the default block size grows (less Python per row),
+    keeping MIN_BLOCKS_PER_THREAD blocks a thread; not for NumPy, nor a size given."""
+    n, d = 200_000, 20
+    network, loss, _ = _network("logistic", d)
+    X = rng.standard_normal((n, d))
+    Y = _targets("logistic", rng, n, 1, np.float64)
+    default = blocks.rows_per_block(d, 8)
+    engines = {threads: FullBatchGradient(network, n_threads=threads) for threads in (1, 2)}
+    try:
+        assert engines[1]._block_rows(X, None, loss) == n // 8 > default
+        assert engines[2]._block_rows(X, None, loss) == default  # 8 blocks a thread: smaller
+        with kernels.numpy_only():
+            assert engines[1]._block_rows(X, None, loss) == default
+        assert engines[1]._block_rows(X, np.ones(n), loss) == default  # weighted: NumPy
+        sized = FullBatchGradient(network, n_threads=1, block_bytes=blocks.BLOCK_BYTES)
+        assert sized._block_rows(X, None, loss) == default
+        sized.close()
+        value, gradient = _plain(network, loss, X, Y, None)
+        assert engines[1](X, Y, None, loss) == pytest.approx(value, rel=1e-12)
+        assert relative(network.flat_gradients, gradient) <= 1e-12
+    finally:
+        for engine in engines.values():
+            engine.close()
+
+
 @pytest.mark.parametrize(
     "compiled",
     [False, pytest.param(True, marks=pytest.mark.skipif(

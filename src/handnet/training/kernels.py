@@ -697,6 +697,13 @@ def _block_sums_kernel(dtype: np.dtype[Any]) -> Callable[..., tuple[float, float
     return logistic_block_sums_compiled()
 
 
+def block_sums_compiled(dtype: np.dtype[Any] | type) -> bool:
+    """Whether :func:`logistic_block_sums` runs compiled for rows of ``dtype`` (by default:
+    a kernel built ahead of time, or numba, which this imports to find out)."""
+    dtype = np.dtype(dtype)
+    return dtype in (np.float32, np.float64) and _block_sums_kernel(dtype) is not None
+
+
 _LOGISTIC_SUMS: Callable[..., tuple[float, float]] | bool | None = False  # False: not yet built
 _BUILD_LOCK = threading.Lock()
 
