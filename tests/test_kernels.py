@@ -342,7 +342,7 @@ def test_the_default_dispatch_runs_the_compiled_kernel(
     float32 rows take the kernel with vectorised exponentials."""
     if dtype == np.float32:
         real, built = kernels.float32_block_sums_compiled(), "_FLOAT32_SUMS"
-        assert real is kernels.compiled_module().float32_block_sums
+        assert real is kernels.compiled_module().vectorised_block_sums
     else:
         real, built = kernels.logistic_block_sums_compiled(), "_LOGISTIC_SUMS"
     calls: list[int] = []

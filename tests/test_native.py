@@ -119,7 +119,7 @@ def test_block_sums_give_the_jit_kernels_bits(built: Path, rng: np.random.Genera
     native = _native.kernels(TRAINING, dtype)
     gradient_native, gradient_jit = np.zeros(37, dtype), np.zeros(37, dtype)
     sums_native = native.block_sums(X, y, w, dtype(0.3), gradient_native)
-    jit = _compiled.float32_block_sums if dtype == np.float32 else _compiled.host_block_sums
+    jit = _compiled.vectorised_block_sums if dtype == np.float32 else _compiled.host_block_sums
     sums_jit = jit(X, y, w, dtype(0.3), gradient_jit)
     assert sums_native == sums_jit
     np.testing.assert_array_equal(gradient_native, gradient_jit)
@@ -230,6 +230,35 @@ def test_a_build_without_a_c_compiler_is_a_build_error(
         assert not list((tmp_path / "native").glob(".build-*"))  # cleaned up
     finally:
         _native.forget()
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.01])
+def test_the_seeds_full_batch_steps_take_the_compiled_sums(
+    built: Path, monkeypatch: pytest.MonkeyPatch, alpha: float
+) -> None:
+    """With the module built, the seed's GD steps run the vectorised block sums
+    (``kernels.compiled_gd_step``): the NumPy path's numbers to rounding."""
+    import handnet
+
+    X, y = handnet.datasets.make_logistic(1000, random_state=0)
+    steps: list[int] = []
+    real = kernels.compiled_gd_step
+
+    def spy(*args):  # type: ignore[no-untyped-def]
+        steps.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(kernels, "compiled_gd_step", spy)
+    settings = dict(learning_rate=0.1, max_iter=300, tol=None, alpha=alpha, init="normal",
+                    random_state=0)
+    compiled = handnet.LogisticRegression(**settings).fit(X, y)
+    assert len(steps) == 300
+    with kernels.numpy_only():
+        reference = handnet.LogisticRegression(**settings).fit(X, y)
+    assert len(steps) == 300
+    np.testing.assert_allclose(compiled.coef_, reference.coef_, rtol=1e-10)
+    np.testing.assert_allclose(compiled.intercept_, reference.intercept_, rtol=1e-10)
+    np.testing.assert_allclose(compiled.loss_curve_, reference.loss_curve_, rtol=1e-12)
 
 
 # --- the guard: numba's wrappers check only item sizes ----------------------------------------

@@ -134,7 +134,11 @@ EXPORTS: tuple[Export, ...] = (
            returns="UniTuple(float64, 2)", writes=(4,), source="host_block_sums"),
     Export("block_sums", _TRAINING, ("float32",),
            ("T[:, ::1]", "T[::1]", "T[::1]", "T", "T[:]"),
-           returns="UniTuple(float64, 2)", writes=(4,), source="float32_block_sums"),
+           returns="UniTuple(float64, 2)", writes=(4,), source="vectorised_block_sums"),
+    # For the seed's full-batch step on data in cache (kernels.compiled_gd_step).
+    Export("vectorised_block_sums", _TRAINING, ("float64",),
+           ("T[:, ::1]", "T[::1]", "T[::1]", "T", "T[::1]"),
+           returns="UniTuple(float64, 2)", writes=(4,)),
     Export("fused_adam", _TRAINING, ("float32", "float64"),
            ("T[::1]",) * 4 + ("T",) * 8, writes=(0, 2, 3)),
     # C-contiguous arrays: compiled for any layout, the forward pass took 4 x as long

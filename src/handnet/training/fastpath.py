@@ -27,6 +27,8 @@ the compiled kernel for epochs its shorter plan ran in NumPy.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -155,31 +157,44 @@ class SeedKernels:
     ) -> float:
         """One full-batch GD step of the seed's model; its loss.
 
-        By :class:`~handnet.training.kernels.SignedRows` for 0/1 targets, else by
+        By the compiled block sums with vectorised exponentials where ``handnet
+        compile`` built them (:func:`~handnet.training.kernels.compiled_gd_step`), else
+        :class:`~handnet.training.kernels.SignedRows` for 0/1 targets, else
         :func:`~handnet.training.kernels.logistic_gd_step`.
         """
-        # The kernel's arguments (signed rows or flat views, and scratch space) are
+        # The step's arguments (signed rows or flat views, and scratch space) are
         # made once per fit: on the seed's 1000 x 4 data, making them every step
         # would cost a tenth of the step. fit() drops them, and with them X and Y
         # (and the signed copy of X), when it ends.
         arguments = self._gd_arguments
         if arguments is None or arguments[0] is not X or arguments[1] is not Y:
             arguments = self._gd_arguments = self._gd_setup(X, Y, network)
-        signed = arguments[2]
-        if signed is not None:
-            return float(signed.step(network.flat_parameters, learning_rate, l2))
-        _, _, _, y, weights, bias, workspace_rows = arguments
-        return logistic_gd_step(X, y, weights, bias, learning_rate, l2, workspace_rows)
+        step: Callable[[float, float], float] = arguments[2]
+        return float(step(learning_rate, l2))
 
     @staticmethod
-    def _gd_setup(X: Array, Y: Array, network: Sequential) -> tuple[Any, ...]:
-        """The arguments of :meth:`gd_step` on this data: ``(X, Y, signed, y, w, b, workspace)``."""
+    def _gd_setup(
+        X: Array, Y: Array, network: Sequential
+    ) -> tuple[Array, Array, Callable[[float, float], float]]:
+        """``(X, Y, step)``: :meth:`gd_step`'s data and its ``step(learning_rate, l2)``."""
         y = Y[:, 0]
-        if SignedRows.applies(X, y, network.flat_parameters):
-            return (X, Y, SignedRows(X, y), None, None, None, None)
         dense = _unit(network)
-        workspace = np.empty((4, X.shape[0]), dtype=X.dtype)
-        return (X, Y, None, y, dense.weights[:, 0], dense.bias, tuple(workspace))
+        weights, bias = dense.weights[:, 0], dense.bias
+        native = kernels.native_kernels(X.dtype)
+        kernel = getattr(native, "vectorised_block_sums", None)
+        if kernel is not None and X.flags.c_contiguous and weights.flags.c_contiguous:
+            gradient = np.empty(X.shape[1], dtype=X.dtype)
+            targets = np.ascontiguousarray(y, dtype=X.dtype)
+            return X, Y, functools.partial(
+                kernels.compiled_gd_step, kernel, X, targets, weights, bias, gradient
+            )
+        if SignedRows.applies(X, y, network.flat_parameters):
+            signed, parameters = SignedRows(X, y), network.flat_parameters
+            return X, Y, functools.partial(signed.step, parameters)
+        z, e, terms, residual = np.empty((4, X.shape[0]), dtype=X.dtype)
+        return X, Y, functools.partial(
+            logistic_gd_step, X, y, weights, bias, workspace=(z, e, terms, residual)
+        )
 
     def sgd_rows(
         self,
