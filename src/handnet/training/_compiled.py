@@ -203,6 +203,22 @@ def add_quad(
 
 
 @numba.njit(inline="always", fastmath=_FAST, error_model="numpy")
+def flush_chunk(partial: Any, total: Any) -> None:  # pragma: no cover - compiled
+    """A chunk of :data:`CHUNK_ROWS` rows done: its sum (in X's dtype) into the float64
+    total, and the chunk's sum started again."""
+    for j in range(partial.shape[0]):
+        total[j] += partial[j]
+        partial[j] = 0
+
+
+@numba.njit(inline="always", fastmath=_FAST, error_model="numpy")
+def add_totals(gradient: Any, total: Any, partial: Any) -> None:  # pragma: no cover
+    """The block's gradient sum (the chunks' total and the last chunk's) into ``gradient``."""
+    for j in range(gradient.shape[0]):
+        gradient[j] += total[j] + partial[j]
+
+
+@numba.njit(inline="always", fastmath=_FAST, error_model="numpy")
 def tail_rows(
     X: Any, y: Any, w: Any, b: Any, start: Any, partial: Any
 ) -> Any:  # pragma: no cover - compiled
@@ -267,12 +283,9 @@ def block_sums_body(X: Any, y: Any, w: Any, b: Any, gradient: Any) -> Any:  # pr
         bias_sum += (float(r0) + float(r1)) + (float(r2) + float(r3))
         add_quad(partial, x0, x1, x2, x3, r0, r1, r2, r3)
         if (i + 4) % CHUNK_ROWS == 0:
-            for j in range(n_features):
-                total[j] += partial[j]
-                partial[j] = zero
+            flush_chunk(partial, total)
     tail_loss, tail_bias = tail_rows(X, y, w, b, n_quads, partial)
-    for j in range(n_features):
-        gradient[j] += total[j] + partial[j]
+    add_totals(gradient, total, partial)
     return loss_sum + tail_loss, bias_sum + tail_bias
 
 
@@ -407,7 +420,6 @@ def vectorised_sums_body(
     (``kernels.compiled_gd_step``).
     """
     n_samples, n_features = X.shape
-    zero = X.dtype.type(0)
     loss_sum = 0.0
     bias_sum = 0.0
     partial = np.zeros(n_features, X.dtype)
@@ -441,12 +453,9 @@ def vectorised_sums_body(
             x0, x1, x2, x3 = X[start + q], X[start + q + 1], X[start + q + 2], X[start + q + 3]
             add_quad(partial, x0, x1, x2, x3, r[q], r[q + 1], r[q + 2], r[q + 3])
         if (start + EXP_BLOCK) % CHUNK_ROWS == 0:
-            for j in range(n_features):
-                total[j] += partial[j]
-                partial[j] = zero
+            flush_chunk(partial, total)
     tail_loss, tail_bias = tail_rows(X, y, w, b, n_whole, partial)
-    for j in range(n_features):
-        gradient[j] += total[j] + partial[j]
+    add_totals(gradient, total, partial)
     return loss_sum + tail_loss, bias_sum + tail_bias
 
 
