@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,6 +31,7 @@ from handnet.training import _compiled
 
 TRAINING = "handnet.training._compiled"
 POOLING = "handnet.nn._compiled_pooling"
+DENSE = "handnet.nn._compiled_dense"
 
 
 @pytest.fixture(scope="module")
@@ -174,6 +176,145 @@ def test_the_max_pooling_layer_gives_the_numpy_numbers_on_any_layout(
             layer = MaxPool2D(2)
             out = layer.forward(images, training=True).copy()
             results.append((out, layer.backward(gradient).copy()))
+    for native, reference in zip(*results, strict=True):
+        np.testing.assert_array_equal(native, reference)
+
+
+# --- a dense network's passes between its products ---------------------------------------
+
+
+def _awkward(rng: np.random.Generator, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    """Normal values with a NaN, both infinities, both zeros and a subnormal among them."""
+    values = rng.normal(size=shape).astype(dtype).reshape(-1)
+    values[:6] = [np.nan, np.inf, -np.inf, 0.0, -0.0, np.finfo(dtype).smallest_subnormal]
+    return values.reshape(shape)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_and_bias_kernels_give_numpys_bits(built: Path, rng: np.random.Generator,
+                                                dtype: type) -> None:
+    from handnet.nn.activations import relu, relu_backward
+
+    native = _native.kernels(DENSE, dtype)
+    z, dout = _awkward(rng, (7, 5), dtype), _awkward(rng, (7, 5), dtype)[::-1].copy()
+    a = np.empty_like(z)
+    native.relu_forward(z.reshape(-1), a.reshape(-1))
+    # assert_array_equal calls -0.0 and 0.0 equal: compare the bits.
+    np.testing.assert_array_equal(a.view(np.uint8), relu(z).view(np.uint8))
+    dz = np.empty_like(z)
+    native.relu_backward(dout.reshape(-1), z.reshape(-1), dz.reshape(-1))
+    with np.errstate(invalid="ignore"):  # inf * 0 in NumPy's product: NaN, as compiled
+        reference = relu_backward(dout, z, a)
+    np.testing.assert_array_equal(dz.view(np.uint8), reference.view(np.uint8))
+    bias = rng.normal(size=5).astype(dtype)
+    out = z.copy()
+    native.add_bias(out, bias)
+    np.testing.assert_array_equal(out.view(np.uint8), (z + bias).view(np.uint8))
+    sums = np.full(5, 7.0, dtype)
+    native.column_sums(dout, sums)
+    np.testing.assert_array_equal(sums, dout.sum(axis=0))
+    native.column_sums(dout[:0], sums)
+    np.testing.assert_array_equal(sums, 0.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_softmax_kernel_gives_the_numpy_loss_and_gradient(
+    built: Path, rng: np.random.Generator, dtype: type
+) -> None:
+    from handnet.nn.losses import softmax_cross_entropy
+
+    logits = (rng.normal(size=(9, 4)) * 30).astype(dtype)
+    logits[0] = [1e4, -1e4, 0.0, 3.0]  # far apart: exp underflows to 0, nothing overflows
+    one_hot = np.eye(4, dtype=dtype)[rng.integers(0, 4, 9)]
+    soft = rng.dirichlet(np.ones(4), size=9).astype(dtype)  # any probability rows
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    for targets in (one_hot, soft):
+        dlogits = np.empty_like(logits)
+        loss = _native.kernels(DENSE, dtype).softmax_cross_entropy(logits, targets, dlogits)
+        reference_loss, reference = softmax_cross_entropy(logits, targets)
+        assert loss == pytest.approx(reference_loss, rel=tolerance)
+        np.testing.assert_allclose(dlogits, reference, rtol=tolerance, atol=tolerance / 9)
+    logits[3, 2] = np.nan
+    dlogits = np.empty_like(logits)
+    assert np.isnan(_native.kernels(DENSE, dtype).softmax_cross_entropy(logits, one_hot,
+                                                                       dlogits))
+    assert np.isnan(dlogits[3]).all() and np.isfinite(np.delete(dlogits, 3, axis=0)).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gather_rows_gives_np_takes_rows(built: Path, rng: np.random.Generator,
+                                         dtype: type) -> None:
+    source = rng.normal(size=(50, 7)).astype(dtype)
+    for n_rows in range(10):  # the four-row groups and every tail
+        index = rng.integers(0, 50, n_rows).astype(np.intp)
+        out = np.empty((n_rows, 7), dtype)
+        _native.kernels(TRAINING, dtype).gather_rows(source, index, out)
+        np.testing.assert_array_equal(out, source[index])
+
+
+def test_an_mlp_fit_takes_the_dense_kernels_and_numpys_numbers(
+    built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each kernel runs in an MLP's fit; the fit matches NumPy's to rounding."""
+    import handnet
+
+    X, y = handnet.datasets.make_softmax(300, n_features=6, n_classes=3, random_state=0)
+    calls: dict[str, int] = {}
+
+    def counting(name: str, kernel: Any) -> Any:
+        def counted(*args: Any) -> Any:
+            calls[name] = calls.get(name, 0) + 1
+            return kernel(*args)
+
+        return counted
+
+    for module, names in ((DENSE, ("add_bias", "column_sums", "relu_forward",
+                                   "relu_backward", "softmax_cross_entropy")),
+                          (TRAINING, ("gather_rows",))):
+        for dtype in (np.float32, np.float64):
+            namespace = _native.kernels(module, dtype)
+            for name in names:
+                monkeypatch.setattr(namespace, name, counting(name, getattr(namespace, name)))
+    models = {}
+    for dtype in ("float32", "float64"):
+        for numpy_only in (False, True):
+            with kernels.numpy_only(numpy_only):
+                models[dtype, numpy_only] = handnet.MLPClassifier(
+                    (16, 8), batch_size=32, max_iter=5, tol=None, random_state=0
+                ).fit(X.astype(dtype), y)
+    assert set(calls) == {"add_bias", "column_sums", "relu_forward", "relu_backward",
+                          "softmax_cross_entropy", "gather_rows"}, calls
+    for dtype, rtol in (("float32", 1e-4), ("float64", 1e-10)):
+        native, reference = models[dtype, False], models[dtype, True]
+        for a, b in zip(native.coefs_, reference.coefs_, strict=True):
+            np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
+        np.testing.assert_allclose(native.loss_curve_, reference.loss_curve_, rtol=rtol)
+
+
+def test_the_dense_layers_take_numpy_for_what_the_kernels_do_not_take(
+    built: Path, rng: np.random.Generator
+) -> None:
+    """Strided input, mixed dtypes and sample weights: NumPy's numbers, never a TypeError."""
+    from handnet import Dense, ReLU
+    from handnet.nn.losses import SoftmaxCrossEntropy
+
+    X = rng.normal(size=(6, 8))
+    layer = Dense(4, 3, dtype=np.float32)
+    layer.build((4,), rng, np.float32)
+    layer.bias[:] = [1.0, -2.0, 0.5]
+    relu = ReLU()
+    results = []
+    for numpy_only in (False, True):
+        with kernels.numpy_only(numpy_only):
+            strided = relu.forward(X[:, ::2], training=True).copy()
+            back = relu.backward(X[:, 1::2]).copy()
+            mixed = layer.forward(X[:, :4], training=True).copy()  # float64 into float32
+            layer.forward(X[:, :4].astype(np.float32), training=True)
+            layer.backward(X[::-1, :3].astype(np.float32)[::-1])  # strided rows
+            weighted = SoftmaxCrossEntropy()(X[:, :3], np.eye(3)[[0, 1, 2, 0, 1, 2]],
+                                             np.arange(1.0, 7.0))
+            results.append((strided, back, mixed, layer.grad_bias.copy(), weighted[1],
+                            np.float64(weighted[0])))
     for native, reference in zip(*results, strict=True):
         np.testing.assert_array_equal(native, reference)
 

@@ -122,6 +122,7 @@ class Export:
 
 _TRAINING = "handnet.training._compiled"
 _POOLING = "handnet.nn._compiled_pooling"
+_DENSE = "handnet.nn._compiled_dense"
 _4D = "T[:, :, :, ::1]"
 
 #: The kernels built by :func:`build`: what the JIT modules compile on first use.
@@ -147,6 +148,15 @@ EXPORTS: tuple[Export, ...] = (
            (_4D, _4D, "uint8[:, :, :, ::1]"), writes=(1, 2)),
     Export("max_pool_2x2_backward", _POOLING, ("float32", "float64"),
            (_4D, "uint8[:, :, :, ::1]", _4D), writes=(2,)),
+    # A dense network's passes between its matrix products (handnet.nn.layers.dense_kernels).
+    Export("gather_rows", _TRAINING, ("float32", "float64"),
+           ("T[:, ::1]", "intp[::1]", "T[:, ::1]"), writes=(2,)),
+    Export("add_bias", _DENSE, ("float32", "float64"), ("T[:, ::1]", "T[::1]"), writes=(0,)),
+    Export("column_sums", _DENSE, ("float32", "float64"), ("T[:, ::1]", "T[::1]"), writes=(1,)),
+    Export("relu_forward", _DENSE, ("float32", "float64"), ("T[::1]",) * 2, writes=(1,)),
+    Export("relu_backward", _DENSE, ("float32", "float64"), ("T[::1]",) * 3, writes=(2,)),
+    Export("softmax_cross_entropy", _DENSE, ("float32", "float64"), ("T[:, ::1]",) * 3,
+           returns="float64", writes=(2,)),
 )
 
 
@@ -382,6 +392,16 @@ def kernels(module: str, dtype: np.dtype[Any] | type) -> types.SimpleNamespace |
         } if compiled is not None else {}
         _NAMESPACES[cache_key] = types.SimpleNamespace(**members) if members else None
     return _NAMESPACES[cache_key]
+
+
+def kernels_for(module: str, *arrays: np.ndarray[Any, Any]) -> types.SimpleNamespace | None:
+    """:func:`kernels` of ``module`` for ``arrays`` if they are all C-contiguous and of one
+    dtype, else ``None`` (most exports take C-contiguous arrays of their dtype only)."""
+    dtype = arrays[0].dtype
+    for array in arrays:
+        if array.dtype != dtype or not array.flags.c_contiguous:
+            return None
+    return kernels(module, dtype)
 
 
 def loadable() -> bool:

@@ -18,11 +18,12 @@ Sigmoid and softmax are written so they never overflow, whatever the logits.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
+from .. import _native
 from ..registry import Registry
 
 Array = NDArray[np.floating]
@@ -165,7 +166,10 @@ class ActivationPair(NamedTuple):
     identity; not for ``leaky_relu``, whose product ``s z`` can round two
     neighbouring negatives to one value (a tie the inputs did not have), nor for
     ``tanh`` and the sigmoid, whose floating-point results need not be monotone
-    to the last bit.
+    to the last bit. ``compiled``: the name ``f`` of compiled twins ``f_forward(z, out)``
+    and ``f_backward(dout, z, dz)`` in :mod:`handnet.nn._compiled_dense` (over flat
+    arrays, same bits), which a layer takes where ``handnet compile`` built them
+    (:func:`dense_kernels`).
     """
 
     forward: Callable[..., Array]
@@ -174,6 +178,7 @@ class ActivationPair(NamedTuple):
     writes_out: bool = False
     initializer: str = "xavier"
     commutes_with_max: bool = False
+    compiled: str | None = None
 
 
 ACTIVATIONS: Registry[ActivationPair] = Registry(
@@ -185,7 +190,8 @@ ACTIVATIONS: Registry[ActivationPair] = Registry(
         (
             "relu",
             ActivationPair(
-                relu, relu_backward, writes_out=True, initializer="he", commutes_with_max=True
+                relu, relu_backward, writes_out=True, initializer="he", commutes_with_max=True,
+                compiled="relu",
             ),
         ),
         ("leaky_relu", ActivationPair(leaky_relu, leaky_relu_backward, initializer="he")),
@@ -213,3 +219,18 @@ def writes_out(name: str) -> bool:
 def get_activation(name: str) -> ActivationPair:
     """Look up an activation by name, with a clear error for unknown names."""
     return ACTIVATIONS.lookup(name)
+
+
+#: The compiled twins of a dense network's small passes (ReLU, bias, softmax loss).
+DENSE_KERNELS = "handnet.nn._compiled_dense"
+
+
+def dense_kernels(*arrays: Array) -> Any:
+    """:mod:`handnet.nn._compiled_dense`'s kernels for ``arrays``, or ``None``.
+
+    Only as built ahead of time by ``handnet compile`` (:mod:`handnet._native`;
+    never numba's JIT, whose load would cost more than these passes save in most
+    processes), and only for C-contiguous float32 or float64 arrays of one dtype.
+    The caller takes its NumPy path on ``None``.
+    """
+    return _native.kernels_for(DENSE_KERNELS, *arrays)

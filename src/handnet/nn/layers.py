@@ -33,7 +33,7 @@ import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
 from ..registry import Registry
-from .activations import ACTIVATIONS, get_activation
+from .activations import ACTIVATIONS, dense_kernels, get_activation
 from .initializers import Initializer, get_initializer
 
 Array = NDArray[np.floating]
@@ -452,7 +452,11 @@ class Dense(Layer):
             np.dot(X, self.weights, out=out)
         else:
             out = np.dot(X, self.weights)
-        out += self.bias
+        kernels = dense_kernels(out, self.bias)
+        if kernels is not None:
+            kernels.add_bias(out, self.bias)  # the same sums, without NumPy's call overhead
+        else:
+            out += self.bias
         return out
 
     def backward(self, dout: Array, need_input_gradient: bool = True) -> Array | None:
@@ -460,7 +464,11 @@ class Dense(Layer):
         if X is None:
             raise RuntimeError("Dense.backward called before forward")
         np.dot(X.T, dout, out=self.grad_weights)
-        dout.sum(axis=0, out=self.grad_bias)
+        kernels = dense_kernels(dout, self.grad_bias)
+        if kernels is not None:
+            kernels.column_sums(dout, self.grad_bias)  # the rows added in NumPy's order
+        else:
+            dout.sum(axis=0, out=self.grad_bias)
         if not need_input_gradient:
             return None
         if self._training:
@@ -534,6 +542,7 @@ class Activation(Layer):
         pair = get_activation(name)
         self._forward, self._backward = pair.forward, pair.backward
         self._writes_out = pair.writes_out
+        self._compiled = pair.compiled
         self.commutes_with_max = pair.commutes_with_max
         self._z: Array | None = None
         self._a: Array | None = None
@@ -542,19 +551,38 @@ class Activation(Layer):
     def forward(self, X: Array, training: bool = False) -> Array:
         self._z = X
         self._training = training and self._writes_out and self.reuse_buffers
-        if self._training:
-            self._a = self._forward(X, out=self._workspace("out", X.shape, X.dtype))
+        out = self._workspace("out", X.shape, X.dtype) if self._training else None
+        kernels = dense_kernels(X) if self._compiled is not None else None
+        if kernels is not None:
+            if out is None:
+                out = np.empty_like(X)
+            getattr(kernels, f"{self._compiled}_forward")(X.reshape(-1), out.reshape(-1))
+            self._a = out
+        elif out is not None:
+            self._a = self._forward(X, out=out)
         else:
             self._a = self._forward(X)
         return self._a
 
     def backward(self, dout: Array, need_input_gradient: bool = True) -> Array | None:
-        if self._z is None or self._a is None:
+        z, a = self._z, self._a
+        if z is None or a is None:
             raise RuntimeError("Activation.backward called before forward")
-        if self._training:
-            buffer = self._workspace("dX", dout.shape, dout.dtype)
-            return self._backward(dout, self._z, self._a, out=buffer)
-        return self._backward(dout, self._z, self._a)
+        buffer = self._workspace("dX", dout.shape, dout.dtype) if self._training else None
+        kernels = (
+            dense_kernels(dout, z) if self._compiled is not None and dout.shape == z.shape
+            else None
+        )
+        if kernels is not None:
+            if buffer is None:
+                buffer = np.empty_like(dout)
+            getattr(kernels, f"{self._compiled}_backward")(
+                dout.reshape(-1), z.reshape(-1), buffer.reshape(-1)
+            )
+            return buffer
+        if buffer is not None:
+            return self._backward(dout, z, a, out=buffer)
+        return self._backward(dout, z, a)
 
     def config(self) -> dict[str, object]:
         return {"type": "Activation", "name": self.name}

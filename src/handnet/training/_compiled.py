@@ -491,3 +491,33 @@ def fused_adam(
         v[i] = v_i
         denominator = np.sqrt(v_i) * inverse_bias_correction2_sqrt + eps
         param[i] = param[i] * decay - step_size * (m_i / denominator)
+
+
+# --- a mini-batch's rows -------------------------------------------------------------------
+
+
+@jit(nogil=True)
+def gather_rows(source: Any, index: Any, out: Any) -> None:  # pragma: no cover - compiled
+    """``out[k] = source[index[k]]``: a mini-batch's rows, four at a time.
+
+    The rows are scattered through memory: copied one after the other, each waits
+    for DRAM at its start; four copied side by side keep four reads in flight
+    (60,000 x 784 float32 in batches of 128, one thread on a Zen 4 EPYC: 18.9 ms
+    an epoch against 23.8 ms for ``np.take``; prefetch hints and eight rows at a
+    time were slower). The caller checks the indices (the loop trusts them).
+    """
+    n_rows, n_columns = index.shape[0], source.shape[1]
+    k = 0
+    while k + 4 <= n_rows:
+        row0, row1 = source[index[k]], source[index[k + 1]]
+        row2, row3 = source[index[k + 2]], source[index[k + 3]]
+        out0, out1, out2, out3 = out[k], out[k + 1], out[k + 2], out[k + 3]
+        for j in range(n_columns):
+            out0[j] = row0[j]
+            out1[j] = row1[j]
+            out2[j] = row2[j]
+            out3[j] = row3[j]
+        k += 4
+    while k < n_rows:
+        out[k, :] = source[index[k]]
+        k += 1

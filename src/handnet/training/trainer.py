@@ -19,6 +19,7 @@ from typing import Any, Generic, Protocol, TypeVar, overload
 import numpy as np
 from numpy.typing import NDArray
 
+from .. import _native
 from ..data.streaming import RowBlocks
 from ..exceptions import DivergenceError
 from ..nn.losses import Loss
@@ -26,7 +27,7 @@ from ..nn.network import Sequential
 from ..nn.penalties import Penalty
 from ..optim.optimizers import Optimizer
 from ..optim.schedules import Constant, Schedule
-from . import loops, run_state
+from . import kernels, loops, run_state
 from .epochs import fit_epochs
 from .fastpath import SeedKernels, seed_kernel_applies
 from .history import EpochProgress, History, PenaltyMean
@@ -295,9 +296,18 @@ class Trainer:
         if buffer is None or buffer.shape != shape or buffer.dtype != source.dtype:
             buffer = np.empty(shape, dtype=source.dtype)
             self._buffers[name] = buffer
-        # mode="clip": the indices are valid by construction, and the default
-        # mode="raise" would gather into a temporary and copy it into out.
-        np.take(source, index, axis=0, out=buffer, mode="clip")
+        native = _native.kernels_for(kernels.COMPILED_MODULE, source, buffer)
+        if (
+            native is not None and source.ndim == 2
+            and index.dtype == np.intp and index.flags.c_contiguous
+        ):
+            # Four rows copied side by side (the compiled loop trusts the indices,
+            # which are valid by construction).
+            native.gather_rows(source, index, buffer)
+        else:
+            # mode="clip": the indices are valid by construction, and the default
+            # mode="raise" would gather into a temporary and copy it into out.
+            np.take(source, index, axis=0, out=buffer, mode="clip")
         return buffer
 
     def run_epoch(self, X: Array, Y: Array, sample_weight: Array | None = None) -> float | None:
