@@ -252,6 +252,33 @@ def test_gather_rows_gives_np_takes_rows(built: Path, rng: np.random.Generator,
         np.testing.assert_array_equal(out, source[index])
 
 
+def test_the_trainer_gathers_rows_and_images_by_the_kernel(
+    built: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows and images (as flat rows) by the kernel; other index types and 1-D by NumPy."""
+    from handnet.training import Trainer
+
+    shapes = []
+    for dtype in (np.float32, np.float64):
+        namespace = _native.kernels(TRAINING, dtype)
+        kernel = namespace.gather_rows
+
+        def spy(source: Any, index: Any, out: Any, _kernel: Any = kernel) -> None:
+            shapes.append(source.shape)
+            _kernel(source, index, out)
+
+        monkeypatch.setattr(namespace, "gather_rows", spy)
+    gather = Trainer._gather
+    for source in (rng.normal(size=(20, 3)), rng.normal(size=(20, 2, 3, 4)).astype(np.float32),
+                   rng.normal(size=(20, 0)), rng.normal(size=20)):
+        for index in (rng.permutation(20)[:7], rng.permutation(20)[:7].astype(np.int32),
+                      np.arange(20)[::3]):
+            trainer = Trainer.__new__(Trainer)  # _gather reads only its buffers
+            trainer._buffers = {}
+            np.testing.assert_array_equal(gather(trainer, "X", source, index), source[index])
+    assert shapes == [(20, 3), (20, 24), (20, 0)]  # the int32 and strided indices by NumPy
+
+
 def test_an_mlp_fit_takes_the_dense_kernels_and_numpys_numbers(
     built: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -298,12 +298,15 @@ class Trainer:
             self._buffers[name] = buffer
         native = _native.kernels_for(kernels.COMPILED_MODULE, source, buffer)
         if (
-            native is not None and source.ndim == 2
+            native is not None and source.ndim >= 2
             and index.dtype == np.intp and index.flags.c_contiguous
         ):
-            # Four rows copied side by side (the compiled loop trusts the indices,
-            # which are valid by construction).
-            native.gather_rows(source, index, buffer)
+            # Four rows (or images, as flat rows) copied side by side; the compiled
+            # loop trusts the indices, which are valid by construction.
+            row = math.prod(shape[1:])
+            native.gather_rows(
+                source.reshape(source.shape[0], row), index, buffer.reshape(shape[0], row)
+            )
         else:
             # mode="clip": the indices are valid by construction, and the default
             # mode="raise" would gather into a temporary and copy it into out.
