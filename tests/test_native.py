@@ -346,6 +346,99 @@ def test_the_dense_layers_take_numpy_for_what_the_kernels_do_not_take(
         np.testing.assert_array_equal(native, reference)
 
 
+def _both_paths(run: Any) -> list[Any]:
+    """``run()`` with the module's kernels, then on NumPy's paths alone."""
+    results = []
+    for numpy_only in (False, True):
+        with kernels.numpy_only(numpy_only):
+            results.append(run())
+    return results
+
+
+def _same_bits(a: Any, b: Any) -> None:
+    a, b = np.asarray(a), np.asarray(b)
+    assert a.dtype == b.dtype and a.shape == b.shape
+    np.testing.assert_array_equal(a.reshape(-1).view(np.uint8), b.reshape(-1).view(np.uint8))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_dense_layers_bias_gradient_has_numpys_bits_at_every_width(
+    built: Path, rng: np.random.Generator, dtype: type
+) -> None:
+    """NumPy sums one column pairwise (it is contiguous) and wider ones row by row: a
+    one-output layer (every binary classifier) takes NumPy's sum."""
+    from handnet import Dense
+
+    for width in (*range(1, 18), 64, 128, 300):
+        for n_rows in (1, 2, 3, 7, 9, 33, 128, 257):
+            layer = Dense(3, width, dtype=dtype)
+            layer.build((3,), rng, dtype)
+            X = rng.normal(size=(n_rows, 3)).astype(dtype)
+            dout = rng.normal(size=(n_rows, width)).astype(dtype)
+
+            def run(layer: Any = layer, X: Any = X, dout: Any = dout) -> Any:
+                out = layer.forward(X, training=True).copy()
+                layer.backward(dout)
+                return out, layer.grad_bias.copy()
+
+            (out, bias), (reference_out, reference_bias) = _both_paths(run)
+            _same_bits(out, reference_out)
+            _same_bits(bias, reference_bias)
+
+
+def test_the_dense_kernels_leave_what_they_do_not_take_to_numpy(
+    built: Path, rng: np.random.Generator
+) -> None:
+    """Found by a review: 1-D and 3-D input to Dense, big-endian arrays, np.matrix, a 0-d
+    ReLU input and logits of no class raised TypeError or gave another answer."""
+    from handnet import Dense, ReLU
+    from handnet.nn.losses import SoftmaxCrossEntropy
+
+    layer = Dense(4, 3)
+    layer.build((4,), rng, np.float64)
+    layer.bias[:] = [0.5, -1.0, 2.0]
+    big_endian = rng.normal(size=(5, 4)).astype(">f8")
+    targets = np.eye(4)[[0, 1, 2, 3, 0]]
+    with pytest.warns(PendingDeprecationWarning):  # np.matrix: on its way out, still met
+        matrix = np.asmatrix(big_endian.astype(float))
+    cases = {
+        "dense 1-D": lambda: layer.forward(np.ones(4)),
+        "dense 3-D": lambda: layer.forward(np.ones((2, 5, 4))),
+        "relu big-endian": lambda: ReLU().forward(big_endian, training=True).copy(),
+        "relu matrix": lambda: np.asarray(ReLU().forward(matrix)),
+        "relu 0-d": lambda: ReLU().forward(np.array(-2.0)),
+        "loss big-endian": lambda: SoftmaxCrossEntropy()(big_endian, targets),
+    }
+    for name, run in cases.items():
+        native, reference = _both_paths(run)
+        if isinstance(reference, tuple):
+            assert native[0] == reference[0], name
+            np.testing.assert_allclose(native[1], reference[1], rtol=1e-15, err_msg=name)
+        else:
+            assert type(native) is type(reference), name
+            _same_bits(native, reference)
+    for numpy_only in (False, True):
+        with kernels.numpy_only(numpy_only), pytest.raises(ValueError):
+            SoftmaxCrossEntropy()(np.zeros((4, 0)), np.zeros((4, 0)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_softmax_kernel_keeps_the_loss_of_large_logits(built: Path, dtype: type) -> None:
+    """The shift before the log-sum: ``m + log s`` would round ``log s`` away."""
+    from handnet.nn.losses import SoftmaxCrossEntropy, softmax_cross_entropy
+
+    dense = _native.kernels(DENSE, dtype)
+    for logits, targets in (([[1e20, 1e20, 0.0]], [[1.0, 0.0, 0.0]]),
+                            ([[1000.0, 980.0]], [[0.0, 1.0]])):
+        z, y = np.array(logits, dtype), np.array(targets, dtype)
+        dlogits = np.empty_like(z)
+        loss = dense.softmax_cross_entropy(z, y, dlogits)
+        reference, _ = softmax_cross_entropy(z, y)
+        assert loss == pytest.approx(reference, rel=1e-6 if dtype == np.float32 else 1e-12)
+    assert SoftmaxCrossEntropy()(np.array([[1e20, 1e20, 0.0]]),
+                                 np.array([[1.0, 0.0, 0.0]]))[0] == pytest.approx(np.log(2))
+
+
 def test_adam_takes_numpy_for_what_the_compiled_step_would_misread(built: Path) -> None:
     """``Optimizer.step`` is public: a gradient of another dtype, strided, or of another
     length takes NumPy's path (a result, or NumPy's error), never the kernel's guess."""

@@ -395,13 +395,23 @@ def kernels(module: str, dtype: np.dtype[Any] | type) -> types.SimpleNamespace |
 
 
 def kernels_for(module: str, *arrays: np.ndarray[Any, Any]) -> types.SimpleNamespace | None:
-    """:func:`kernels` of ``module`` for ``arrays`` if they are all C-contiguous and of one
-    dtype, else ``None`` (most exports take C-contiguous arrays of their dtype only)."""
+    """:func:`kernels` of ``module`` for ``arrays`` if they are all plain C-contiguous arrays
+    of one dtype in the machine's byte order, else ``None`` (most exports take only
+    that). Subclasses (``np.matrix`` stays 2-D when flattened; others override
+    NumPy's operations) take the caller's NumPy path; memory maps are plain arrays."""
     dtype = arrays[0].dtype
+    if not dtype.isnative:  # '>f8' shares '<f8''s type code, which the lookup keys on
+        return None
     for array in arrays:
-        if array.dtype != dtype or not array.flags.c_contiguous:
+        if (
+            type(array) not in _PLAIN_ARRAYS or array.dtype != dtype
+            or not array.flags.c_contiguous
+        ):
             return None
     return kernels(module, dtype)
+
+
+_PLAIN_ARRAYS = (np.ndarray, np.memmap)
 
 
 def loadable() -> bool:

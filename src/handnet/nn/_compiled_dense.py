@@ -75,11 +75,14 @@ def softmax_cross_entropy(
 
     .. math::
 
-        \ell = \sum_k y_k \big(m + \log s - z_k\big), \qquad
+        \ell = \sum_k y_k \big(\log s - (z_k - m)\big), \qquad
         \frac{\partial L}{\partial z_k} = \frac{1}{n}\Big(\frac{e^{z_k - m}}{s} - y_k\Big)
 
     written into ``dlogits``; returns :math:`L = \frac1n \sum_i \ell_i`, summed in
-    float64. ``logits``, ``targets`` and ``dlogits`` are ``(n, K)``.
+    float64. ``logits``, ``targets`` and ``dlogits`` are ``(n, K)``, ``n, K >= 1``. The
+    shift comes first, as in :func:`~handnet.nn.activations.log_softmax`: ``m + log s``
+    would round ``log s`` away next to a large ``m`` (logits ``[1e20, 1e20]`` would
+    give the loss 0 instead of ``log 2``).
     """
     n_samples, n_classes = logits.shape
     scale = 1.0 / n_samples
@@ -96,11 +99,11 @@ def softmax_cross_entropy(
             e = math.exp(z[k] - largest)
             d[k] = e
             sum_exp += e
-        log_sum_exp = largest + math.log(sum_exp)
+        log_sum = math.log(sum_exp)
         inverse = 1.0 / sum_exp
         row_loss = 0.0
         for k in range(n_classes):
-            row_loss += y[k] * (log_sum_exp - z[k])
+            row_loss += y[k] * (log_sum - (z[k] - largest))
             d[k] = (d[k] * inverse - y[k]) * scale
         total += row_loss
     return total * scale

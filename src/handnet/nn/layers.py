@@ -452,7 +452,7 @@ class Dense(Layer):
             np.dot(X, self.weights, out=out)
         else:
             out = np.dot(X, self.weights)
-        kernels = dense_kernels(out, self.bias)
+        kernels = dense_kernels(out, self.bias) if out.ndim == 2 else None
         if kernels is not None:
             kernels.add_bias(out, self.bias)  # the same sums, without NumPy's call overhead
         else:
@@ -464,7 +464,11 @@ class Dense(Layer):
         if X is None:
             raise RuntimeError("Dense.backward called before forward")
         np.dot(X.T, dout, out=self.grad_weights)
-        kernels = dense_kernels(dout, self.grad_bias)
+        # One column: NumPy sums it pairwise (contiguous), the kernel row after row.
+        kernels = (
+            dense_kernels(dout, self.grad_bias) if dout.ndim == 2 and dout.shape[1] > 1
+            else None
+        )
         if kernels is not None:
             kernels.column_sums(dout, self.grad_bias)  # the rows added in NumPy's order
         else:
@@ -552,7 +556,7 @@ class Activation(Layer):
         self._z = X
         self._training = training and self._writes_out and self.reuse_buffers
         out = self._workspace("out", X.shape, X.dtype) if self._training else None
-        kernels = dense_kernels(X) if self._compiled is not None else None
+        kernels = dense_kernels(X) if self._compiled is not None and X.ndim else None
         if kernels is not None:
             if out is None:
                 out = np.empty_like(X)

@@ -349,7 +349,7 @@ class SoftmaxCrossEntropy(Loss):
         logits, targets = _as_float_pair(logits, targets)
         kernels = (
             dense_kernels(logits, targets)
-            if sample_weight is None and logits.ndim == 2 and logits.shape[0] > 0 else None
+            if sample_weight is None and logits.ndim == 2 and min(logits.shape) > 0 else None
         )
         if kernels is None:
             return softmax_cross_entropy(logits, targets, sample_weight)
