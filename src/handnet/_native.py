@@ -148,7 +148,7 @@ EXPORTS: tuple[Export, ...] = (
            (_4D, _4D, "uint8[:, :, :, ::1]"), writes=(1, 2)),
     Export("max_pool_2x2_backward", _POOLING, ("float32", "float64"),
            (_4D, "uint8[:, :, :, ::1]", _4D), writes=(2,)),
-    # A dense network's passes between its matrix products (handnet.nn.layers.dense_kernels).
+    # A dense network's passes between its products (handnet.nn.activations.dense_kernels).
     Export("gather_rows", _TRAINING, ("float32", "float64"),
            ("T[:, ::1]", "intp[::1]", "T[:, ::1]"), writes=(2,)),
     Export("add_bias", _DENSE, ("float32", "float64"), ("T[:, ::1]", "T[::1]"), writes=(0,)),

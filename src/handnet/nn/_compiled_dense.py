@@ -8,7 +8,7 @@ array that sits in cache; NumPy's per-call overhead and its NaN-aware
 matrix products. Compiled, each is one pass.
 
 They are used only as built ahead of time by ``handnet compile``
-(:mod:`handnet._native`, looked up by :func:`handnet.nn.layers.dense_kernels`):
+(:mod:`handnet._native`, looked up by :func:`handnet.nn.activations.dense_kernels`):
 loading numba's JIT for passes this small would cost more than they save in most
 processes. The math is the NumPy functions' (:func:`handnet.nn.activations.relu`,
 :func:`~handnet.nn.activations.relu_backward`,
@@ -37,7 +37,8 @@ def add_bias(out: Any, bias: Any) -> None:  # pragma: no cover - compiled
 @jit(nogil=True, error_model="numpy")
 def column_sums(a: Any, out: Any) -> None:  # pragma: no cover - compiled
     r"""``out[j] = sum_i a[i, j]``, the rows added in order (as ``a.sum(axis=0)`` does for
-    a C-contiguous ``a``): the bias gradient :math:`\partial L / \partial b = \sum_i G_i`."""
+    a C-contiguous ``a`` of two columns or more; one column NumPy sums pairwise): the
+    bias gradient :math:`\partial L / \partial b = \sum_i G_i`."""
     n_rows, n_columns = a.shape
     for j in range(n_columns):
         out[j] = 0.0
