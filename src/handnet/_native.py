@@ -342,6 +342,10 @@ def status() -> str:
     return _REASON
 
 
+def _layout_ok(flags: Any, contiguous: bool, written: bool) -> bool:
+    return bool((not contiguous or flags.c_contiguous) and (not written or flags.writeable))
+
+
 def _guard(function: Callable[..., Any], export: Export, dtype: str) -> Callable[..., Any]:
     """``function`` behind a check of its array arguments' dtype, dimensions and layout."""
     rules = export.array_rules(dtype)
@@ -353,10 +357,10 @@ def _guard(function: Callable[..., Any], export: Export, dtype: str) -> Callable
             raise TypeError(f"{name} takes {n_arguments} arguments, got {len(arguments)}")
         for position, dtype_, ndim, contiguous, written in rules:
             value = arguments[position]
+            # One .flags (each makes a new object): these checks run once per call.
             if not (
                 isinstance(value, np.ndarray) and value.dtype == dtype_ and value.ndim == ndim
-                and (not contiguous or value.flags.c_contiguous)
-                and (not written or value.flags.writeable)
+                and (not (contiguous or written) or _layout_ok(value.flags, contiguous, written))
             ):
                 raise TypeError(
                     f"{name}: argument {position} must be a {ndim}-D "
@@ -381,17 +385,22 @@ def kernels(module: str, dtype: np.dtype[Any] | type) -> types.SimpleNamespace |
     """
     if not _numba.enabled():
         return None
-    # Keyed by the type code: a dtype's .name costs some 5 us, and this runs per block.
-    cache_key = (module, np.dtype(dtype).char)
-    if cache_key not in _NAMESPACES:
-        name = np.dtype(dtype).name
-        compiled = _module()
-        members = {
-            e.name: _guard(getattr(compiled, e.symbol(name)), e, name)
-            for e in EXPORTS if e.module == module and name in e.dtypes
-        } if compiled is not None else {}
-        _NAMESPACES[cache_key] = types.SimpleNamespace(**members) if members else None
-    return _NAMESPACES[cache_key]
+    # Keyed by the type code: a dtype's .name costs some 5 us, and this runs per call
+    # of the small kernels (np.dtype() itself costs 0.2 us: only for a type given).
+    char = dtype.char if isinstance(dtype, np.dtype) else np.dtype(dtype).char
+    cache_key = (module, char)
+    try:
+        return _NAMESPACES[cache_key]
+    except KeyError:  # first use for this module and dtype
+        pass
+    name = np.dtype(dtype).name
+    compiled = _module()
+    members = {
+        e.name: _guard(getattr(compiled, e.symbol(name)), e, name)
+        for e in EXPORTS if e.module == module and name in e.dtypes
+    } if compiled is not None else {}
+    namespace = _NAMESPACES[cache_key] = types.SimpleNamespace(**members) if members else None
+    return namespace
 
 
 def kernels_for(module: str, *arrays: np.ndarray[Any, Any]) -> types.SimpleNamespace | None:
@@ -400,14 +409,14 @@ def kernels_for(module: str, *arrays: np.ndarray[Any, Any]) -> types.SimpleNames
     that). Subclasses (``np.matrix`` stays 2-D when flattened; others override
     NumPy's operations) take the caller's NumPy path; memory maps are plain arrays."""
     dtype = arrays[0].dtype
-    if not dtype.isnative:  # '>f8' shares '<f8''s type code, which the lookup keys on
-        return None
     for array in arrays:
         if (
             type(array) not in _PLAIN_ARRAYS or array.dtype != dtype
             or not array.flags.c_contiguous
         ):
             return None
+    if not dtype.isnative:  # '>f8' shares '<f8''s type code, which the lookup keys on
+        return None
     return kernels(module, dtype)
 
 
