@@ -262,22 +262,26 @@ def _fit_both(monkeypatch: pytest.MonkeyPatch, make, X, y, **fit):  # type: igno
 
 
 @pytest.mark.parametrize(
-    "make",
+    ("make", "tolerance"),
     [
-        lambda: LogisticRegression(learning_rate=1.0, max_iter=25, tol=None, alpha=1e-3),
-        lambda: SoftmaxRegression(learning_rate=0.5, max_iter=25, tol=None),
-        lambda: LogisticRegression(optimizer="lbfgs", max_iter=25, tol=None),
-        lambda: MLPClassifier((8,), optimizer="lbfgs", max_iter=20, tol=None, random_state=0),
-        lambda: MLPClassifier((8,), optimizer="gd", batch_size=None, learning_rate=0.3,
-                              max_iter=20, tol=None, random_state=0),
+        (lambda: LogisticRegression(learning_rate=1.0, max_iter=25, tol=None, alpha=1e-3),
+         1e-12),
+        (lambda: SoftmaxRegression(learning_rate=0.5, max_iter=25, tol=None), 1e-12),
+        # Converged within some 10 of its 25 iterations, L-BFGS then steps on the loss's
+        # last bits, which the blocks add in another order: the same optimum, to 1e-8.
+        (lambda: LogisticRegression(optimizer="lbfgs", max_iter=25, tol=None), 1e-8),
+        (lambda: MLPClassifier((8,), optimizer="lbfgs", max_iter=20, tol=None,
+                               random_state=0), 1e-12),
+        (lambda: MLPClassifier((8,), optimizer="gd", batch_size=None, learning_rate=0.3,
+                               max_iter=20, tol=None, random_state=0), 1e-12),
     ],
 )
 def test_full_batch_fits_match_the_plain_path(
-    monkeypatch: pytest.MonkeyPatch, large, make  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch, large, make, tolerance  # type: ignore[no-untyped-def]
 ) -> None:
     X, y = large
     plain, blocked = _fit_both(monkeypatch, make, X, y)
-    assert relative(blocked.network_.flat_parameters, plain.network_.flat_parameters) <= 1e-12
+    assert relative(blocked.network_.flat_parameters, plain.network_.flat_parameters) <= tolerance
     assert blocked.loss_curve_ == pytest.approx(plain.loss_curve_, rel=1e-12)
 
 
