@@ -409,15 +409,18 @@ def kernels_for(module: str, *arrays: np.ndarray[Any, Any]) -> types.SimpleNames
     that). Subclasses (``np.matrix`` stays 2-D when flattened; others override
     NumPy's operations) take the caller's NumPy path; memory maps are plain arrays."""
     dtype = arrays[0].dtype
+    # The lookup first: where no module is built (or under numpy_only) it answers None
+    # from its cache, and the layers' NumPy paths pay nothing for the array checks.
+    namespace = kernels(module, dtype)
+    if namespace is None or not dtype.isnative:  # '>f8' shares '<f8''s type code
+        return None
     for array in arrays:
         if (
             type(array) not in _PLAIN_ARRAYS or array.dtype != dtype
             or not array.flags.c_contiguous
         ):
             return None
-    if not dtype.isnative:  # '>f8' shares '<f8''s type code, which the lookup keys on
-        return None
-    return kernels(module, dtype)
+    return namespace
 
 
 _PLAIN_ARRAYS = (np.ndarray, np.memmap)
