@@ -22,6 +22,7 @@ optimizer is, never which class.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -212,7 +213,7 @@ class Adam(Optimizer):
         t = self.iterations
         m, v, buffer = state["m"], state["v"], state["buffer"]
         step_size = self.learning_rate / (1.0 - self.beta1**t)
-        bias_correction2_sqrt = np.sqrt(1.0 - self.beta2**t)
+        bias_correction2_sqrt = math.sqrt(1.0 - self.beta2**t)
         if (
             self.use_fused
             and param.ndim == 1

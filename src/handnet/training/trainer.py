@@ -303,10 +303,11 @@ class Trainer:
         ):
             # Four rows (or images, as flat rows) copied side by side; the compiled
             # loop trusts the indices, which are valid by construction.
-            row = math.prod(shape[1:])
-            native.gather_rows(
-                source.reshape(source.shape[0], row), index, buffer.reshape(shape[0], row)
-            )
+            rows, out = source, buffer
+            if source.ndim > 2:
+                row = math.prod(shape[1:])
+                rows, out = source.reshape(source.shape[0], row), buffer.reshape(shape[0], row)
+            native.gather_rows(rows, index, out)
         else:
             # mode="clip": the indices are valid by construction, and the default
             # mode="raise" would gather into a temporary and copy it into out.
