@@ -540,11 +540,38 @@ def test_the_guard_refuses_what_the_extension_would_misread(built: Path) -> None
     read_only.setflags(write=False)
     with pytest.raises(TypeError, match="argument 2 must be a 1-D C-contiguous writable"):
         adam(good[0], good[1], read_only, good[3], *scalars)
-    with pytest.raises(TypeError, match="takes 12 arguments, got 11"):
+    with pytest.raises(TypeError, match="missing 1 required positional argument"):
         adam(*good, *scalars[:-1])
+    with pytest.raises(TypeError, match="takes 12 positional arguments but 13"):
+        adam(*good, *scalars, 0.5)
     sums = _native.kernels(TRAINING, np.float32).block_sums
     with pytest.raises(TypeError, match="float32"):
         sums(np.zeros((4, 2)), np.zeros(4), np.zeros(2), 0.0, np.zeros(2))
+
+
+def test_the_guards_quick_test_and_full_check_accept_the_same_arrays(
+    built: Path, tmp_path: Path
+) -> None:
+    """What the guard's written-out test turns down (a memory map, an equal dtype held by
+    another descriptor object) the full check accepts: the kernel runs all the same."""
+    add_bias = _native.kernels(DENSE, np.float64).add_bias
+    expected = np.arange(6.0).reshape(3, 2) + np.array([10.0, 20.0])
+    equal_dtype = np.dtype(np.float64, metadata={"origin": "a test"})
+    assert equal_dtype == np.float64 and equal_dtype is not np.dtype(np.float64)
+    mapped = np.lib.format.open_memmap(tmp_path / "out.npy", "w+", np.float64, (3, 2))
+    for out in (np.arange(6.0).reshape(3, 2), np.arange(6.0).reshape(3, 2).astype(equal_dtype),
+                mapped):
+        out[...] = np.arange(6.0).reshape(3, 2)
+        add_bias(out, np.array([10.0, 20.0]))
+        np.testing.assert_array_equal(out, expected)
+    unaligned = np.frombuffer(bytearray(6 * 8 + 1), dtype=np.float64, offset=1, count=6)
+    assert not unaligned.flags.aligned
+    out = unaligned.reshape(3, 2)
+    out[...] = np.arange(6.0).reshape(3, 2)
+    add_bias(out, np.array([10.0, 20.0]))
+    np.testing.assert_array_equal(out, expected)
+    with pytest.raises(TypeError, match="argument 1 must be a 1-D C-contiguous float64"):
+        add_bias(np.zeros((3, 2)), np.zeros(4)[::2])
 
 
 def test_the_kernels_release_the_gil(built: Path) -> None:
