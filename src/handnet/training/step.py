@@ -115,9 +115,11 @@ class Step:
             logits = network.forward(X, training=training)
             loss, dlogits = self.loss(logits, Y, sample_weight)
             network.backward(dlogits)
-        if self.penalty is None:
+        penalty = self.penalty
+        if penalty is None or not penalty.alpha:  # no term: no pass over the weights
+            self.last_penalty = None
             return loss
-        self.last_penalty = self.penalty.add_to(network.weights, network.weight_gradients)
+        self.last_penalty = penalty.add_to(network.weights, network.weight_gradients)
         return loss + self.last_penalty
 
     def _blockable_loss(
