@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from handnet.data.validation import unique_labels
+from handnet.data.validation import class_positions, unique_labels
 
 
 @pytest.mark.parametrize(
@@ -24,6 +24,15 @@ from handnet.data.validation import unique_labels
         np.array([True, False, True]),
         np.array([], dtype=np.int64),
         np.array([7]),
+        # Counted (small non-negative integers), in every integer dtype:
+        np.array([9, 0, 4, 4, 9], dtype=np.int8),
+        np.array([2, 65, 2], dtype=np.uint16),
+        np.array([[5, 1], [1, 0]], dtype=np.uint64),
+        np.array([0, 0, 0]),
+        # Sorted: negative, or too large for a table of every value up to them.
+        np.array([3, -1, 3, 0]),
+        np.array([10**12, 5, 10**12]),
+        np.array([np.iinfo(np.uint64).max, 1], dtype=np.uint64),
     ],
 )
 def test_unique_labels_is_np_unique(values: Any) -> None:
@@ -31,6 +40,32 @@ def test_unique_labels_is_np_unique(values: Any) -> None:
     got = unique_labels(values)
     assert got.dtype == expected.dtype
     np.testing.assert_array_equal(got, expected)
+
+
+def _positions_by_search(classes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    index = np.clip(np.searchsorted(classes, labels), 0, len(classes) - 1)
+    return np.where(classes[index] == labels, index, -1)
+
+
+@pytest.mark.parametrize(
+    ("classes", "labels"),
+    [
+        (np.array([0, 1, 2]), np.array([2, 0, 1, 1, 2])),  # the lookup table
+        (np.array([1, 3, 8], dtype=np.uint8), np.array([8, 3, 0, 9, 1, 200], dtype=np.uint8)),
+        (np.array([2, 5, 7]), np.array([7, 5, 6, 2, 3000])),  # unseen, beyond the classes
+        (np.array([-4, 0, 5]), np.array([5, -4, 1, 0])),  # negative classes: by search
+        (np.array([0, 10**12]), np.array([10**12, 0, 3])),  # too large for a table
+        (np.array([0.5, 1.5]), np.array([1.5, 0.5, 2.5])),
+        (np.array(["cat", "dog"]), np.array(["dog", "cow", "cat"])),
+        (np.array([0, 1]), np.array([True, False, True])),
+    ],
+)
+def test_class_positions_are_the_binary_searchs(classes: np.ndarray, labels: np.ndarray) -> None:
+    """Each label's position in the sorted classes, -1 for one not among them, by the
+    lookup table as by binary search."""
+    got = class_positions(classes, labels)
+    assert got.dtype == np.intp
+    np.testing.assert_array_equal(got, _positions_by_search(classes, labels))
 
 
 def test_unique_labels_refuses_what_does_not_sort_together() -> None:

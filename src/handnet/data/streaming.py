@@ -89,7 +89,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .validation import check_finite
+from .validation import check_finite, class_positions
 
 Array = NDArray[np.floating]
 
@@ -457,8 +457,8 @@ class TargetEncoder:
                     f"Unknown label type: continuous. {where} holds non-integer numbers; a "
                     "classifier needs class labels (use MLPRegressor for continuous targets)"
                 )
-        index = np.clip(np.searchsorted(self.classes, labels), 0, len(self.classes) - 1)
-        unseen = self.classes[index] != labels
+        index = class_positions(self.classes, labels)
+        unseen = index < 0
         if np.any(unseen):
             raise ValueError(
                 f"{where} contains labels not seen at fit time: "

@@ -229,7 +229,12 @@ def unique_labels(values: Any) -> NDArray[Any]:
     collapsed into one, as ``np.unique`` does. Raises ``TypeError`` where the values
     do not sort together (strings and numbers), like ``np.unique``.
     """
-    ordered = np.sort(np.asarray(values), axis=None)
+    values = np.asarray(values)
+    top = _small_integers_top(values)
+    if top is not None:  # counted, not sorted: O(n) for the usual labels 0..k-1
+        counts = np.bincount(values.ravel().astype(np.intp, copy=False), minlength=top + 1)
+        return np.flatnonzero(counts).astype(values.dtype)
+    ordered = np.sort(values, axis=None)
     if ordered.size < 2:
         return ordered
     first_of_run = np.empty(ordered.shape, dtype=bool)
@@ -239,6 +244,37 @@ def unique_labels(values: Any) -> NDArray[Any]:
         nan = np.isnan(ordered)
         first_of_run[1:] &= ~(nan[1:] & nan[:-1])
     return ordered[first_of_run]
+
+
+def class_positions(classes: NDArray[Any], labels: NDArray[Any]) -> NDArray[np.intp]:
+    """The position of each of ``labels`` in the sorted ``classes``; -1 for a label not there.
+
+    Small non-negative integers (labels ``0 .. k-1``, the usual case) go through a
+    lookup table, in one pass; other labels by binary search.
+    """
+    top = _small_integers_top(labels)
+    if top is not None and classes.dtype.kind in "iu" and classes.size:
+        top = max(top, int(classes.max()))
+        if int(classes.min()) >= 0 and top < _lookup_limit(labels.size):
+            lookup = np.full(top + 1, -1, dtype=np.intp)
+            lookup[classes] = np.arange(classes.size)
+            return lookup[labels]
+    index = np.clip(np.searchsorted(classes, labels), 0, len(classes) - 1)
+    index[classes[index] != labels] = -1
+    return index
+
+
+def _lookup_limit(n_values: int) -> int:
+    """The largest label for which a table of every value up to it is worth it (O(n) memory)."""
+    return max(1024, 4 * n_values)
+
+
+def _small_integers_top(values: NDArray[Any]) -> int | None:
+    """The largest of ``values`` if they are integers from 0 to under :func:`_lookup_limit`."""
+    if values.dtype.kind not in "iu" or values.size == 0:
+        return None
+    low, high = int(values.min()), int(values.max())
+    return high if low >= 0 and high < _lookup_limit(values.size) else None
 
 
 def check_target(

@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 
 from ..base import accuracy, available_if
 from ..data.streaming import TargetEncoder, scan_labels, warn_column_y
-from ..data.validation import check_score_inputs, check_target, unique_labels
+from ..data.validation import check_score_inputs, check_target, class_positions, unique_labels
 from ..nn.activations import log_softmax
 from ..nn.losses import BinaryCrossEntropy, Loss, SoftmaxCrossEntropy
 from .hyperparameters import partial_fit_available
@@ -65,9 +65,8 @@ class _ClassifierMixin(_NetworkEstimator):
                     "use labels of one type"
                 ) from None
             self.classes_ = self._check_classes(classes)
-        index = np.searchsorted(self.classes_, labels)
-        index = np.clip(index, 0, len(self.classes_) - 1)
-        unseen = self.classes_[index] != labels
+        index = class_positions(self.classes_, labels)
+        unseen = index < 0
         if np.any(unseen):
             raise ValueError(
                 f"y contains labels not seen at fit time: {np.unique(labels[unseen]).tolist()}; "
@@ -92,10 +91,11 @@ class _ClassifierMixin(_NetworkEstimator):
         counts = np.array([np.sum(labels == c) for c in self.classes_], dtype=np.float64)
         per_class = self._per_class_weight(counts, len(labels))
         try:
-            index = np.searchsorted(self.classes_, np.asarray(y_val))
+            index = class_positions(self.classes_, np.asarray(y_val))
         except TypeError:  # labels of another kind: refused with a clear message later
             return None
-        weights: Array = per_class[np.clip(index, 0, len(per_class) - 1)].astype(self._dtype)
+        # An unseen label (-1 here) is refused with a clear message later, too.
+        weights: Array = per_class[index].astype(self._dtype)
         return weights if np.any(weights > 0) else None
 
     def _check_n_classes(self) -> None:
@@ -118,8 +118,7 @@ class _ClassifierMixin(_NetworkEstimator):
         if self.class_weight == "balanced":
             counts = np.array([np.sum(labels == c) for c in self.classes_], dtype=np.float64)
         per_class = self._per_class_weight(counts, len(labels))
-        index = np.searchsorted(self.classes_, labels)
-        return per_class[index].astype(self._dtype)
+        return per_class[class_positions(self.classes_, labels)].astype(self._dtype)
 
     def _per_class_weight(self, counts: NDArray[Any] | None, n_samples: int) -> Array:
         """The weight of each class's rows (``counts``: rows per class, for "balanced")."""
@@ -165,8 +164,8 @@ class _ClassifierMixin(_NetworkEstimator):
                 # partial_fit's classes came from classes=: count the rows of each.
                 labels, label_counts = scan_labels(y)
                 counts = np.zeros(len(self.classes_), dtype=np.int64)
-                where = np.searchsorted(self.classes_, labels).clip(0, len(self.classes_) - 1)
-                known = self.classes_[where] == labels
+                where = class_positions(self.classes_, labels)
+                known = where >= 0
                 counts[where[known]] = label_counts[known]
             per_class = self._per_class_weight(counts, int(y.shape[0]))
         kind = "sigmoid" if self._uses_sigmoid() else "onehot"
