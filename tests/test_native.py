@@ -242,6 +242,45 @@ def test_the_softmax_kernel_gives_the_numpy_loss_and_gradient(
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_l2_kernel_gives_numpys_gradient_bits_and_value(
+    built: Path, rng: np.random.Generator, dtype: type
+) -> None:
+    from handnet.nn.penalties import l2_penalty
+
+    weights = _awkward(rng, (301,), dtype)
+    weights[~np.isfinite(weights)] = 1.5  # the penalty's value needs finite weights
+    gradients = rng.normal(size=301).astype(dtype)
+    expected = gradients + dtype(1e-3) * weights
+    squares = _native.kernels(DENSE, dtype).add_l2(weights, gradients, dtype(1e-3))
+    np.testing.assert_array_equal(gradients.view(np.uint8), expected.view(np.uint8))
+    assert 0.5 * 1e-3 * squares == pytest.approx(
+        l2_penalty(weights.astype(np.float64), 1e-3), rel=1e-14
+    )
+
+
+def test_add_l2_takes_the_kernel_where_it_applies_and_numpy_elsewhere(
+    built: Path, rng: np.random.Generator
+) -> None:
+    """The penalty's one pass for flat vectors of one dtype; NumPy's for the rest, with
+    the same gradient and value to rounding."""
+    from handnet.nn.penalties import add_l2, l2_penalty
+
+    weights = rng.normal(size=40)
+    for w, g in ((weights, np.zeros(40)), (weights.astype(np.float32), np.zeros(40, np.float32)),
+                 (weights[::2], np.zeros(20)),  # strided
+                 (weights.astype(np.float32), np.zeros(40))):  # mixed dtypes
+        value = add_l2(w, g, 0.25)
+        np.testing.assert_allclose(g, 0.25 * w, rtol=1e-6)
+        assert value == pytest.approx(l2_penalty(w.astype(np.float64), 0.25), rel=1e-6)
+    with kernels.numpy_only():
+        g_numpy = np.zeros(40)
+        value_numpy = add_l2(weights, g_numpy, 0.25)
+    g_kernel = np.zeros(40)
+    assert add_l2(weights, g_kernel, 0.25) == pytest.approx(value_numpy, rel=1e-14)
+    np.testing.assert_array_equal(g_kernel, g_numpy)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gather_rows_gives_np_takes_rows(built: Path, rng: np.random.Generator,
                                          dtype: type) -> None:
     source = rng.normal(size=(50, 7)).astype(dtype)
@@ -296,7 +335,7 @@ def test_an_mlp_fit_takes_the_dense_kernels_and_numpys_numbers(
         return counted
 
     for module, names in ((DENSE, ("add_bias", "column_sums", "relu_forward",
-                                   "relu_backward", "softmax_cross_entropy")),
+                                   "relu_backward", "softmax_cross_entropy", "add_l2")),
                           (TRAINING, ("gather_rows",))):
         for dtype in (np.float32, np.float64):
             namespace = _native.kernels(module, dtype)
@@ -310,7 +349,7 @@ def test_an_mlp_fit_takes_the_dense_kernels_and_numpys_numbers(
                     (16, 8), batch_size=32, max_iter=5, tol=None, random_state=0
                 ).fit(X.astype(dtype), y)
     assert set(calls) == {"add_bias", "column_sums", "relu_forward", "relu_backward",
-                          "softmax_cross_entropy", "gather_rows"}, calls
+                          "softmax_cross_entropy", "add_l2", "gather_rows"}, calls
     for dtype, rtol in (("float32", 1e-4), ("float64", 1e-10)):
         native, reference = models[dtype, False], models[dtype, True]
         for a, b in zip(native.coefs_, reference.coefs_, strict=True):

@@ -157,6 +157,8 @@ EXPORTS: tuple[Export, ...] = (
     Export("relu_backward", _DENSE, ("float32", "float64"), ("T[::1]",) * 3, writes=(2,)),
     Export("softmax_cross_entropy", _DENSE, ("float32", "float64"), ("T[:, ::1]",) * 3,
            returns="float64", writes=(2,)),
+    Export("add_l2", _DENSE, ("float32", "float64"), ("T[::1]", "T[::1]", "T"),
+           returns="float64", writes=(1,)),
 )
 
 

@@ -41,6 +41,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..registry import Registry
+from .activations import dense_kernels
 
 Array = NDArray[np.floating]
 
@@ -62,6 +63,14 @@ def add_l2(weights: Array, weight_gradients: Array, alpha: float) -> float:
     """
     if alpha == 0.0:
         return 0.0
+    kernels = (
+        dense_kernels(weights, weight_gradients)
+        if weights.ndim == 1 and weights.shape == weight_gradients.shape else None
+    )
+    if kernels is not None:
+        # One pass, no temporary: the same gradient bits; the sum of squares in float64.
+        squares = kernels.add_l2(weights, weight_gradients, weights.dtype.type(alpha))
+        return 0.5 * float(alpha) * float(squares)
     weight_gradients += weights.dtype.type(alpha) * weights
     return l2_penalty(weights, alpha)
 
