@@ -409,3 +409,63 @@ def test_named_activation_layers_are_their_activation_saved_under_their_own_name
     assert layer.config() == {"type": cls.__name__}
     assert LAYERS[cls.__name__] is cls
     assert type(cls.from_config(layer.config())) is cls
+
+
+# --- mixed dtypes ----------------------------------------------------------------------------
+
+
+def _mixed_dtype_example(name: str) -> tuple[Layer, tuple[int, ...]]:
+    """A small float32 layer of each registered kind, and its per-sample input shape."""
+    from handnet.nn.conv import Conv2D
+    from handnet.nn.normalization import BatchNorm, LayerNorm
+    from handnet.nn.pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+    from handnet.nn.residual import Residual
+
+    image = (2, 6, 6)
+    examples: dict[str, tuple[Any, tuple[int, ...]]] = {
+        "Activation": (lambda: Activation("tanh"), (4,)),
+        "AvgPool2D": (lambda: AvgPool2D(2), image),
+        "BatchNorm": (BatchNorm, (4,)),
+        "Conv2D": (lambda: Conv2D(2, 3, 3), image),
+        "Dense": (lambda: Dense(4, 3, dtype=np.float32), (4,)),
+        "Dropout": (lambda: Dropout(0.5), (4,)),
+        "Flatten": (LAYERS["Flatten"], image),
+        "GlobalAvgPool2D": (GlobalAvgPool2D, image),
+        "LayerNorm": (LayerNorm, (4,)),
+        "MaxPool2D": (lambda: MaxPool2D(2), image),
+        "ReLU": (ReLU, (4,)),
+        "Reshape": (lambda: LAYERS["Reshape"]((2, 2)), (4,)),
+        "Residual": (lambda: Residual([Dense(4, 4, dtype=np.float32), ReLU()]), (4,)),
+        "Sigmoid": (Sigmoid, (4,)),
+        "Tanh": (Tanh, (4,)),
+    }
+    make, shape = examples[name]
+    return make(), shape
+
+
+def test_the_mixed_dtype_examples_cover_every_registered_layer() -> None:
+    for name in LAYERS:
+        _mixed_dtype_example(name)  # a KeyError names the layer without an example
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+@pytest.mark.parametrize("input_dtype", [np.float32, np.float64])
+def test_a_float32_layer_takes_a_float64_gradient(
+    name: str, input_dtype: type, rng: np.random.Generator
+) -> None:
+    """A float64 ``dout`` (a loss gradient computed in float64, say) into a float32 layer,
+    after a float32 or float64 forward pass: the gradients of the float32 ``dout`` to
+    float32 rounding, the layer's own gradients kept in float32, never NumPy's
+    "output array is not acceptable"."""
+    layer, shape = _mixed_dtype_example(name)
+    layer.build(shape, rng, np.float32)
+    X = rng.normal(size=(5, *shape)).astype(input_dtype)
+    dout = rng.normal(size=layer.forward(X, training=True).shape)
+    results = []
+    for gradient in (dout, dout.astype(np.float32)):
+        dX = layer.backward(gradient)
+        assert dX is not None
+        results.append([dX.copy(), *(g.copy() for g in layer.gradients())])
+    for wide, narrow in zip(*results, strict=True):
+        np.testing.assert_allclose(wide, narrow, rtol=1e-4, atol=1e-5)
+    assert all(g.dtype == np.float32 for g in layer.gradients())

@@ -463,7 +463,13 @@ class Dense(Layer):
         X = self._X
         if X is None:
             raise RuntimeError("Dense.backward called before forward")
-        np.dot(X.T, dout, out=self.grad_weights)
+        same_dtype = X.dtype == dout.dtype == self.weights.dtype
+        if same_dtype:
+            np.dot(X.T, dout, out=self.grad_weights)
+        else:
+            # Mixed dtypes (a float64 gradient into a float32 layer, say): the products
+            # in NumPy's promoted dtype, as forward's; the gradients kept in the layer's.
+            self.grad_weights[...] = np.dot(X.T, dout)
         # One column: NumPy sums it pairwise (contiguous), the kernel row after row.
         kernels = (
             dense_kernels(dout, self.grad_bias) if dout.ndim == 2 and dout.shape[1] > 1
@@ -475,7 +481,7 @@ class Dense(Layer):
             dout.sum(axis=0, out=self.grad_bias)
         if not need_input_gradient:
             return None
-        if self._training:
+        if self._training and same_dtype:
             return np.dot(dout, self.weights.T, out=self._workspace("dX", X.shape, X.dtype))
         return np.dot(dout, self.weights.T)
 
