@@ -453,6 +453,16 @@ def test_signed_rows_step_matches_logistic_gd_step(l2: float, dtype: type) -> No
                                atol=tolerance)
 
 
+@pytest.mark.parametrize(("dtype", "tolerance"), [(np.float32, 5e-7), (np.float64, 1e-14)])
+def test_signed_rows_keep_the_losss_digits(dtype: type, tolerance: float) -> None:
+    """At zero weights every loss term is ln 2: the mean of 200,000 of them must come back
+    to about the dtype's rounding (float32 needs NumPy's pairwise sum for that)."""
+    X = np.random.default_rng(1).standard_normal((200_000, 4)).astype(dtype)
+    y = (X[:, 0] > 0).astype(dtype)
+    loss = kernels.SignedRows(X, y).step(np.zeros(5, dtype), 0.1, 0.0)
+    assert loss == pytest.approx(math.log(2.0), rel=tolerance)
+
+
 def test_signed_rows_take_only_zero_one_targets() -> None:
     X = np.zeros((3, 2))
     parameters = np.zeros(3)

@@ -456,7 +456,13 @@ def test_a_float32_layer_takes_a_float64_gradient(
     """A float64 ``dout`` (a loss gradient computed in float64, say) into a float32 layer,
     after a float32 or float64 forward pass: the gradients of the float32 ``dout`` to
     float32 rounding, the layer's own gradients kept in float32, never NumPy's
-    "output array is not acceptable"."""
+    "output array is not acceptable". (``tests/test_native.py`` runs it with the
+    compiled kernels built.)"""
+    check_mixed_dtype_gradients(name, input_dtype, rng)
+
+
+def check_mixed_dtype_gradients(name: str, input_dtype: type, rng: np.random.Generator) -> None:
+    """The check of :func:`test_a_float32_layer_takes_a_float64_gradient`."""
     layer, shape = _mixed_dtype_example(name)
     layer.build(shape, rng, np.float32)
     X = rng.normal(size=(5, *shape)).astype(input_dtype)

@@ -19,9 +19,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests.test_layers import check_mixed_dtype_gradients
 
 from handnet import _native
 from handnet.cli import main
+from handnet.nn.layers import LAYERS
 from handnet.training import kernels
 
 pytest.importorskip("numba")
@@ -272,6 +274,10 @@ def test_add_l2_takes_the_kernel_where_it_applies_and_numpy_elsewhere(
         value = add_l2(w, g, 0.25)
         np.testing.assert_allclose(g, 0.25 * w, rtol=1e-6)
         assert value == pytest.approx(l2_penalty(w.astype(np.float64), 0.25), rel=1e-6)
+    read_only = np.zeros(40)
+    read_only.setflags(write=False)
+    with pytest.raises(ValueError, match="read-only"):  # NumPy's error, as without the kernel
+        add_l2(weights, read_only, 0.25)
     with kernels.numpy_only():
         g_numpy = np.zeros(40)
         value_numpy = add_l2(weights, g_numpy, 0.25)
@@ -355,6 +361,16 @@ def test_an_mlp_fit_takes_the_dense_kernels_and_numpys_numbers(
         for a, b in zip(native.coefs_, reference.coefs_, strict=True):
             np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol)
         np.testing.assert_allclose(native.loss_curve_, reference.loss_curve_, rtol=rtol)
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_every_layer_takes_a_gradient_of_another_dtype_with_the_kernels_built(
+    built: Path, rng: np.random.Generator, name: str
+) -> None:
+    """As ``tests/test_layers.py`` checks on NumPy's paths: the compiled kernels (max
+    pooling's takes one dtype) must not turn a float64 gradient into a TypeError."""
+    for input_dtype in (np.float32, np.float64):
+        check_mixed_dtype_gradients(name, input_dtype, rng)
 
 
 def test_the_dense_layers_take_numpy_for_what_the_kernels_do_not_take(

@@ -65,7 +65,9 @@ def add_l2(weights: Array, weight_gradients: Array, alpha: float) -> float:
         return 0.0
     kernels = (
         dense_kernels(weights, weight_gradients)
-        if weights.ndim == 1 and weights.shape == weight_gradients.shape else None
+        if weights.ndim == 1 and weights.shape == weight_gradients.shape
+        and weight_gradients.flags.writeable  # else NumPy's "output array is read-only"
+        else None
     )
     if kernels is not None:
         # One pass, no temporary: the same gradient bits; the sum of squares in float64.

@@ -423,7 +423,9 @@ class MaxPool2D(_Pool2D):
             assert firsts is not None
         if kernels is not None:
             index = firsts[0]
-            dout = np.ascontiguousarray(dout)  # the kernels built ahead of time need it
+            # The kernels built ahead of time take one layout and one dtype: a gradient
+            # of another dtype is cast to the target's (as NumPy's route stores it).
+            dout = np.ascontiguousarray(dout, dtype=target.dtype)
 
             def route_compiled(part: int, first: int, last: int) -> None:
                 rows = slice(first, last)
