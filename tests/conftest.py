@@ -17,6 +17,15 @@ from threadpoolctl import threadpool_limits
 # Child processes inherit it; tests/test_native.py builds into a directory of its own.
 os.environ["HANDNET_CACHE_DIR"] = tempfile.mkdtemp(prefix="handnet-test-cache-")
 atexit.register(shutil.rmtree, os.environ["HANDNET_CACHE_DIR"], True)
+if os.environ.get("HANDNET_TEST_KERNELS") == "1":
+    # The other configuration (.ci/run runs the layer, model and training tests in it):
+    # every test with handnet compile's kernels, built once into that directory.
+    from handnet import _native
+
+    _native.build()
+    if not _native.loadable():  # the run would claim the kernels without taking them
+        raise RuntimeError(f"HANDNET_TEST_KERNELS=1, but the module does not load: "
+                           f"{_native.status()}")
 
 
 @pytest.fixture(autouse=True, scope="session")
