@@ -43,6 +43,7 @@ from benchmarks._common import (
     quiet_warnings,
     seconds,
 )
+from handnet import _native
 
 SEED = 0
 BATCH_SIZE = 128
@@ -280,6 +281,86 @@ def lean_numpy_epoch(
         timers.update(spent)
     del total_loss
     return elapsed
+
+
+def lean_kernel_epoch(
+    X: NDArray[np.float32], y: NDArray[np.int64], hidden: Sequence[int], seed: int
+) -> float | None:
+    """The same epoch as a lean loop of handnet's own compiled kernels; ``None`` unbuilt.
+
+    The products, the rows' gather, bias, ReLU, softmax loss and Adam passes that
+    ``handnet compile`` builds (:mod:`handnet._native`), called straight, with no
+    layers, no argument checks and no training-loop bookkeeping: what handnet's
+    epoch would take if those cost nothing. Weights He-normal, labels one-hot and
+    gathered as handnet gathers them. Returns the seconds (setup included).
+    """
+    module = _native._module()
+    if module is None:
+        return None
+
+    def kernel(name: str) -> Callable[..., Any]:
+        found: Callable[..., Any] = getattr(module, f"{name}_float32")
+        return found
+
+    gather, add_bias, relu_forward, relu_backward, column_sums, softmax, adam = (
+        kernel(name) for name in ("gather_rows", "add_bias", "relu_forward", "relu_backward",
+                                  "column_sums", "softmax_cross_entropy", "fused_adam"))
+    f32 = np.float32
+    start = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    n_samples, n_features = X.shape
+    n_classes = int(y.max()) + 1
+    Y = np.zeros((n_samples, n_classes), dtype=f32)
+    Y[np.arange(n_samples), y] = 1.0
+    shapes = list(itertools.pairwise([n_features, *hidden, n_classes]))
+    n_weights = sum(a * c for a, c in shapes)
+    theta = np.zeros(n_weights + sum(c for _, c in shapes), dtype=f32)
+    grad, m, v = np.zeros_like(theta), np.zeros_like(theta), np.zeros_like(theta)
+    W, b, gW, gb = [], [], [], []
+    w_at, b_at = 0, n_weights
+    for a, c in shapes:
+        W.append(theta[w_at : w_at + a * c].reshape(a, c))
+        gW.append(grad[w_at : w_at + a * c].reshape(a, c))
+        b.append(theta[b_at : b_at + c])
+        gb.append(grad[b_at : b_at + c])
+        W[-1][...] = rng.standard_normal((a, c), dtype=f32) * f32(np.sqrt(2.0 / a))
+        w_at, b_at = w_at + a * c, b_at + c
+    np.add.reduce(X, axis=None)  # the finiteness check's read of X, as fit makes it
+    order = rng.permutation(n_samples)
+    buffers: dict[int, Any] = {}
+    for step, first in enumerate(range(0, n_samples, BATCH_SIZE), start=1):
+        index = order[first : first + BATCH_SIZE]
+        rows = len(index)
+        if rows not in buffers:
+            buffers[rows] = (
+                np.empty((rows, n_features), f32), np.empty((rows, n_classes), f32),
+                [np.empty((rows, c), f32) for _, c in shapes],  # pre-activations
+                [np.empty((rows, c), f32) for _, c in shapes[:-1]],  # activations
+                [np.empty((rows, a), f32) for a, _ in shapes[1:]],  # input gradients
+                [np.empty((rows, c), f32) for _, c in shapes],  # pre-activation gradients
+            )
+        xb, yb, zs, acts, dins, dzs = buffers[rows]
+        gather(X, index, xb)
+        gather(Y, index, yb)
+        inputs = [xb]
+        for layer, z in enumerate(zs):
+            np.dot(inputs[-1], W[layer], z)
+            add_bias(z, b[layer])
+            if layer < len(acts):
+                relu_forward(z.reshape(-1), acts[layer].reshape(-1))
+                inputs.append(acts[layer])
+        softmax(zs[-1], yb, dzs[-1])
+        for layer in range(len(shapes) - 1, -1, -1):
+            np.dot(inputs[layer].T, dzs[layer], gW[layer])
+            column_sums(dzs[layer], gb[layer])
+            if layer > 0:
+                np.dot(dzs[layer], W[layer].T, dins[layer - 1])
+                relu_backward(dins[layer - 1].reshape(-1), zs[layer - 1].reshape(-1),
+                              dzs[layer - 1].reshape(-1))
+        adam(theta, grad, m, v, f32(0.9), f32(0.1), f32(0.999), f32(0.001), f32(1e-8),
+             f32(LEARNING_RATE / (1.0 - 0.9**step)), f32(1.0 / math.sqrt(1.0 - 0.999**step)),
+             f32(1.0))
+    return time.perf_counter() - start
 
 
 # --- the floor ---------------------------------------------------------------------------
@@ -629,6 +710,7 @@ def profile_mlp(
     calls: Counter[str] = Counter()
     lean_pieces: defaultdict[str, list[float]] = defaultdict(list)
     totals, plain, lean_totals, floors = [], [], [], []
+    kernel_loops: list[float] = []
     for r in range(repeats):
         timer = ExclusiveTimer()
         with instrumented(timer):
@@ -645,6 +727,9 @@ def profile_mlp(
         for piece, spent in timers.items():
             lean_pieces[piece].append(spent)
         floors.append(gemm_floor(n_samples, sizes, tries=1))
+        kernel_loop = lean_kernel_epoch(X, y, hidden, SEED + r)
+        if kernel_loop is not None:
+            kernel_loops.append(kernel_loop)
     floor = {key: min(f[key] for f in floors) for key in floors[0]}
     medians = {category: median(values) for category, values in pieces.items()}
     accounted = sum(medians.values())
@@ -683,6 +768,17 @@ def profile_mlp(
         "up after the single-threaded NumPy work between products.",
         "Recreate it with `python benchmarks/run.py --cases profile`.",
     ]
+    if kernel_loops:
+        overhead = median(plain) - median(kernel_loops)
+        result.notes.append(
+            f"The same epoch as a lean loop of handnet's own compiled kernels and the same "
+            f"products, called straight (`lean_kernel_epoch`: no layers, no argument checks, "
+            f"no training-loop bookkeeping), median of {len(kernel_loops)}: "
+            f"{seconds(median(kernel_loops))}. The uninstrumented fit's {seconds(overhead)} "
+            "over it is what handnet's layers, the kernels' checks and the loop's bookkeeping "
+            "cost; the rest of the epoch outside the products is that loop's own work "
+            "(gather, Adam, validation, the small passes)."
+        )
     result.extra_markdown = [
         f"The same epoch as a lean hand-written NumPy loop (`lean_numpy_epoch` in "
         f"`benchmarks/_mlp.py`; median of {repeats}: {seconds(median(lean_totals))} with its "

@@ -859,3 +859,18 @@ def test_the_compile_command_reports_a_failed_build(
         assert "not built" in capsys.readouterr().out
     finally:
         _native.forget()
+
+
+def test_the_profiles_lean_kernel_loop_runs_the_built_kernels(
+    built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """benchmarks/_mlp.py's reference loop of the raw kernels: it runs (one and two hidden
+    layers, a short last batch), and says None where no module is built."""
+    from benchmarks._mlp import lean_kernel_epoch, make_mlp_data
+
+    X, y = make_mlp_data(300, n_features=20, n_classes=4)
+    for hidden in ((8,), (8, 6)):
+        seconds = lean_kernel_epoch(X, y, hidden, seed=0)
+        assert seconds is not None and seconds > 0
+    monkeypatch.setattr(_native, "_module", lambda: None)
+    assert lean_kernel_epoch(X, y, (8,), seed=0) is None
