@@ -31,9 +31,10 @@ def test_largest_product_counts_two_flops_per_multiply_add() -> None:
     [
         ((2, 64, 64, 3), 600, 1),  # the MLP demo: 4.9 MFLOP products, one thread
         ((4, 1), 1000, 1),  # the seed
-        ((784, 128, 10), 128, None),  # the MLP benchmark: 25.7 MFLOP, BLAS's own threads
-        ((784, 256, 128, 10), 128, None),
-        ((784, 128, 10), 32, 1),  # the same network on small batches
+        ((784, 128, 10), 128, 1),  # the MLP benchmark: 25.7 MFLOP, one thread too
+        ((784, 256, 128, 10), 128, 1),
+        ((784, 1024, 10), 1024, None),  # 1.6 GFLOP products: BLAS's own threads
+        ((784, 128, 10), 60_000, None),  # full batch on 60,000 rows: 12 GFLOP
     ],
 )
 def test_small_products_run_on_one_thread(

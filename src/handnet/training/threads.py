@@ -6,8 +6,9 @@ costs them: waking the sleeping threads, and on a busy machine waiting for one
 that the scheduler has taken off its core, for a time slice of milliseconds at
 each of thousands of products. ``handnet demo --model mlp`` (600 x 64 x 64
 products, 500 full-batch steps) took 29.9 s with two BLAS threads under load and
-1.8 s with one (issue 18). Large products repay the split, loaded or not, as long
-as each thread's share outlasts a time slice.
+1.8 s with one (issue 18); an Adam epoch of 128 x 784 x 128 products, 7.1 s against
+1.5 s. Large products repay the split, loaded or not, as long as each thread's
+share outlasts a time slice.
 
 The rule, for the training loop's epochs (:func:`blas_threads`): a step whose
 largest dense-layer product costs fewer than :data:`PARALLEL_MIN_FLOPS`
@@ -27,13 +28,19 @@ from typing import Any
 
 from ..nn.network import Sequential
 
-#: Products below this many floating-point operations run on one BLAS thread.
-#: Measured on 2 cores (float32, medians of interleaved runs): 128 x 784 x 128
-#: (25.7 MFLOP) ran 1.66 x faster on two threads on a quiet machine; 600 x 64 x 64
-#: (4.9 MFLOP) ran slower on two (0.71 x) even on a quiet one, and 128 x 256 x 128
-#: (8.4 MFLOP) at 0.44 x under load. The line sits between them, under the MLP
-#: benchmark's products, which the second core speeds up.
-PARALLEL_MIN_FLOPS = 2.0e7
+#: Products below this many floating-point operations run on one BLAS thread: about the
+#: size at which each of two threads' shares outlasts a time slice (some 5 ms).
+#: Measured on a 2-core AMD EPYC (``python -m benchmarks.blas_threads --products
+#: --load``, 2026-12-08): quiet, two threads took 0.50-0.70 x one thread's time at
+#: every size from 6.4 MFLOP to 6.6 GFLOP; with a busy process per core the small
+#: products were erratic (0.6-4.5 x) and 1.6 and 6.6 GFLOP took 0.82-0.91 x. A
+#: training step's products are not back to back: between them the step's
+#: single-threaded work lets BLAS's threads sleep, and each wake-up under load waits
+#: for a time slice. One Adam epoch of 784-128-10 on 60,000 rows (128 x 784 x 128
+#: products, 25.7 MFLOP; ``--workload mlp --load``) took 7.1 s with two threads under
+#: load against 1.5 s with one, and 0.95 s against 1.07 s quiet. That second core's
+#: 10-25 % on a quiet machine is not worth five times the time on a busy one.
+PARALLEL_MIN_FLOPS = 1.0e9
 
 
 def largest_product_flops(network: Sequential, rows: int) -> float:
