@@ -46,6 +46,7 @@ from benchmarks._common import (
 from handnet import _native
 
 SEED = 0
+Array32 = NDArray[np.float32]
 BATCH_SIZE = 128
 LEARNING_RATE = 1e-3
 
@@ -171,6 +172,30 @@ def sklearn_epoch(
         return time.perf_counter() - start
 
 
+def _he_parameters(
+    shapes: Sequence[tuple[int, int]], rng: np.random.Generator
+) -> tuple[Array32, Array32, list[Array32], list[Array32], list[Array32], list[Array32]]:
+    """One flat float32 parameter vector and its gradient for dense layers of ``shapes``:
+    ``(theta, grad, W, b, gW, gb)``, the last four per-layer views (weights first, then
+    biases), the weights He-normal from ``rng`` and the biases 0."""
+    n_weights = sum(a * c for a, c in shapes)
+    theta = np.zeros(n_weights + sum(c for _, c in shapes), dtype=np.float32)
+    grad = np.zeros_like(theta)
+    W: list[Array32] = []
+    b: list[Array32] = []
+    gW: list[Array32] = []
+    gb: list[Array32] = []
+    w_at, b_at = 0, n_weights
+    for a, c in shapes:
+        W.append(theta[w_at : w_at + a * c].reshape(a, c))
+        gW.append(grad[w_at : w_at + a * c].reshape(a, c))
+        b.append(theta[b_at : b_at + c])
+        gb.append(grad[b_at : b_at + c])
+        W[-1][...] = rng.standard_normal((a, c), dtype=np.float32) * np.float32(np.sqrt(2.0 / a))
+        w_at, b_at = w_at + a * c, b_at + c
+    return theta, grad, W, b, gW, gb
+
+
 def lean_numpy_epoch(
     X: NDArray[np.float32],
     y: NDArray[np.int64],
@@ -194,19 +219,8 @@ def lean_numpy_epoch(
     n_classes = int(y.max()) + 1
     sizes = [n_features, *hidden, n_classes]
     shapes = list(itertools.pairwise(sizes))
-    n_weights = sum(a * b for a, b in shapes)
-    theta = np.zeros(n_weights + sum(b for _, b in shapes), dtype=np.float32)
-    grad = np.zeros_like(theta)
+    theta, grad, W, b, gW, gb = _he_parameters(shapes, rng)
     m, v, scratch = np.zeros_like(theta), np.zeros_like(theta), np.empty_like(theta)
-    W, b, gW, gb = [], [], [], []
-    w_at, b_at = 0, n_weights
-    for a, c in shapes:
-        W.append(theta[w_at : w_at + a * c].reshape(a, c))
-        gW.append(grad[w_at : w_at + a * c].reshape(a, c))
-        b.append(theta[b_at : b_at + c])
-        gb.append(grad[b_at : b_at + c])
-        W[-1][...] = rng.standard_normal((a, c), dtype=np.float32) * np.float32(np.sqrt(2.0 / a))
-        w_at, b_at = w_at + a * c, b_at + c
     xb = np.empty((BATCH_SIZE, n_features), dtype=np.float32)
     acts = [np.empty((BATCH_SIZE, c), dtype=np.float32) for _, c in shapes]
     back = [np.empty((BATCH_SIZE, a), dtype=np.float32) for a, _ in shapes]
@@ -313,18 +327,8 @@ def lean_kernel_epoch(
     Y = np.zeros((n_samples, n_classes), dtype=f32)
     Y[np.arange(n_samples), y] = 1.0
     shapes = list(itertools.pairwise([n_features, *hidden, n_classes]))
-    n_weights = sum(a * c for a, c in shapes)
-    theta = np.zeros(n_weights + sum(c for _, c in shapes), dtype=f32)
-    grad, m, v = np.zeros_like(theta), np.zeros_like(theta), np.zeros_like(theta)
-    W, b, gW, gb = [], [], [], []
-    w_at, b_at = 0, n_weights
-    for a, c in shapes:
-        W.append(theta[w_at : w_at + a * c].reshape(a, c))
-        gW.append(grad[w_at : w_at + a * c].reshape(a, c))
-        b.append(theta[b_at : b_at + c])
-        gb.append(grad[b_at : b_at + c])
-        W[-1][...] = rng.standard_normal((a, c), dtype=f32) * f32(np.sqrt(2.0 / a))
-        w_at, b_at = w_at + a * c, b_at + c
+    theta, grad, W, b, gW, gb = _he_parameters(shapes, rng)
+    m, v = np.zeros_like(theta), np.zeros_like(theta)
     np.add.reduce(X, axis=None)  # the finiteness check's read of X, as fit makes it
     order = rng.permutation(n_samples)
     buffers: dict[int, Any] = {}
