@@ -173,3 +173,18 @@ def test_an_order_that_is_not_a_permutation_is_refused(
     array = None if order is None else np.array(order, dtype=np.int64)
     with pytest.raises(ValueError, match=message):
         checks.check_epoch_order(_progress(array, position), np.arange(3))
+
+
+def test_copy_tree_copies_lists_and_makes_numpy_scalars_python_numbers() -> None:
+    """The plain-leaves fast path copies (no list is shared with the trainer's history),
+    and a list holding a NumPy scalar still has it converted."""
+    history = [0.5, 0.25, None, True, 3]
+    weights = np.arange(3.0)
+    tree = {"loss": history, "pair": (1.0, 2.0), "mixed": [1.0, np.float32(0.5)], "w": weights}
+    copied = checks.copy_tree(tree)
+    assert copied["loss"] == history and copied["loss"] is not history
+    assert copied["pair"] == [1.0, 2.0]
+    assert copied["mixed"] == [1.0, 0.5] and type(copied["mixed"][1]) is float
+    assert copied["w"] is not weights and np.array_equal(copied["w"], weights)
+    history.append(0.125)
+    assert len(copied["loss"]) == 5

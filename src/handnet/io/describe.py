@@ -76,6 +76,8 @@ def _tree_with_array_refs(value: Any, name: str, arrays: dict[str, NDArray[Any]]
     if isinstance(value, Mapping):
         return {str(k): _tree_with_array_refs(v, f"{name}.{k}", arrays) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
+        if set(map(type, value)) <= PLAIN_LEAVES:  # a history's floats: one C-level pass
+            return list(value)
         return [_tree_with_array_refs(v, f"{name}.{i}", arrays) for i, v in enumerate(value)]
     if isinstance(value, np.generic):
         return value.item()

@@ -281,7 +281,7 @@ def _floats_to_arrays(
         if isinstance(value, dict):
             return {key: walk(value[key]) for key in sorted(value)}
         if isinstance(value, list):
-            if len(value) > MAX_INLINE_FLOATS and all(type(v) is float for v in value):
+            if len(value) > MAX_INLINE_FLOATS and set(map(type, value)) == {float}:
                 while f"floats.{count}" in arrays:
                     count += 1
                 name = f"floats.{count}"

@@ -528,6 +528,8 @@ def copy_tree(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(k): copy_tree(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
+        if set(map(type, value)) <= PLAIN_LEAVES:  # a history's floats: one C-level pass
+            return list(value)
         return [copy_tree(v) for v in value]
     return copy.copy(value)
 
