@@ -1186,3 +1186,77 @@ def test_throttle_never_skips_an_interrupts_checkpoint(
     model = handnet.LogisticRegression(max_iter=25, tol=None, random_state=0)
     model.fit(X_small, y_small, checkpoint=checkpoint, checkpoint_every=1, callbacks=[interrupt])
     assert handnet.load(checkpoint).n_iter_ == 4
+
+
+# --- the data's fingerprint on a helper thread (issue 18) -----------------------------------
+
+
+def _fingerprint_threads() -> list[Any]:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "handnet-fingerprint"]
+
+
+def test_a_background_fingerprint_is_the_same_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every data size takes the helper thread here: the file holds the fingerprint the
+    synchronous path computes, a crashed run resumes on the same data and is refused on
+    other data, and no helper thread outlives fit."""
+    import handnet.io.checkpoint as checkpoint_module
+
+    make, y, _ = CONFIGS["adam-minibatch-dropout"]
+    inline = tmp_path / "inline.npz"
+    make().set_params(max_iter=3).fit(X, y, checkpoint=inline)
+    monkeypatch.setattr(checkpoint_module, "BACKGROUND_FINGERPRINT_BYTES", 0)
+    started: list[Any] = []
+    real = checkpoint_module._BackgroundFingerprint.__init__
+
+    def counted(self: Any, data: Any) -> None:
+        started.append(self)
+        real(self, data)
+
+    monkeypatch.setattr(checkpoint_module._BackgroundFingerprint, "__init__", counted)
+    background = tmp_path / "background.npz"
+    make().set_params(max_iter=3).fit(X, y, checkpoint=background)
+    assert len(started) == 1 and not _fingerprint_threads()
+    forged = _load_script("test_io_forged")
+    stored = [forged.read_tree(p.read_bytes())["run"]["fingerprint"] for p in (inline, background)]
+    assert stored[0] == stored[1] and len(stored[0]) == 64
+
+    checkpoint = tmp_path / "run.npz"
+    with pytest.raises(Injected):
+        make().fit(X, y, checkpoint=checkpoint, callbacks=[_fail_at_epoch(3)], checkpoint_every=1)
+    assert not _fingerprint_threads()
+    with pytest.raises(ValueError, match="data differs"):
+        make().fit(X * 100, y, checkpoint=checkpoint, resume=True)
+    _assert_same_run(make().fit(X, y, checkpoint=checkpoint, resume=True), make().fit(X, y))
+
+
+def test_an_error_while_fingerprinting_in_the_background_reaches_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import handnet.io.checkpoint as checkpoint_module
+
+    def broken(data: Any) -> str:
+        raise MemoryError("no room to hash")
+
+    monkeypatch.setattr(checkpoint_module, "BACKGROUND_FINGERPRINT_BYTES", 0)
+    monkeypatch.setattr(checkpoint_module, "data_fingerprint", broken)
+    make, y, _ = CONFIGS["adam-minibatch-dropout"]
+    with pytest.raises(MemoryError, match="no room to hash"):
+        make().set_params(max_iter=2).fit(X, y, checkpoint=tmp_path / "run.npz")
+    assert not _fingerprint_threads()
+
+
+def test_only_large_in_memory_data_is_hashed_in_the_background() -> None:
+    from handnet.io.checkpoint import BACKGROUND_FINGERPRINT_BYTES, _hashed_in_background
+
+    big = np.zeros(BACKGROUND_FINGERPRINT_BYTES // 8)
+    assert _hashed_in_background([big, None])
+    assert not _hashed_in_background([big[:-1], None])
+
+    class Lazy(np.ndarray):  # stands for what is not a plain array (an out-of-core fingerprint)
+        pass
+
+    assert not _hashed_in_background([big.view(Lazy), None])
