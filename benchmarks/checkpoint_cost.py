@@ -20,10 +20,12 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 import handnet
+import handnet.cli
 import handnet.io.checkpoint as checkpoint_module
 from handnet.datasets import make_logistic
 from handnet.datasets._teachers import TEACHER_WEIGHTS
@@ -84,6 +86,62 @@ def _measure(rows: int, features: int, epochs: int, repeats: int) -> dict[str, f
     return {name: statistics.median(values) for name, values in times.items()}
 
 
+def _cli_fit_seconds(arguments: list[str]) -> float:
+    """The seconds ``handnet train`` reports for its fit, run in this process."""
+    import contextlib
+    import io
+
+    import handnet.cli.train as train_command
+
+    seconds: list[float] = []
+    fit_model = train_command._fit_model
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        result = fit_model(*args, **kwargs)
+        seconds.append(result[0])
+        return result
+
+    train_command._fit_model = timed
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            status = handnet.cli.main(arguments)
+    finally:
+        train_command._fit_model = fit_model
+    if status != 0 or len(seconds) != 1:
+        raise RuntimeError(f"handnet {' '.join(arguments)} failed (status {status})")
+    return seconds[0]
+
+
+def _measure_cli(rows: int, repeats: int) -> dict[str, float]:
+    """``handnet train`` at its defaults on the seed's ``rows`` x 4 CSV, with and without
+    ``--checkpoint`` (so ``--checkpoint-every 1``): the fits' medians, interleaved."""
+    X, y = make_logistic(rows, random_state=0)
+    with tempfile.TemporaryDirectory() as folder:
+        data = Path(folder) / "seed.csv"
+        np.savetxt(data, np.column_stack([X, y]), delimiter=",", header="x0,x1,x2,x3,y",
+                   comments="", fmt="%.17g")
+        base = ["train", str(data), "--target", "y", "--quiet"]
+        checkpoint = Path(folder) / "run.npz"
+
+        def with_checkpoint() -> float:
+            checkpoint.unlink(missing_ok=True)  # a new run each time (no --resume)
+            return _cli_fit_seconds([*base, "--checkpoint", str(checkpoint)])
+
+        runs: dict[str, Callable[[], float]] = {
+            NONE: lambda: _cli_fit_seconds(base),
+            "--checkpoint (every epoch, throttled)": with_checkpoint,
+        }
+        for run in runs.values():
+            run()
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        names = list(runs)
+        for repetition in range(repeats):
+            shift = repetition % len(names)
+            for name in names[shift:] + names[:shift]:
+                times[name].append(runs[name]())
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 NONE = "no checkpoint"
 THROTTLED = "checkpoint_every=1, throttled"
 EVERY = "checkpoint_every=1, every epoch written"
@@ -100,8 +158,24 @@ def main(argv: list[str] | None = None) -> None:
                         help="features per row (default 4, the seed's; the fingerprint of "
                         "large data is hashed on a helper thread)")
     parser.add_argument("--epochs", type=int, default=500)
+    parser.add_argument("--cli", action="store_true",
+                        help="time `handnet train` at its defaults instead (the fit it "
+                        "reports), on a CSV of the seed's rows, with and without --checkpoint")
     args = parser.parse_args(argv)
     print(f"load before: {os.getloadavg()}")
+    if args.cli:
+        for rows in args.rows:
+            medians = _measure_cli(rows, args.repeats)
+            base = medians[NONE]
+            print(f"handnet train at its defaults, {rows} x 4 CSV, medians of {args.repeats}")
+            for name, median in medians.items():
+                print(f"{name:42s} {median * 1e3:8.1f} ms  {median / base:5.2f} x no checkpoint")
+            extra = max(medians.values()) - base
+            verdict = "met" if extra <= GOAL * base else "MISSED"
+            print(f"  --checkpoint: +{extra * 1e3:.1f} ms ({extra / base:.1%} of the fit; "
+                  f"<= {GOAL:.0%}: {verdict})")
+        print(f"load after: {os.getloadavg()}")
+        return
     for rows in args.rows:
         medians = _measure(rows, args.features, args.epochs, args.repeats)
         base = medians[NONE]
