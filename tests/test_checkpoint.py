@@ -1260,3 +1260,78 @@ def test_only_large_in_memory_data_is_hashed_in_the_background() -> None:
         pass
 
     assert not _hashed_in_background([big.view(Lazy), None])
+
+
+def _slow_fingerprint(
+    monkeypatch: pytest.MonkeyPatch, seconds: float, error: BaseException | None = None
+) -> None:
+    """Every fit hashes on the helper thread, which takes ``seconds`` (then raises ``error``)."""
+    import handnet.io.checkpoint as checkpoint_module
+
+    real = checkpoint_module.data_fingerprint
+
+    def slow(data: Any) -> str:
+        time.sleep(seconds)
+        if error is not None:
+            raise error
+        return real(data)
+
+    monkeypatch.setattr(checkpoint_module, "BACKGROUND_FINGERPRINT_BYTES", 0)
+    monkeypatch.setattr(checkpoint_module, "data_fingerprint", slow)
+
+
+def test_a_training_error_is_not_replaced_by_the_hashings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The callback's error ends fit (with the epochs recorded); the hashing's error waits
+    for whoever needs the fingerprint."""
+    _slow_fingerprint(monkeypatch, 0.05, MemoryError("no room to hash"))
+    make, y, _ = CONFIGS["adam-minibatch-dropout"]
+    model = make()
+    with pytest.raises(Injected):
+        model.fit(X, y, checkpoint=tmp_path / "run.npz", callbacks=[_fail_at_epoch(3)])
+    assert model.n_iter_ == 3 and len(model.loss_curve_) == 3
+    assert not _fingerprint_threads()
+    with pytest.raises(MemoryError, match="no room to hash"):
+        handnet.save(model, tmp_path / "saved.npz")
+
+
+def test_a_model_copied_in_a_callback_while_hashing_keeps_the_fingerprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import copy
+
+    _slow_fingerprint(monkeypatch, 0.2)
+    make, y, _ = CONFIGS["adam-minibatch-dropout"]
+    copies: list[Any] = []
+
+    def keep(trainer: Any) -> bool:
+        if not copies:
+            copies.append(copy.deepcopy(model))
+        return False
+
+    model = make()
+    model.fit(X, y, checkpoint=tmp_path / "run.npz", callbacks=[keep])
+    # Copied while the helper thread was still hashing: the copy waited for its value.
+    assert copies[0]._checkpoint_run.fingerprint == model._checkpoint_run.fingerprint
+    assert len(model._checkpoint_run.fingerprint) == 64
+
+
+def test_an_interrupted_wait_for_the_fingerprint_keeps_it_pending() -> None:
+    """A Ctrl-C while a reader waits for the helper thread loses nothing: the next
+    reader gets the fingerprint."""
+
+    class Pending:
+        calls = 0
+
+        def result(self) -> str:
+            Pending.calls += 1
+            if Pending.calls == 1:
+                raise KeyboardInterrupt
+            return "f" * 64
+
+    run = CheckpointRun(None, None, None, None)
+    run._fingerprinting = Pending()  # type: ignore[assignment]
+    with pytest.raises(KeyboardInterrupt):
+        run.fingerprint  # noqa: B018 - the property's wait is what is tested
+    assert run.fingerprint == "f" * 64 and run._fingerprinting is None

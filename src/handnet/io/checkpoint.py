@@ -114,7 +114,8 @@ class _BackgroundFingerprint:
     checkpointed fit paid before its first epoch (56 % of a 20-iteration full-batch
     fit). ``hashlib`` releases the GIL while it hashes, so training runs meanwhile;
     the first checkpoint written (or the end of ``fit``) waits for the result. The
-    arrays are only read, by both threads.
+    arrays are only read, by both threads; a caller that changes ``X`` in place during
+    ``fit`` (from a callback) changes what is hashed, as it changes what is trained on.
     """
 
     def __init__(self, data: Sequence[NDArray[Any] | None]) -> None:
@@ -130,6 +131,15 @@ class _BackgroundFingerprint:
             self._value = data_fingerprint(data)
         except BaseException as error:  # raised again in the thread that asks for it
             self._error = error
+
+    @property
+    def value(self) -> str | None:
+        """The fingerprint if the helper thread has finished without error, else ``None``."""
+        return None if self._thread.is_alive() else self._value
+
+    def wait(self) -> None:
+        """Until the helper thread is done (what it raised stays for :meth:`result`)."""
+        self._thread.join()
 
     def result(self) -> str:
         """The fingerprint, once the helper thread has it (raises what it raised)."""
@@ -180,15 +190,29 @@ class CheckpointRun:
     def fingerprint(self) -> str | None:
         """The training data's :func:`data_fingerprint` (``None``: not taken); waits for it
         while a helper thread computes it."""
-        pending, self._fingerprinting = self._fingerprinting, None
+        pending = self._fingerprinting
         if pending is not None:
+            # Kept pending until it has a value: a Ctrl-C during the wait, or the
+            # hashing's error, leaves it for the next reader (save() after the fit).
             self._fingerprint = pending.result()
+            self._fingerprinting = None
         return self._fingerprint
 
     @fingerprint.setter
     def fingerprint(self, value: str | None) -> None:
         self._fingerprinting = None
         self._fingerprint = value
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What pickle and ``copy.deepcopy`` keep (a model in a callback, say): the
+        fingerprint itself, waited for, not the helper thread computing it."""
+        state = self.__dict__.copy()
+        pending = state.pop("_fingerprinting", None)
+        if pending is not None:
+            pending.wait()
+            state["_fingerprint"] = pending.value
+        state["_fingerprinting"] = None
+        return state
 
     @classmethod
     def start(
@@ -372,11 +396,14 @@ class CheckpointRun:
         The run stays with the model (for ``save``), which must not keep the training
         data alive, nor pay a pass over it when nothing will resume from it.
         """
-        # A helper thread still hashing finishes now: fit returns with no thread
-        # reading the caller's arrays (and raises what the hashing raised).
-        fingerprint = self.fingerprint
+        # A helper thread still hashing finishes now, so that fit returns with no
+        # thread reading the caller's arrays. What the hashing raised is left for
+        # whoever needs the fingerprint (a checkpoint write, save()): raised here, in
+        # fit's finally, it would replace the error that ended training.
+        if self._fingerprinting is not None:
+            self._fingerprinting.wait()
         data, self._unhashed = self._unhashed, None
-        if data is not None and trainer.interrupted and fingerprint is None:
+        if data is not None and trainer.interrupted and self.fingerprint is None:
             self.fingerprint = data_fingerprint(data)
 
     def remaining_epochs(self, model: _NetworkEstimator, trainer: Trainer) -> int:

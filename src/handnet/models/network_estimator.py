@@ -301,7 +301,9 @@ class _NetworkEstimator(BaseEstimator):
             A model file (see :mod:`handnet.io`) to keep the run's progress in:
             written atomically every ``checkpoint_every`` epochs, when training
             ends, and when Ctrl-C stops it. ``handnet.load`` reads it like any
-            model file.
+            model file. It stores a fingerprint of the training data, hashed
+            while the first epochs train: change ``X`` in place during ``fit``
+            (from a callback) and ``resume`` will take neither version for it.
         checkpoint_every : int, optional
             Epochs between checkpoints (default: only at the end and on Ctrl-C).
             Mid-run writes are also spaced to cost at most 5 % of the training
