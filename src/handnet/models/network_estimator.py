@@ -407,8 +407,10 @@ class _NetworkEstimator(BaseEstimator):
                         validation=validate,
                     )
         finally:
-            run.finish(trainer)
-            record_epochs(self, trainer, start_epoch, start_scores, data.n_train)
+            try:
+                run.finish(trainer)  # may wait for the data's fingerprint (a Ctrl-C there)
+            finally:
+                record_epochs(self, trainer, start_epoch, start_scores, data.n_train)
         return self
 
     # --- predicting ------------------------------------------------------------------
