@@ -874,3 +874,33 @@ def test_the_profiles_lean_kernel_loop_runs_the_built_kernels(
         assert seconds is not None and seconds > 0
     monkeypatch.setattr(_native, "_module", lambda: None)
     assert lean_kernel_epoch(X, y, (8,), seed=0) is None
+
+
+def test_compile_prune_removes_only_other_keys_builds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Builds for other keys (earlier versions, other CPUs) go; this process's build, and
+    whatever is not a build folder, stay."""
+    monkeypatch.setenv("HANDNET_CACHE_DIR", str(tmp_path))
+    native = tmp_path / "native"
+    current = native / _native.key()
+    old = [native / f"cpython-311-{digit * 20}" for digit in "0a"]
+    for folder in [current, *old]:
+        folder.mkdir(parents=True)
+        (folder / "handnet_native.so").write_bytes(b"x" * 1000)
+    kept = [native / "notes", native / ".build-abc", native / "cpython-311-short"]
+    for folder in kept:
+        folder.mkdir()
+    (native / f"cpython-311-{'b' * 20}").symlink_to(current)  # a link: never followed
+    _native.forget()
+    try:
+        assert main(["compile", "--status"]) == 1
+        assert "also: 2 build(s) for other versions or CPUs" in capsys.readouterr().out
+        assert main(["compile", "--prune"]) == 0
+        assert "removed 2 build(s) for other versions or CPUs" in capsys.readouterr().out
+        assert not any(folder.exists() for folder in old)
+        assert (current / "handnet_native.so").exists() and all(f.exists() for f in kept)
+        assert main(["compile", "--prune"]) == 0
+        assert "nothing to remove" in capsys.readouterr().out
+    finally:
+        _native.forget()
