@@ -80,6 +80,13 @@ def _describe_others(builds: list[Path]) -> str:
             f"({mebibytes:.1f} MiB)")
 
 
+def _mention_others(out: IO[str]) -> None:
+    """One line about the builds for other keys, if there are any."""
+    builds = other_builds()
+    if builds:
+        out.write(f"also: {_describe_others(builds)}; handnet compile --prune removes them\n")
+
+
 def _run_compile(args: argparse.Namespace, out: IO[str]) -> int:
     import warnings
 
@@ -105,9 +112,7 @@ def _run_compile(args: argparse.Namespace, out: IO[str]) -> int:
     if args.status:
         loaded = _native.available()
         out.write(f"{'loaded' if loaded else 'not loaded'}: {_native.status()}\n")
-        builds = other_builds()
-        if builds:
-            out.write(f"also: {_describe_others(builds)}; handnet compile --prune removes them\n")
+        _mention_others(out)
         return 0 if loaded else 1
     if built and not args.force:
         out.write(f"already built: {path} (--force rebuilds)\n")
@@ -120,7 +125,5 @@ def _run_compile(args: argparse.Namespace, out: IO[str]) -> int:
     except _native.BuildError as error:
         raise OSError(str(error)) from error
     out.write(f"built in {time.perf_counter() - start:.1f} s: {path}\n")
-    builds = other_builds()
-    if builds:
-        out.write(f"also: {_describe_others(builds)}; handnet compile --prune removes them\n")
+    _mention_others(out)
     return 0
